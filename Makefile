@@ -1,0 +1,60 @@
+# Every target sets itself up: a fresh clone needs only `make demo` or `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Runs a command with the project's Airflow settings (include/airflow_env.py).
+AF := $(PY) -m include.airflow_env
+EMULATOR_PORT ?= 8765
+MEMBERS ?= 1000
+
+.PHONY: help venv test lint format demo emulator airflow bench migrate sample-data clean
+
+help:
+	@echo "make demo         set everything up and run the two-way sync on SQLite + the emulator"
+	@echo "make test         set up and run ruff and the test suite"
+	@echo "make airflow      start the Airflow UI (airflow standalone) with the project's DAGs"
+	@echo "make emulator     serve the Constant Contact v3 emulator on 127.0.0.1:$(EMULATOR_PORT)"
+	@echo "make sample-data  create the demo member database (MEMBERS=$(MEMBERS))"
+	@echo "make migrate      migrate the sync's bookkeeping tables in the member database"
+	@echo "make bench        run the benchmarks and write bench/RESULTS.md"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: venv lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: venv
+	$(AF) python -m include.demo
+
+emulator: venv
+	$(PY) -m include.cc_emulator --port $(EMULATOR_PORT) --state-file var/emulator-state.json
+
+airflow: venv
+	$(AF) python -m include.airflow_ui
+
+sample-data: venv
+	$(AF) python -m include.sample_data --members $(MEMBERS)
+
+migrate: venv
+	$(AF) python -m cc_sync.member_db.migrate upgrade
+
+bench: venv
+	$(AF) python -m bench
+
+clean:
+	rm -rf .airflow var .pytest_cache .ruff_cache .hypothesis
