@@ -21,7 +21,9 @@ airflow_env.apply(airflow_home=_TEST_AIRFLOW_HOME)
 
 import sqlalchemy as sa  # noqa: E402  (after the Airflow settings, on purpose)
 
-POSTGRES_ADMIN_URL = os.environ.get("CC_SYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CC_SYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 MARIADB_ADMIN_URL = os.environ.get("CC_SYNC_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 pytest_plugins = ["tests.fixtures_emulator"]
@@ -71,8 +73,13 @@ def _fresh_database(dialect: str, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres),
-                        pytest.param("mariadb", marks=pytest.mark.mariadb)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A SQLAlchemy URL of a fresh, empty database on each dialect (dropped after the test)."""
     yield from _fresh_database(request.param, tmp_path)

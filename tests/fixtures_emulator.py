@@ -1,1 +1,1 @@
-"""pytest fixtures that serve the Constant Contact emulator over real HTTP (filled in by the emulator work)."""
+"""pytest fixtures that serve the Constant Contact emulator over real HTTP."""
