@@ -1,0 +1,640 @@
+"""The sync's own records, kept beside the member table under their own prefix (``ccsync_`` by default).
+
+Tables (SQLAlchemy Core, created and changed only by the Alembic migrations in include/migrations):
+
+- ``links``: member ⇄ contact, one to one, with the rule that linked them and when.
+- ``base``: per link, the field values as they stood after the last successful sync (the merge base).
+- ``watermarks``: per extract stream, how far the last successful run got.
+- ``changes``: the change log, every field written (run, direction, ids, field, old, new, reason).
+- ``reviews``: the review queue (ambiguous links, near matches, rejected rows, email collisions).
+- ``consent``: the consent ledger (who opted out, on which side, when, from what source).
+- ``activity``: campaign tracking events.
+- ``runs``: one row per sync run (status, counts per action, API calls).
+
+Every write is an idempotent upsert keyed on a natural key, so a cleared and re-run task writes
+nothing twice. :func:`upsert` is the one place that picks the dialect's ``ON CONFLICT`` /
+``ON DUPLICATE KEY`` form. Text columns are ``VARCHAR(n)`` (MariaDB needs a length to index them)
+and values are ``TEXT``; timestamps are stored as UTC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from cc_sync.fields import CONTACT_ID, MEMBER_ID, OPTED_OUT
+
+DEFAULT_PREFIX = "ccsync_"
+ID_LENGTH = 64  # member ids (as text) and CC contact ids (UUIDs, 36)
+RUN_ID_LENGTH = 250  # Airflow run ids are at most 250 characters
+KEY_LENGTH = 40  # sha1 hex of a natural key
+UPSERT_BATCH = 5_000
+
+
+class ReviewKind(StrEnum):
+    AMBIGUOUS_LINK = "ambiguous_link"
+    NEAR_MATCH = "near_match"
+    REJECTED_ROW = "rejected_row"
+    EMAIL_COLLISION = "email_collision"
+    SHARED_EMAIL = "shared_email"
+
+
+class ReviewStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+class ConsentSide(StrEnum):
+    MEMBER_DB = "member_db"
+    CC = "cc"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILED = "failed"
+    DRY_RUN = "dry_run"
+
+
+class ChangeDirection(StrEnum):
+    TO_CC = "to_cc"
+    TO_MEMBER_DB = "to_member_db"
+    LINK = "link"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC on every dialect and read back tz-aware (UTC)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None or value is pd.NaT:
+            return None
+        if isinstance(value, pd.Timestamp):
+            value = value.to_pydatetime()
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: bookkeeping timestamps must be timezone-aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _id(name: str, nullable: bool = False, **kw: Any) -> sa.Column[Any]:
+    return sa.Column(name, sa.String(ID_LENGTH), nullable=nullable, **kw)
+
+
+def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
+    """The bookkeeping tables under ``prefix``; the migrations create exactly these."""
+    md = sa.MetaData()
+    sa.Table(
+        f"{prefix}links",
+        md,
+        _id("member_id", primary_key=True),
+        _id("contact_id"),
+        sa.Column("rule", sa.String(50), nullable=False),
+        sa.Column("linked_at", UtcDateTime(), nullable=False),
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH)),
+        sa.Index(f"{prefix}ix_links_contact", "contact_id", unique=True),
+    )
+    sa.Table(
+        f"{prefix}base",
+        md,
+        _id("member_id", primary_key=True),
+        _id("contact_id", nullable=True),
+        sa.Column("field_values", sa.Text(), nullable=False),  # JSON object of canonical fields
+        sa.Column("opted_out", sa.Boolean(), nullable=False, default=False),
+        sa.Column("member_hash", sa.String(KEY_LENGTH)),
+        sa.Column("saved_at", UtcDateTime(), nullable=False),
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH)),
+    )
+    sa.Table(
+        f"{prefix}watermarks",
+        md,
+        sa.Column("stream", sa.String(100), primary_key=True),
+        sa.Column("watermark", UtcDateTime(), nullable=False),
+        sa.Column("updated_at", UtcDateTime(), nullable=False),
+    )
+    sa.Table(
+        f"{prefix}changes",
+        md,
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
+        sa.Column("change_key", sa.String(KEY_LENGTH), nullable=False),
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH), nullable=False),
+        sa.Column("direction", sa.String(20), nullable=False),
+        _id("member_id", nullable=True),
+        _id("contact_id", nullable=True),
+        sa.Column("field", sa.String(100), nullable=False),
+        sa.Column("old_value", sa.Text()),
+        sa.Column("new_value", sa.Text()),
+        sa.Column("reason", sa.String(255)),
+        sa.Column("changed_at", UtcDateTime(), nullable=False),
+        sa.Index(f"{prefix}ix_changes_key", "change_key", unique=True),
+        sa.Index(f"{prefix}ix_changes_run", "run_id"),
+        sa.Index(f"{prefix}ix_changes_member", "member_id"),
+    )
+    sa.Table(
+        f"{prefix}reviews",
+        md,
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
+        # Set while the item is open and NULL once closed: unique, so one open item per natural key.
+        sa.Column("open_key", sa.String(KEY_LENGTH)),
+        sa.Column("kind", sa.String(30), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        _id("member_id", nullable=True),
+        _id("contact_id", nullable=True),
+        sa.Column("email_hint", sa.String(100)),  # a masked email or its hash, never the address
+        sa.Column("detail", sa.Text()),
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH)),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("resolved_at", UtcDateTime()),
+        sa.Index(f"{prefix}ix_reviews_open", "open_key", unique=True),
+        sa.Index(f"{prefix}ix_reviews_status", "status", "kind"),
+    )
+    sa.Table(
+        f"{prefix}consent",
+        md,
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
+        sa.Column("consent_key", sa.String(KEY_LENGTH), nullable=False),
+        _id("member_id", nullable=True),
+        _id("contact_id", nullable=True),
+        sa.Column("side", sa.String(20), nullable=False),
+        sa.Column("source", sa.String(100)),
+        sa.Column("opted_out_at", UtcDateTime()),
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH)),
+        sa.Column("recorded_at", UtcDateTime(), nullable=False),
+        sa.Index(f"{prefix}ix_consent_key", "consent_key", unique=True),
+        sa.Index(f"{prefix}ix_consent_member", "member_id"),
+        sa.Index(f"{prefix}ix_consent_contact", "contact_id"),
+    )
+    sa.Table(
+        f"{prefix}activity",
+        md,
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
+        sa.Column("event_key", sa.String(KEY_LENGTH), nullable=False),
+        _id("contact_id", nullable=True),
+        _id("member_id", nullable=True),
+        sa.Column("campaign_id", sa.String(ID_LENGTH)),
+        sa.Column("campaign_activity_id", sa.String(ID_LENGTH)),
+        sa.Column("event_type", sa.String(30), nullable=False),
+        sa.Column("occurred_at", UtcDateTime()),
+        sa.Column("detail", sa.Text()),
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH)),
+        sa.Index(f"{prefix}ix_activity_key", "event_key", unique=True),
+        sa.Index(f"{prefix}ix_activity_member", "member_id"),
+    )
+    sa.Table(
+        f"{prefix}runs",
+        md,
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH), primary_key=True),
+        sa.Column("dag_id", sa.String(250)),
+        sa.Column("kind", sa.String(30), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("started_at", UtcDateTime(), nullable=False),
+        sa.Column("finished_at", UtcDateTime()),
+        sa.Column("counts", sa.Text()),  # JSON object: action -> count
+        sa.Column("api_calls", sa.Integer(), nullable=False, default=0),
+    )
+    return md
+
+
+def natural_key(*parts: Any) -> str:
+    """A fixed-length key for a tuple of values (NULLs included), to make upserts idempotent."""
+    text = "\x1f".join("" if _is_missing(p) else str(p) for p in parts)
+    return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, list | tuple | dict) and bool(pd.isna(value)))
+
+
+def upsert(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    key_columns: Sequence[str],
+    update_columns: Sequence[str] | None = None,
+) -> None:
+    """Insert ``rows``; where the key exists, update ``update_columns`` (or leave the row as it is).
+
+    The one place that chooses the dialect's form: ``INSERT ... ON CONFLICT`` on PostgreSQL and
+    SQLite, ``INSERT ... ON DUPLICATE KEY UPDATE`` on MariaDB/MySQL (which needs no conflict target:
+    the key columns must carry a unique index).
+    """
+    if not rows:
+        return
+    # One statement may not touch the same key twice (PostgreSQL refuses): the last row wins.
+    rows = list({tuple(r[k] for k in key_columns): r for r in rows}.values())
+    dialect = conn.dialect.name
+    for start in range(0, len(rows), UPSERT_BATCH):
+        batch = list(rows[start : start + UPSERT_BATCH])
+        if dialect in ("postgresql", "sqlite"):
+            module = postgresql if dialect == "postgresql" else sqlite
+            stmt = module.insert(table)
+            if update_columns:
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=list(key_columns),
+                    set_={c: stmt.excluded[c] for c in update_columns},
+                )
+            else:
+                stmt = stmt.on_conflict_do_nothing(index_elements=list(key_columns))
+        elif dialect in ("mysql", "mariadb"):
+            stmt = mysql.insert(table)
+            # With nothing to update, re-assigning the key is MySQL's no-op "do nothing".
+            cols = update_columns or [key_columns[0]]
+            stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in cols})
+        else:
+            raise NotImplementedError(f"upsert is not implemented for the {dialect} dialect")
+        conn.execute(stmt, batch)
+
+
+def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]]:
+    """Rows as dicts with None for every kind of missing value (NaN, NA, NaT)."""
+    cols = list(columns)
+    sub = frame.reindex(columns=cols).astype(object)
+    sub = sub.where(sub.notna(), None)
+    return sub.to_dict(orient="records")
+
+
+def _json_value(value: Any) -> Any:
+    if _is_missing(value):
+        return None
+    if isinstance(value, pd.Timestamp | datetime):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value
+
+
+class Bookkeeping:
+    """Reads and writes the sync's bookkeeping tables through one engine."""
+
+    def __init__(self, engine: sa.Engine, prefix: str = DEFAULT_PREFIX) -> None:
+        self.engine = engine
+        self.prefix = prefix
+        self.metadata = build_metadata(prefix)
+        t = self.metadata.tables
+        self.links = t[f"{prefix}links"]
+        self.base = t[f"{prefix}base"]
+        self.watermarks = t[f"{prefix}watermarks"]
+        self.changes = t[f"{prefix}changes"]
+        self.reviews = t[f"{prefix}reviews"]
+        self.consent = t[f"{prefix}consent"]
+        self.activity = t[f"{prefix}activity"]
+        self.runs = t[f"{prefix}runs"]
+
+    # ---- schema ------------------------------------------------------------------------------
+
+    def schema_is_current(self) -> bool:
+        from cc_sync.member_db.migrate import schema_is_current
+
+        return schema_is_current(self.engine, prefix=self.prefix)
+
+    # ---- links -------------------------------------------------------------------------------
+
+    def upsert_links(self, frame: pd.DataFrame) -> int:
+        """Link members to contacts (columns member_id, contact_id, rule, linked_at?, run_id?)."""
+        if frame.empty:
+            return 0
+        data = frame.copy()
+        data[MEMBER_ID] = data[MEMBER_ID].astype(str)
+        data[CONTACT_ID] = data[CONTACT_ID].astype(str)
+        if "linked_at" not in data:
+            data["linked_at"] = utcnow()
+        rows = _records(data, [MEMBER_ID, CONTACT_ID, "rule", "linked_at", "run_id"])
+        with self.engine.begin() as conn:
+            # A contact moving to another member: drop its old link first (the contact id is unique).
+            conn.execute(
+                self.links.delete().where(
+                    self.links.c.contact_id.in_(sa.bindparam("cids", expanding=True)),
+                    self.links.c.member_id.not_in(sa.bindparam("mids", expanding=True)),
+                ),
+                {"cids": list(data[CONTACT_ID]), "mids": list(data[MEMBER_ID])},
+            )
+            upsert(conn, self.links, rows, [MEMBER_ID], [CONTACT_ID, "rule", "linked_at", "run_id"])
+        return len(rows)
+
+    def get_links(self) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(sa.select(self.links), conn)
+        frame["linked_at"] = pd.to_datetime(frame["linked_at"], utc=True)
+        return frame
+
+    def unlink(self, contact_ids: Iterable[str], reason: str, run_id: str | None = None) -> int:
+        """Remove links (and their base) for ``contact_ids``, recording each in the change log."""
+        ids = [str(c) for c in contact_ids]
+        if not ids:
+            return 0
+        with self.engine.begin() as conn:
+            found = conn.execute(
+                sa.select(self.links.c.member_id, self.links.c.contact_id).where(
+                    self.links.c.contact_id.in_(ids)
+                )
+            ).all()
+            if not found:
+                return 0
+            members = [m for m, _ in found]
+            conn.execute(self.base.delete().where(self.base.c.member_id.in_(members)))
+            conn.execute(self.links.delete().where(self.links.c.contact_id.in_(ids)))
+            changes = pd.DataFrame(
+                {
+                    "run_id": run_id or "unlink",
+                    "direction": ChangeDirection.LINK.value,
+                    MEMBER_ID: members,
+                    CONTACT_ID: [c for _, c in found],
+                    "field": "link",
+                    "old_value": [c for _, c in found],
+                    "new_value": None,
+                    "reason": reason,
+                }
+            )
+            self._append_changes(conn, changes)
+        return len(found)
+
+    # ---- base snapshots ------------------------------------------------------------------------
+
+    def save_base(self, frame: pd.DataFrame, run_id: str | None = None) -> int:
+        """Store the merge base: ``frame`` indexed by member_id, canonical columns + opted_out + contact_id.
+
+        An optional ``member_hash`` column is kept for hash-based change detection.
+        """
+        if frame.empty:
+            return 0
+        data = frame.reset_index() if frame.index.name == MEMBER_ID else frame.copy()
+        value_cols = [c for c in data.columns if c not in (MEMBER_ID, CONTACT_ID, OPTED_OUT, "member_hash")]
+        values = data[value_cols].astype(object)
+        values = values.where(values.notna(), None)
+        payload = [
+            json.dumps(
+                {k: _json_value(v) for k, v in zip(value_cols, row, strict=True)},
+                ensure_ascii=False,
+                sort_keys=True,
+            )
+            for row in values.itertuples(index=False, name=None)
+        ]
+        now = utcnow()
+        out = pd.DataFrame(
+            {
+                MEMBER_ID: data[MEMBER_ID].astype(str).to_numpy(),
+                CONTACT_ID: data[CONTACT_ID].to_numpy() if CONTACT_ID in data else None,
+                "field_values": payload,
+                OPTED_OUT: data[OPTED_OUT].fillna(False).astype(bool).to_numpy()
+                if OPTED_OUT in data
+                else False,
+                "member_hash": data["member_hash"].to_numpy() if "member_hash" in data else None,
+                "saved_at": now,
+                "run_id": run_id,
+            }
+        )
+        rows = _records(out, out.columns)
+        with self.engine.begin() as conn:
+            upsert(
+                conn,
+                self.base,
+                rows,
+                [MEMBER_ID],
+                [CONTACT_ID, "field_values", OPTED_OUT, "member_hash", "saved_at", "run_id"],
+            )
+        return len(rows)
+
+    def load_base(self, member_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """The merge base indexed by member_id: canonical columns + opted_out + contact_id + member_hash."""
+        query = sa.select(
+            self.base.c.member_id, self.base.c.contact_id, self.base.c.field_values, self.base.c.opted_out,
+            self.base.c.member_hash,
+        )  # fmt: skip
+        frames = []
+        with self.engine.connect() as conn:
+            if member_ids is None:
+                frames.append(pd.read_sql(query, conn))
+            else:
+                ids = [str(m) for m in member_ids]
+                for start in range(0, len(ids), 10_000):
+                    chunk = ids[start : start + 10_000]
+                    frames.append(pd.read_sql(query.where(self.base.c.member_id.in_(chunk)), conn))
+        raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if raw.empty:
+            return pd.DataFrame(
+                columns=[CONTACT_ID, OPTED_OUT, "member_hash"], index=pd.Index([], name=MEMBER_ID)
+            )
+        values = pd.DataFrame.from_records([json.loads(v) for v in raw["field_values"]], index=raw.index)
+        result = pd.concat([raw[[MEMBER_ID, CONTACT_ID]], values, raw[[OPTED_OUT, "member_hash"]]], axis=1)
+        result[OPTED_OUT] = result[OPTED_OUT].astype(bool)
+        return result.set_index(MEMBER_ID)
+
+    def load_member_hashes(self) -> pd.Series:
+        """member_id -> the row hash stored with the base (for tables without a last-modified column)."""
+        with self.engine.connect() as conn:
+            raw = pd.read_sql(
+                sa.select(self.base.c.member_id, self.base.c.member_hash).where(
+                    self.base.c.member_hash.is_not(None)
+                ),
+                conn,
+            )
+        return raw.set_index(MEMBER_ID)["member_hash"]
+
+    # ---- watermarks ----------------------------------------------------------------------------
+
+    def get_watermark(self, stream: str) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(self.watermarks.c.watermark).where(self.watermarks.c.stream == stream)
+            ).scalar_one_or_none()
+
+    def set_watermarks(self, marks: Mapping[str, datetime]) -> None:
+        """Advance several streams' watermarks in one transaction (after a load has succeeded)."""
+        now = utcnow()
+        rows = [{"stream": s, "watermark": w, "updated_at": now} for s, w in marks.items()]
+        with self.engine.begin() as conn:
+            upsert(conn, self.watermarks, rows, ["stream"], ["watermark", "updated_at"])
+
+    # ---- change log ----------------------------------------------------------------------------
+
+    def append_changes(self, frame: pd.DataFrame) -> int:
+        """Log changes (run_id, direction, member_id, contact_id, field, old_value, new_value, reason).
+
+        Idempotent: the same (run, direction, member, contact, field) is logged once.
+        """
+        if frame.empty:
+            return 0
+        with self.engine.begin() as conn:
+            return self._append_changes(conn, frame)
+
+    def _append_changes(self, conn: sa.Connection, frame: pd.DataFrame) -> int:
+        data = frame.copy()
+        for col in ("old_value", "new_value"):
+            if col in data:
+                data[col] = data[col].map(lambda v: None if _is_missing(v) else str(v))
+        cols = ["run_id", "direction", MEMBER_ID, CONTACT_ID, "field"]
+        data = data.reindex(columns=[*cols, "old_value", "new_value", "reason"])
+        data["change_key"] = [natural_key(*row) for row in data[cols].itertuples(index=False, name=None)]
+        data["changed_at"] = utcnow()
+        rows = _records(data, data.columns)
+        upsert(conn, self.changes, rows, ["change_key"])
+        return len(rows)
+
+    def get_changes(self, run_id: str | None = None) -> pd.DataFrame:
+        query = sa.select(self.changes).order_by(self.changes.c.id)
+        if run_id is not None:
+            query = query.where(self.changes.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            return pd.read_sql(query, conn)
+
+    # ---- review queue --------------------------------------------------------------------------
+
+    def add_review_items(self, frame: pd.DataFrame, run_id: str | None = None) -> int:
+        """Queue items (kind, member_id, contact_id, email_hint, detail); one open item per key."""
+        if frame.empty:
+            return 0
+        data = frame.rename(columns={"email_hash": "email_hint", "masked_email": "email_hint"}).copy()
+        data = data.reindex(columns=["kind", MEMBER_ID, CONTACT_ID, "email_hint", "detail"])
+        data["open_key"] = [
+            natural_key(*row)
+            for row in data[["kind", MEMBER_ID, CONTACT_ID]].itertuples(index=False, name=None)
+        ]
+        data["detail"] = data["detail"].map(
+            lambda v: None if _is_missing(v) else v if isinstance(v, str) else json.dumps(v, default=str)
+        )
+        data["status"] = ReviewStatus.OPEN.value
+        data["created_at"] = utcnow()
+        data["run_id"] = run_id
+        rows = _records(data, data.columns)
+        with self.engine.begin() as conn:
+            upsert(conn, self.reviews, rows, ["open_key"])
+        return len(rows)
+
+    def list_open_reviews(self, kind: str | None = None) -> pd.DataFrame:
+        query = sa.select(self.reviews).where(self.reviews.c.status == ReviewStatus.OPEN.value)
+        if kind:
+            query = query.where(self.reviews.c.kind == kind)
+        with self.engine.connect() as conn:
+            return pd.read_sql(query.order_by(self.reviews.c.id), conn)
+
+    def close_reviews(self, ids: Iterable[int], status: ReviewStatus = ReviewStatus.RESOLVED) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                self.reviews.update()
+                .where(self.reviews.c.id.in_([int(i) for i in ids]))
+                .values(status=status.value, open_key=None, resolved_at=utcnow())
+            )
+        return result.rowcount
+
+    # ---- consent ledger ------------------------------------------------------------------------
+
+    def record_opt_outs(self, frame: pd.DataFrame) -> int:
+        """Record opt-outs (member_id, contact_id, side, source, opted_out_at, run_id); idempotent."""
+        if frame.empty:
+            return 0
+        data = frame.reindex(
+            columns=[MEMBER_ID, CONTACT_ID, "side", "source", "opted_out_at", "run_id"]
+        ).copy()
+        data["opted_out_at"] = pd.to_datetime(data["opted_out_at"], utc=True)
+        data["consent_key"] = [
+            natural_key(side, member, contact, None if pd.isna(at) else at.isoformat())
+            for side, member, contact, at in data[["side", MEMBER_ID, CONTACT_ID, "opted_out_at"]].itertuples(
+                index=False, name=None
+            )
+        ]
+        data["recorded_at"] = utcnow()
+        rows = _records(data, data.columns)
+        with self.engine.begin() as conn:
+            upsert(conn, self.consent, rows, ["consent_key"])
+        return len(rows)
+
+    def get_opt_outs(self) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(self.consent).order_by(self.consent.c.id), conn)
+
+    # ---- activity ------------------------------------------------------------------------------
+
+    def insert_activity(self, frame: pd.DataFrame) -> int:
+        """Store tracking events (contact_id, member_id, campaign_id, campaign_activity_id, event_type,
+        occurred_at, detail, run_id); idempotent on contact, activity, type, time and detail."""
+        if frame.empty:
+            return 0
+        cols = [CONTACT_ID, MEMBER_ID, "campaign_id", "campaign_activity_id", "event_type", "occurred_at"]
+        data = frame.reindex(columns=[*cols, "detail", "run_id"]).copy()
+        data["occurred_at"] = pd.to_datetime(data["occurred_at"], utc=True)
+        key_cols = [CONTACT_ID, "campaign_activity_id", "event_type", "occurred_at", "detail"]
+        data["event_key"] = [
+            natural_key(*(v.isoformat() if isinstance(v, pd.Timestamp) else v for v in row))
+            for row in data[key_cols].itertuples(index=False, name=None)
+        ]
+        rows = _records(data, data.columns)
+        with self.engine.begin() as conn:
+            upsert(conn, self.activity, rows, ["event_key"])
+        return len(rows)
+
+    def get_activity(self) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(self.activity).order_by(self.activity.c.id), conn)
+
+    # ---- runs ----------------------------------------------------------------------------------
+
+    def start_run(self, run_id: str, dag_id: str | None, kind: str) -> None:
+        row = {
+            "run_id": run_id,
+            "dag_id": dag_id,
+            "kind": kind,
+            "status": RunStatus.RUNNING.value,
+            "started_at": utcnow(),
+            "finished_at": None,
+            "counts": None,
+            "api_calls": 0,
+        }
+        with self.engine.begin() as conn:
+            upsert(
+                conn, self.runs, [row], ["run_id"], ["dag_id", "kind", "status", "started_at", "finished_at"]
+            )
+
+    def finish_run(
+        self, run_id: str, status: RunStatus | str, counts: Mapping[str, int], api_calls: int = 0
+    ) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                self.runs.update()
+                .where(self.runs.c.run_id == run_id)
+                .values(
+                    status=RunStatus(status).value,
+                    finished_at=utcnow(),
+                    counts=json.dumps({k: int(v) for k, v in counts.items()}, sort_keys=True),
+                    api_calls=int(api_calls),
+                )
+            )
+            if result.rowcount == 0:
+                raise KeyError(f"run {run_id!r} was never started")
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(self.runs).where(self.runs.c.run_id == run_id))
+                .mappings()
+                .one_or_none()
+            )
+        if row is None:
+            return None
+        result = dict(row)
+        result["counts"] = json.loads(result["counts"]) if result["counts"] else {}
+        return result
