@@ -1,0 +1,655 @@
+"""ConstantContactHook: every call to the Constant Contact v3 API goes through here.
+
+The connection (``constant_contact_default``, conn_type ``http`` or ``generic``):
+
+- ``host``: the API base URL (``https://api.cc.email`` when empty; the emulator in the demo);
+- ``login`` / ``password``: the API key (client id) and its secret;
+- ``extra``: ``refresh_token`` (from ``python -m cc_sync.constant_contact.authorize``),
+  ``token_url``, ``state_db_uri`` (the shared state, see ``state.py``), ``requests_per_second``
+  (default 4; 0 or null turns the limiter off, for benchmarks against the emulator),
+  ``daily_budget`` (default 10,000; null turns counting off), ``budget_reserve`` (default 200
+  calls kept in hand), ``timeout`` (seconds, default 60).
+
+One choke point, :meth:`ConstantContactHook._request`, gives every call the same treatment: a slot
+in the shared rate limiter and the daily budget (each attempt counts), bearer auth with one refresh
+on a 401, and retries with exponential backoff and jitter on ``throttled``, 5xx, timeouts, dropped
+connections and cut-off or malformed 2xx bodies, never on another 4xx. ``quota_exceeded`` fails at
+once, saying when the quota resets. Log lines carry paths, counts and ids, never a token or an
+email address (query strings, which can hold one, are never logged).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import tenacity
+from airflow.sdk import BaseHook
+
+from cc_sync.constant_contact import bulk
+from cc_sync.constant_contact.errors import (
+    ConstantContactApiError,
+    ConstantContactAuthError,
+    ConstantContactConfigError,
+    ConstantContactError,
+    ConstantContactMalformedResponse,
+    ConstantContactQuotaExceeded,
+    ConstantContactTransportError,
+)
+from cc_sync.constant_contact.models import (
+    Activity,
+    ContactList,
+    ContactStatus,
+    CustomField,
+    ImportResult,
+    QuotaUsage,
+    RowError,
+)
+from cc_sync.constant_contact.state import SharedState, next_utc_midnight
+from cc_sync.constant_contact.tokens import DEFAULT_TOKEN_URL, TokenManager
+
+DEFAULT_BASE_URL = "https://api.cc.email"
+API_PREFIX = "/v3"
+DEFAULT_REQUESTS_PER_SECOND = 4.0
+DEFAULT_DAILY_BUDGET = 10_000
+DEFAULT_BUDGET_RESERVE = 200
+DEFAULT_TIMEOUT_SECONDS = 60.0
+PAGE_SIZE = 500
+MAX_IDS_PER_MEMBERSHIP_ACTIVITY = 500
+CONTACT_INCLUDES = ("custom_fields", "list_memberships", "phone_numbers", "street_addresses")
+# Polling a bulk activity: the first look after about a second, then no more than one call every
+# two seconds, spacing out further for long activities (each poll is a call from the daily budget).
+FIRST_POLL_AFTER_SECONDS = 1.0
+MIN_POLL_INTERVAL_SECONDS = 2.0
+MAX_POLL_INTERVAL_SECONDS = 10.0
+POLL_INTERVAL_GROWTH = 1.25
+ACTIVITY_TIMEOUT_SECONDS = 3600.0
+
+_EMAIL_PATTERN = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+")
+
+
+def redact_emails(text: str) -> str:
+    """CC's error messages can quote the address they refuse; logs and errors keep ids, not emails."""
+    return _EMAIL_PATTERN.sub("<email>", text)
+
+
+def _iso(value: datetime | date | str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("filter datetimes must be timezone-aware (UTC)")
+        return value.isoformat().replace("+00:00", "Z")
+    return value.isoformat()
+
+
+def _csv(value: str | Iterable[str]) -> str:
+    return value if isinstance(value, str) else ",".join(str(v) for v in value)
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What the hook reads from its Airflow connection (the secret and token stay out of repr)."""
+
+    base_url: str
+    client_id: str
+    token_url: str
+    state_db_uri: str
+    requests_per_second: float | None
+    daily_budget: int | None
+    budget_reserve: int
+    timeout: float
+
+    @classmethod
+    def from_connection(cls, conn: Any) -> tuple[ConnectionSettings, str, str]:
+        """Parse a connection; returns the settings, the client secret and the refresh token."""
+        extra = conn.extra_dejson or {}
+        host = (conn.host or "").strip().rstrip("/")
+        if not host:
+            base_url = DEFAULT_BASE_URL
+        elif "://" in host:
+            base_url = host
+        else:
+            base_url = f"{conn.schema or 'https'}://{host}"
+        if conn.port and urlsplit(base_url).port is None:
+            base_url = f"{base_url}:{conn.port}"
+        if base_url.endswith(API_PREFIX):
+            base_url = base_url[: -len(API_PREFIX)]
+        if not conn.login or not conn.password:
+            raise ConstantContactConfigError(
+                f"connection {conn.conn_id!r} needs the API key as login and its secret as password"
+            )
+        refresh_token = extra.get("refresh_token")
+        if not refresh_token:
+            raise ConstantContactConfigError(
+                f"connection {conn.conn_id!r} has no extra 'refresh_token': run "
+                "`python -m cc_sync.constant_contact.authorize` once and store the token it prints"
+            )
+        home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
+        rate = extra.get("requests_per_second", DEFAULT_REQUESTS_PER_SECOND)
+        budget = extra.get("daily_budget", DEFAULT_DAILY_BUDGET)
+        settings = cls(
+            base_url=base_url,
+            client_id=conn.login,
+            token_url=extra.get("token_url") or DEFAULT_TOKEN_URL,
+            state_db_uri=extra.get("state_db_uri") or f"sqlite:///{home / 'cc_api_state.db'}",
+            requests_per_second=float(rate) if rate else None,
+            daily_budget=int(budget) if budget is not None else None,
+            budget_reserve=int(extra.get("budget_reserve", DEFAULT_BUDGET_RESERVE) or 0),
+            timeout=float(extra.get("timeout") or DEFAULT_TIMEOUT_SECONDS),
+        )
+        return settings, conn.password, refresh_token
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, ConstantContactApiError):
+        return exc.is_retryable
+    return isinstance(exc, ConstantContactTransportError | ConstantContactMalformedResponse)
+
+
+class ConstantContactHook(BaseHook):
+    """Talks to the Constant Contact v3 API (or the project's emulator).
+
+    :param cc_conn_id: the Airflow connection id.
+    :param max_attempts: attempts per call, the first included, before a transient failure is raised.
+    :param backoff_initial: seconds before the first retry; it doubles, with jitter, per retry.
+    :param backoff_max: the longest wait between two attempts.
+    """
+
+    conn_name_attr = "cc_conn_id"
+    default_conn_name = "constant_contact_default"
+    conn_type = "http"
+    hook_name = "Constant Contact"
+
+    def __init__(
+        self,
+        cc_conn_id: str = default_conn_name,
+        *,
+        max_attempts: int = 8,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 60.0,
+    ):
+        super().__init__()
+        self.cc_conn_id = cc_conn_id
+        self.max_attempts = max_attempts
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.api_calls = 0  # HTTP attempts against the API this hook made (retries included)
+        self.polls = 0  # of which activity polls
+
+    def __repr__(self) -> str:
+        return f"ConstantContactHook(cc_conn_id={self.cc_conn_id!r})"
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    @cached_property
+    def _connection_parts(self) -> tuple[ConnectionSettings, str, str]:
+        return ConnectionSettings.from_connection(self.get_connection(self.cc_conn_id))
+
+    @property
+    def settings(self) -> ConnectionSettings:
+        return self._connection_parts[0]
+
+    @cached_property
+    def state(self) -> SharedState:
+        return SharedState(self.settings.state_db_uri)
+
+    @cached_property
+    def session(self) -> requests.Session:
+        return self.get_conn()
+
+    @cached_property
+    def tokens(self) -> TokenManager:
+        settings, secret, refresh_token = self._connection_parts
+        return TokenManager(
+            self.state,
+            token_key=self.cc_conn_id,
+            client_id=settings.client_id,
+            client_secret=secret,
+            seed_refresh_token=refresh_token,
+            token_url=settings.token_url,
+            session=self.session,
+            timeout=settings.timeout,
+        )
+
+    def get_conn(self) -> requests.Session:
+        """A fresh HTTP session (auth is added per request by :meth:`_request`)."""
+        session = requests.Session()
+        session.headers.update({"Accept": "application/json", "User-Agent": "cc-member-sync (Airflow)"})
+        return session
+
+    def close(self) -> None:
+        if "session" in self.__dict__:
+            self.session.close()
+
+    # -- the choke point -----------------------------------------------------------------------
+
+    def _url(self, path_or_href: str) -> str:
+        if path_or_href.startswith(("http://", "https://")) or path_or_href.startswith(API_PREFIX + "/"):
+            url = urljoin(self.settings.base_url + "/", path_or_href)
+        else:
+            url = f"{self.settings.base_url}{API_PREFIX}/{path_or_href.lstrip('/')}"
+        if urlsplit(url).netloc != urlsplit(self.settings.base_url).netloc:
+            raise ConstantContactMalformedResponse(
+                "GET", urlsplit(url).path, "a link that leaves the API host"
+            )
+        return url
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        data: bytes | None = None,
+    ) -> Any:
+        """Send one API call with limits, auth and retries; return the parsed JSON body (or None).
+
+        :param path: an API path (``contacts`` or ``/v3/contacts``) or a ``_links`` href.
+        :param json_body: a body to send as JSON.
+        :param data: an already-serialised JSON body (the bulk import measures its bytes itself).
+        """
+        url = self._url(path)
+        if json_body is not None:
+            data = json.dumps(json_body, separators=(",", ":")).encode()
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=tenacity.wait_exponential_jitter(initial=self.backoff_initial, max=self.backoff_max),
+            retry=tenacity.retry_if_exception(_is_transient),
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        return retrying(self._attempt, method, url, params, data)
+
+    def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        self.log.warning(
+            "Constant Contact call failed (attempt %d of %d): %s; retrying in %.1f s",
+            retry_state.attempt_number,
+            self.max_attempts,
+            exc,
+            wait,
+        )
+
+    def _send(self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None) -> Any:
+        settings = self.settings
+        self.state.acquire_call(
+            settings.client_id,
+            rate_per_second=settings.requests_per_second,
+            budget=settings.daily_budget,
+            reserve=settings.budget_reserve,
+        )
+        self.api_calls += 1
+        token = self.tokens.access_token()
+        headers = {"Authorization": f"Bearer {token}"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            response = self.session.request(
+                method, url, params=params, data=data, headers=headers, timeout=settings.timeout
+            )
+            response.content  # noqa: B018  (read the whole body now: a cut-off body fails here)
+        except requests.RequestException as exc:
+            raise ConstantContactTransportError(method, urlsplit(url).path, type(exc).__name__) from None
+        return response, token
+
+    def _attempt(self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None) -> Any:
+        path = urlsplit(url).path
+        response, token = self._send(method, url, params, data)
+        if response.status_code == 401:
+            # One refresh per call: the token may have expired early or been replaced elsewhere.
+            self.log.info(
+                "Constant Contact answered 401 on %s %s: refreshing the access token once", method, path
+            )
+            self.tokens.refresh(rejected_access_token=token)
+            response, _ = self._send(method, url, params, data)
+            if response.status_code == 401:
+                raise ConstantContactAuthError(
+                    f"Constant Contact refused a freshly refreshed access token on {method} {path}: "
+                    "check the API key's scopes and that the app is active"
+                )
+        return self._parse(method, path, response)
+
+    @staticmethod
+    def _error_details(response: requests.Response) -> tuple[str | None, str]:
+        try:
+            body = response.json()
+        except ValueError:
+            return None, response.reason or "no error details"
+        if isinstance(body, list) and body and isinstance(body[0], dict):
+            body = body[0]
+        if isinstance(body, dict):
+            key = body.get("error_key") or body.get("error")
+            message = body.get("error_message") or body.get("message") or response.reason or ""
+            return (str(key) if key else None), redact_emails(str(message))[:500]
+        return None, response.reason or "no error details"
+
+    def _parse(self, method: str, path: str, response: requests.Response) -> Any:
+        status = response.status_code
+        if status >= 400:
+            key, message = self._error_details(response)
+            if status == 429 and key == "quota_exceeded":
+                raise ConstantContactQuotaExceeded(next_utc_midnight(), method=method, path=path)
+            raise ConstantContactApiError(status, key, message, method=method, path=path)
+        if status == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ConstantContactMalformedResponse(
+                method, path, f"{len(response.content)} bytes that are not valid JSON ({exc})"
+            ) from None
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def paginate(self, path: str, item_key: str, params: Mapping[str, Any] | None = None) -> Iterator[dict]:
+        """Yield every item of a collection, following ``_links.next.href`` page by page."""
+        next_path: str | None = path
+        next_params: Mapping[str, Any] | None = params
+        pages = 0
+        while next_path:
+            body = self._request("GET", next_path, params=next_params)
+            items = body.get(item_key) if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise ConstantContactMalformedResponse(
+                    "GET", urlsplit(self._url(next_path)).path, f"no '{item_key}' list"
+                )
+            pages += 1
+            yield from items
+            href = ((body.get("_links") or {}).get("next") or {}).get("href")
+            next_path, next_params = (href, None) if href else (None, None)
+        self.log.debug("Read %d page(s) of %s", pages, path)
+
+    def iter_contacts(
+        self,
+        *,
+        status: ContactStatus | str | Sequence[ContactStatus | str] | None = ContactStatus.ALL,
+        email: str | None = None,
+        lists: Sequence[str] | None = None,
+        segment_id: str | None = None,
+        tags: Sequence[str] | None = None,
+        updated_after: datetime | str | None = None,
+        updated_before: datetime | str | None = None,
+        created_after: datetime | str | None = None,
+        created_before: datetime | str | None = None,
+        optout_after: datetime | str | None = None,
+        optout_before: datetime | str | None = None,
+        include: Sequence[str] | None = CONTACT_INCLUDES,
+        sms_status: str | Sequence[str] | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield contacts (``GET /v3/contacts``) page by page; the arguments are the API's filters.
+
+        ``status`` defaults to ``all`` (deleted contacts included: the sync must see deletions);
+        datetimes must be timezone-aware.
+        """
+        if lists is not None and len(lists) > 25:
+            raise ValueError("the lists filter takes at most 25 list ids")
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = _csv([status] if isinstance(status, str) else status)
+        filters = {
+            "email": email,
+            "lists": _csv(lists) if lists else None,
+            "segment_id": segment_id,
+            "tags": _csv(tags) if tags else None,
+            "include": _csv(include) if include else None,
+            "sms_status": _csv(sms_status) if sms_status else None,
+        }
+        dates = {
+            "updated_after": updated_after,
+            "updated_before": updated_before,
+            "created_after": created_after,
+            "created_before": created_before,
+            "optout_after": optout_after,
+            "optout_before": optout_before,
+        }
+        params.update({k: v for k, v in filters.items() if v})
+        params.update({k: _iso(v) for k, v in dates.items() if v is not None})
+        return self.paginate("contacts", "contacts", params)
+
+    def get_contact(
+        self, contact_id: str, *, include: Sequence[str] | None = CONTACT_INCLUDES
+    ) -> dict[str, Any]:
+        params = {"include": _csv(include)} if include else None
+        return self._expect_dict("GET", f"contacts/{contact_id}", params=params)
+
+    def create_contact(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /v3/contacts`` (never ``sign_up_form``, which would re-subscribe people)."""
+        if "create_source" not in body:
+            raise ValueError("a new contact needs create_source ('Account' for sync traffic)")
+        return self._expect_dict("POST", "contacts", json_body=dict(body))
+
+    def update_contact(self, contact_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``PUT /v3/contacts/{id}``: ``body`` must be complete (see ``convert.merge_contact_for_put``)."""
+        if "update_source" not in body:
+            raise ValueError("a contact update needs update_source")
+        return self._expect_dict("PUT", f"contacts/{contact_id}", json_body=dict(body))
+
+    def _expect_dict(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        body = self._request(method, path, **kwargs)
+        if not isinstance(body, dict):
+            raise ConstantContactMalformedResponse(method, path, "expected a JSON object")
+        return body
+
+    # -- lists and custom fields ---------------------------------------------------------------
+
+    def iter_lists(self, *, name: str | None = None, include_count: bool = False) -> Iterator[ContactList]:
+        params: dict[str, Any] = {"limit": PAGE_SIZE}
+        if name:
+            params["name"] = name
+        if include_count:
+            params["include_membership_count"] = "all"
+        for item in self.paginate("contact_lists", "lists", params):
+            yield ContactList.from_api(item)
+
+    def get_list_by_name(self, name: str) -> ContactList | None:
+        """The list with exactly this name (CC list names are unique per account), or None."""
+        return next((lst for lst in self.iter_lists(name=name) if lst.name == name), None)
+
+    def create_list(self, name: str, description: str | None = None) -> ContactList:
+        body: dict[str, Any] = {"name": name, "favorite": False}
+        if description:
+            body["description"] = description
+        return ContactList.from_api(self._expect_dict("POST", "contact_lists", json_body=body))
+
+    def get_or_create_list(self, name: str, description: str | None = None) -> ContactList:
+        existing = self.get_list_by_name(name)
+        if existing:
+            return existing
+        try:
+            return self.create_list(name, description)
+        except ConstantContactApiError as exc:
+            if exc.status != 409:
+                raise
+            # Someone created it between our lookup and our POST.
+            found = self.get_list_by_name(name)
+            if found is None:
+                raise
+            return found
+
+    def list_custom_fields(self) -> list[CustomField]:
+        return [
+            CustomField.from_api(item)
+            for item in self.paginate("contact_custom_fields", "custom_fields", {"limit": 100})
+        ]
+
+    def custom_field_names(self) -> dict[str, str]:
+        """``custom_field_id`` -> ``name``: what ``convert.contacts_to_frame`` needs."""
+        return {cf.custom_field_id: cf.name for cf in self.list_custom_fields()}
+
+    def create_custom_field(self, label: str, field_type: str = "string") -> CustomField:
+        body = {"label": label, "type": field_type}
+        return CustomField.from_api(self._expect_dict("POST", "contact_custom_fields", json_body=body))
+
+    # -- bulk activities -----------------------------------------------------------------------
+
+    def get_activity(self, activity_id: str) -> Activity:
+        body = self._expect_dict("GET", f"activities/{activity_id}")
+        try:
+            return Activity.from_api(body)
+        except (KeyError, ValueError) as exc:
+            raise ConstantContactMalformedResponse(
+                "GET", f"/v3/activities/{activity_id}", repr(exc)
+            ) from None
+
+    def _start_activity(self, path: str, *, json_body: Any = None, data: bytes | None = None) -> Activity:
+        body = self._request("POST", path, json_body=json_body, data=data)
+        try:
+            return Activity.from_api(body)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ConstantContactMalformedResponse("POST", f"/v3/{path}", repr(exc)) from None
+
+    def wait_for_activities(
+        self, activities: Sequence[Activity], *, timeout: float = ACTIVITY_TIMEOUT_SECONDS
+    ) -> list[Activity]:
+        """Poll until every activity is finished, one poll at a time, logging progress.
+
+        The first poll comes about a second after the call, later ones at least two seconds
+        apart (growing to ten), whichever activity they are for: the poll rate is what the
+        daily budget feels, not how many activities run.
+        """
+        results = {a.activity_id: a for a in activities}
+        pending = [a.activity_id for a in activities if not a.state.is_terminal()]
+        interval = FIRST_POLL_AFTER_SECONDS
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise ConstantContactError(
+                    f"bulk activities {pending} not finished after {timeout:.0f} s; poll them again later"
+                )
+            time.sleep(interval)
+            activity_id = pending[0]
+            activity = self.get_activity(activity_id)
+            self.polls += 1
+            results[activity_id] = activity
+            self.log.info(
+                "Activity %s: %s, %d%% done (%d of %d activities finished)",
+                activity_id,
+                activity.state.value,
+                activity.percent_done,
+                len(results) - len(pending) + (1 if activity.state.is_terminal() else 0),
+                len(results),
+            )
+            if activity.state.is_terminal():
+                pending.pop(0)
+                if activity.state.is_success():
+                    # The next activity has been running alongside: look at it soon.
+                    interval = MIN_POLL_INTERVAL_SECONDS
+                    continue
+            interval = min(
+                max(interval * POLL_INTERVAL_GROWTH, MIN_POLL_INTERVAL_SECONDS), MAX_POLL_INTERVAL_SECONDS
+            )
+        return [results[a.activity_id] for a in activities]
+
+    def import_contacts(
+        self, rows: Iterable[Mapping[str, Any]], list_ids: list[str], *, wait: bool = True
+    ) -> ImportResult:
+        """Bulk-import contacts (``contacts_json_import``) and return what CC took and refused.
+
+        :param rows: ``JsonImportContact`` rows (``convert.frame_to_import_rows``); missing keys
+            leave CC's values as they are. No permission is sent: CC keeps an existing contact's.
+        :param list_ids: 1-50 lists to add the contacts to (CC never re-adds an unsubscribed
+            contact: see ``ImportResult.cannot_add_to_list_count``).
+        :param wait: poll the activities until they finish (else return them as started).
+        """
+        calls_before, polls_before = self.api_calls, self.polls
+        chunks, errors = bulk.plan_import(
+            rows, list_ids, max_contacts=bulk.MAX_IMPORT_CONTACTS, max_bytes=bulk.MAX_IMPORT_BYTES
+        )
+        result = ImportResult(submitted=sum(len(c.rows) for c in chunks), errors=list(errors))
+        if errors:
+            self.log.warning(
+                "%d import row(s) rejected before sending (see the result's errors)", len(errors)
+            )
+        started = []
+        for number, chunk in enumerate(chunks, 1):
+            activity = self._start_activity("activities/contacts_json_import", data=chunk.body)
+            self.log.info(
+                "Import request %d of %d: %d contacts (%d bytes) -> activity %s",
+                number,
+                len(chunks),
+                len(chunk.rows),
+                len(chunk.body),
+                activity.activity_id,
+            )
+            started.append(activity)
+        result.activities = self.wait_for_activities(started) if wait else started
+        for activity, chunk in zip(result.activities, chunks, strict=True):
+            result.errors.extend(
+                RowError(reason=redact_emails(message), activity_id=activity.activity_id)
+                for message in activity.activity_errors
+            )
+            if activity.state.is_terminal() and not activity.state.is_success():
+                result.errors.append(
+                    RowError(
+                        reason=f"activity ended {activity.state.value}: its {len(chunk.rows)} contacts "
+                        "may not be imported; a rerun sends them again",
+                        activity_id=activity.activity_id,
+                    )
+                )
+        result.api_calls = self.api_calls - calls_before
+        result.polls = self.polls - polls_before
+        self.log.info("Import finished: %s", result.summary())
+        return result
+
+    def _membership_activities(
+        self, path: str, contact_ids: Sequence[str], list_ids: Sequence[str], wait: bool
+    ) -> list[Activity]:
+        if not list_ids or len(list_ids) > 50:
+            raise ValueError("a membership activity takes 1 to 50 list ids")
+        ids = list(dict.fromkeys(contact_ids))
+        started = [
+            self._start_activity(
+                path,
+                json_body={
+                    "source": {"contact_ids": ids[i : i + MAX_IDS_PER_MEMBERSHIP_ACTIVITY]},
+                    "list_ids": list(list_ids),
+                },
+            )
+            for i in range(0, len(ids), MAX_IDS_PER_MEMBERSHIP_ACTIVITY)
+        ]
+        return self.wait_for_activities(started) if wait else started
+
+    def add_list_memberships(
+        self, contact_ids: Sequence[str], list_ids: Sequence[str], *, wait: bool = True
+    ) -> list[Activity]:
+        """Add contacts to lists, 500 contact ids per activity (unsubscribed contacts stay off)."""
+        return self._membership_activities("activities/add_list_memberships", contact_ids, list_ids, wait)
+
+    def remove_list_memberships(
+        self, contact_ids: Sequence[str], list_ids: Sequence[str], *, wait: bool = True
+    ) -> list[Activity]:
+        """Remove contacts from lists, 500 contact ids per activity."""
+        return self._membership_activities("activities/remove_list_memberships", contact_ids, list_ids, wait)
+
+    # -- account -------------------------------------------------------------------------------
+
+    def get_account_summary(self) -> dict[str, Any]:
+        return self._expect_dict("GET", "account/summary")
+
+    def quota_usage(self) -> QuotaUsage:
+        """Today's calls as the shared state counts them (all workers together)."""
+        settings = self.settings
+        return self.state.usage(settings.client_id, settings.daily_budget or 0, settings.budget_reserve)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Airflow's convention: (ok, message). Costs one API call (and a refresh if needed)."""
+        try:
+            summary = self.get_account_summary()
+        except ConstantContactError as exc:
+            return False, str(exc)
+        name = summary.get("organization_name") or "the account"
+        return True, f"Connected to Constant Contact ({name})"

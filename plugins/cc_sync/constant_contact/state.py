@@ -1,0 +1,279 @@
+"""The hook's state shared by every task, process and machine: tokens, call budget, rate limiter.
+
+Why a SQL database and not an Airflow Variable: the refresh token rotates (each one works once), so
+two workers refreshing at the same moment would both spend the same token and one would lock the
+account out. A Variable has no lock and no compare-and-set; a database row has. The tables
+(prefix ``ccsync_api_``) live in the database named by the connection's ``state_db_uri``: SQLite on
+one machine, PostgreSQL or MariaDB when workers run on several.
+
+Locking: PostgreSQL and MariaDB take a row lock (``SELECT ... FOR UPDATE``); SQLite has no row
+locks, so every transaction here starts with ``BEGIN IMMEDIATE``, which takes the database's write
+lock at once (the pysqlite driver would otherwise start transactions late, after the read).
+
+Time is the wall clock (epoch microseconds): machines sharing one state database must keep their
+clocks in sync (NTP), as the limiter's slots are compared across them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from cc_sync.constant_contact.errors import ConstantContactBudgetExhausted
+from cc_sync.constant_contact.models import QuotaUsage
+
+TABLE_PREFIX = "ccsync_api_"
+MICROS = 1_000_000
+# The limiter spaces calls 10% wider than 1/rate: network jitter can bunch requests that left on
+# schedule, and the server must never see one more than its per-second limit.
+RATE_SAFETY_MARGIN = 1.10
+# SQLite waits this long for another process's write lock before giving up.
+SQLITE_BUSY_TIMEOUT_SECONDS = 120
+
+metadata = sa.MetaData()
+
+tokens_table = sa.Table(
+    f"{TABLE_PREFIX}tokens",
+    metadata,
+    sa.Column("token_key", sa.String(200), primary_key=True, comment="the Airflow connection id"),
+    sa.Column("refresh_token", sa.Text, nullable=True, comment="encrypted with Fernet when a key is set"),
+    sa.Column("access_token", sa.Text, nullable=True, comment="encrypted with Fernet when a key is set"),
+    sa.Column("access_expires_us", sa.BigInteger, nullable=True),
+    sa.Column("seed_hash", sa.String(64), nullable=True, comment="sha256 of the connection's refresh token"),
+    sa.Column("refreshed_us", sa.BigInteger, nullable=True),
+    sa.Column("refresh_count", sa.Integer, nullable=False, default=0),
+)
+
+calls_table = sa.Table(
+    f"{TABLE_PREFIX}daily_calls",
+    metadata,
+    sa.Column("client_key", sa.String(200), primary_key=True, comment="the API key (client id)"),
+    sa.Column("day", sa.String(10), primary_key=True, comment="UTC day, YYYY-MM-DD"),
+    sa.Column("calls", sa.Integer, nullable=False, default=0),
+)
+
+limiter_table = sa.Table(
+    f"{TABLE_PREFIX}rate_limiter",
+    metadata,
+    sa.Column("limiter_key", sa.String(200), primary_key=True, comment="client id + channel"),
+    sa.Column("next_free_us", sa.BigInteger, nullable=False, default=0),
+)
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """The token row as stored (token values still encrypted)."""
+
+    refresh_token: str | None
+    access_token: str | None
+    access_expires_us: int | None
+    seed_hash: str | None
+    refresh_count: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> TokenRow:
+        return cls(
+            refresh_token=row.refresh_token,
+            access_token=row.access_token,
+            access_expires_us=row.access_expires_us,
+            seed_hash=row.seed_hash,
+            refresh_count=row.refresh_count or 0,
+        )
+
+    def __repr__(self) -> str:  # never show token values, even encrypted
+        return f"TokenRow(refresh_count={self.refresh_count}, access_expires_us={self.access_expires_us})"
+
+
+def now_us() -> int:
+    return int(time.time() * MICROS)
+
+
+def utc_day(at: datetime | None = None) -> str:
+    return (at or datetime.now(UTC)).strftime("%Y-%m-%d")
+
+
+def next_utc_midnight(at: datetime | None = None) -> datetime:
+    at = at or datetime.now(UTC)
+    return datetime(at.year, at.month, at.day, tzinfo=UTC) + timedelta(days=1)
+
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+
+        # SQLAlchemy's documented recipe: let SQLAlchemy emit BEGIN itself, as BEGIN IMMEDIATE.
+        @sa.event.listens_for(engine, "connect")
+        def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+
+
+def get_engine(url: str) -> Engine:
+    """One engine per state database per process, with the tables created on first use."""
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _make_engine(url)
+            try:
+                metadata.create_all(engine, checkfirst=True)
+            except sa.exc.DatabaseError:
+                # Another process created the tables between our check and our CREATE.
+                metadata.create_all(engine, checkfirst=True)
+            _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection (tests, and after a fork)."""
+    with _engines_lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+class SharedState:
+    """Access to the shared tables in one state database.
+
+    :param url: SQLAlchemy URL of the state database.
+    """
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = get_engine(url)
+
+    def __repr__(self) -> str:
+        return f"SharedState({sa.make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _ensure_row(self, table: sa.Table, values: dict[str, Any]) -> None:
+        """Insert the row unless it exists; safe when several processes race to create it."""
+        key = sa.and_(*(table.c[name] == values[name] for name in (c.name for c in table.primary_key)))
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(sa.literal(1)).select_from(table).where(key)).first():
+                return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(table.insert().values(**values))
+        except sa.exc.IntegrityError:
+            pass  # another process inserted it first: exactly what we wanted
+
+    @staticmethod
+    def _locked_row(conn: Connection, table: sa.Table, where: Any) -> Any:
+        return conn.execute(sa.select(table).where(where).with_for_update()).one()
+
+    # -- rate limiter and budget ---------------------------------------------------------------
+
+    def _take_slot(self, conn: Connection, limiter_key: str, rate_per_second: float) -> int:
+        """Reserve the next free slot of a limiter (inside the caller's transaction)."""
+        row = self._locked_row(conn, limiter_table, limiter_table.c.limiter_key == limiter_key)
+        slot = max(now_us(), row.next_free_us)
+        interval = int(MICROS * RATE_SAFETY_MARGIN / rate_per_second)
+        conn.execute(
+            limiter_table.update()
+            .where(limiter_table.c.limiter_key == limiter_key)
+            .values(next_free_us=slot + interval)
+        )
+        return slot
+
+    def reserve_call(
+        self,
+        client_key: str,
+        *,
+        rate_per_second: float | None,
+        budget: int | None,
+        reserve: int = 0,
+        channel: str = "api",
+    ) -> float:
+        """Count one API call against today's budget and reserve its slot in the rate limiter.
+
+        Raises :class:`ConstantContactBudgetExhausted` (and reserves nothing) when the call would
+        spend into the reserve. Returns the wall-clock time (epoch seconds) the call may start at;
+        :meth:`acquire_call` sleeps until then.
+        """
+        limiter_key = f"{client_key}:{channel}"
+        day = utc_day()
+        if rate_per_second:
+            self._ensure_row(limiter_table, {"limiter_key": limiter_key, "next_free_us": 0})
+        if budget is not None:
+            self._ensure_row(calls_table, {"client_key": client_key, "day": day, "calls": 0})
+        with self.engine.begin() as conn:
+            slot = self._take_slot(conn, limiter_key, rate_per_second) if rate_per_second else now_us()
+            if budget is not None:
+                where = sa.and_(calls_table.c.client_key == client_key, calls_table.c.day == day)
+                used = self._locked_row(conn, calls_table, where).calls
+                if used + 1 > budget - reserve:
+                    raise ConstantContactBudgetExhausted(used, budget, reserve, next_utc_midnight())
+                conn.execute(calls_table.update().where(where).values(calls=calls_table.c.calls + 1))
+        return slot / MICROS
+
+    def acquire_call(self, client_key: str, **kwargs: Any) -> None:
+        """:meth:`reserve_call`, then wait for the reserved slot."""
+        start_at = self.reserve_call(client_key, **kwargs)
+        delay = start_at - time.time()
+        if delay > 0:
+            time.sleep(delay)
+
+    def usage(self, client_key: str, budget: int, reserve: int) -> QuotaUsage:
+        day = utc_day()
+        with self.engine.begin() as conn:
+            used = conn.execute(
+                sa.select(calls_table.c.calls).where(
+                    calls_table.c.client_key == client_key, calls_table.c.day == day
+                )
+            ).scalar()
+        return QuotaUsage(
+            day=day, used=used or 0, budget=budget, reserve=reserve, resets_at=next_utc_midnight()
+        )
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    def read_token(self, token_key: str) -> TokenRow | None:
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(tokens_table).where(tokens_table.c.token_key == token_key)).first()
+        return TokenRow.from_row(row) if row else None
+
+    @contextmanager
+    def locked_token(self, token_key: str, client_key: str) -> Iterator[tuple[Connection, TokenRow]]:
+        """Hold the token row's lock for the body; commit on a clean exit, roll back on an error.
+
+        Exactly one process at a time runs the body for a given ``token_key``: the refresh.
+        """
+        self._ensure_row(tokens_table, {"token_key": token_key, "refresh_count": 0})
+        self._ensure_row(limiter_table, {"limiter_key": f"{client_key}:token", "next_free_us": 0})
+        with self.engine.begin() as conn:
+            row = self._locked_row(conn, tokens_table, tokens_table.c.token_key == token_key)
+            yield conn, TokenRow.from_row(row)
+
+    def write_token(self, conn: Connection, token_key: str, **values: Any) -> None:
+        """Update the token row inside the transaction of :meth:`locked_token`."""
+        conn.execute(tokens_table.update().where(tokens_table.c.token_key == token_key).values(**values))
+
+    def take_token_endpoint_slot(self, conn: Connection, client_key: str, rate_per_second: float) -> None:
+        """Respect the token endpoint's own limit (1/s) while holding the token lock.
+
+        Uses the caller's transaction: a second transaction would wait on our own SQLite lock.
+        """
+        slot = self._take_slot(conn, f"{client_key}:token", rate_per_second)
+        delay = slot / MICROS - time.time()
+        if delay > 0:
+            time.sleep(delay)
