@@ -116,3 +116,18 @@ def test_errors_do_not_quote_the_email():
 def test_list_count_is_checked(list_ids):
     with pytest.raises(ValueError, match="list ids"):
         plan_import(rows(1), list_ids)
+
+
+@pytest.mark.parametrize(
+    ("email", "valid"),
+    [
+        ("ann.lee+news@example.org", True),
+        ("a@b.test", False),  # special-use domain: the fast path must not wave it through
+        ("a..b@example.org", False),
+        ("zoë@exämple.org", True),  # not plain ASCII: email-validator decides
+        ("a@example", False),
+    ],
+)
+def test_email_check_agrees_with_email_validator(email, valid):
+    _, errors = plan_import([{"email": email}], LISTS)
+    assert (errors == []) is valid
