@@ -1,0 +1,581 @@
+"""MemberDatabaseHook: read members into DataFrames in chunks, and write updates back safely.
+
+The hook knows the organisation's table only through the mapping (:mod:`cc_sync.member_db.mapping`):
+it reads the mapped columns of in-scope rows, turns them into the canonical frame every other part
+of the sync uses (member_id, the canonical fields, updated_at, opted_out, row_version), and writes
+canonical values back into the mapped columns.
+
+Why the write is optimistic: the member database stays in use while a sync runs. Every extracted
+row carries a ``row_version`` (the last-modified value as text, or a hash of the mapped columns
+where the table has none). A write locks its batch of rows, compares each row's current version
+with the one extracted, and updates only rows that still match; the others are returned as
+``skipped`` and the next run takes them up with the newer values. The sync never inserts or
+deletes member rows, and never writes an opt-in.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from airflow.sdk import BaseHook
+
+from cc_sync.fields import CANONICAL_FIELDS, MEMBER_ID, OPTED_OUT, UPDATED_AT, FieldKind, is_custom_field
+from cc_sync.member_db.mapping import FieldMapping, MemberMapping, NamePart, load_mapping
+from cc_sync.member_db.states import convert_states
+from cc_sync.member_db.validate import normalise_email, normalise_name
+
+ROW_VERSION = "row_version"
+DEFAULT_CHUNKSIZE = 50_000
+WRITE_BATCH = 2_000
+_SRC = "src__"  # label prefix of raw source columns in the extract query
+
+
+@dataclass
+class MemberWriteResult:
+    """What :meth:`MemberDatabaseHook.apply_member_updates` did, per member id."""
+
+    updated: list[str] = field(default_factory=list)
+    # Changed since they were read (or now out of scope / gone): the next run takes them up.
+    skipped: list[str] = field(default_factory=list)
+    # Values the member table cannot hold (member_id, field, reason); the rest of the row is written.
+    rejected: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=[MEMBER_ID, "field", "reason"])
+    )
+
+    def counts(self) -> dict[str, int]:
+        return {"updated": len(self.updated), "skipped": len(self.skipped), "rejected": len(self.rejected)}
+
+
+def _sqlite_begin_modes(engine: sa.Engine) -> None:
+    """Let a transaction on SQLite ask for ``BEGIN IMMEDIATE`` (SQLAlchemy's documented pysqlite recipe).
+
+    pysqlite starts transactions lazily and only before DML, so rows read at the start of a write
+    batch would not be protected; ``BEGIN IMMEDIATE`` takes the write lock before the read.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _emit_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_member_engine(url: str | sa.URL, **kwargs: Any) -> sa.Engine:
+    """An engine for a member database URL: SQLite, PostgreSQL (psycopg) or MariaDB/MySQL (pymysql)."""
+    url = sa.make_url(url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        kwargs.setdefault("connect_args", {"timeout": 30})
+        engine = sa.create_engine(url, **kwargs)
+        _sqlite_begin_modes(engine)
+        return engine
+    if backend not in ("postgresql", "mysql", "mariadb"):
+        raise ValueError(f"unsupported member database {backend!r}: use sqlite, postgresql or mysql/mariadb")
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kwargs)
+
+
+def _url_from_connection(conn: Any) -> str:
+    """The SQLAlchemy URL of an Airflow connection: ``extra.sqlalchemy_url``, else its own fields."""
+    extra = conn.extra_dejson or {}
+    if extra.get("sqlalchemy_url"):
+        return str(extra["sqlalchemy_url"])
+    drivers = {
+        "postgres": "postgresql+psycopg",
+        "postgresql": "postgresql+psycopg",
+        "mysql": "mysql+pymysql",
+        "mariadb": "mysql+pymysql",
+        "sqlite": "sqlite",
+    }
+    conn_type = (conn.conn_type or "").lower()
+    if conn_type not in drivers:
+        raise ValueError(
+            f"connection {conn.conn_id!r} has type {conn_type!r}; use postgres, mysql or sqlite, "
+            "or set extra.sqlalchemy_url"
+        )
+    if conn_type == "sqlite":
+        return f"sqlite:///{conn.host or conn.schema}"
+    return sa.URL.create(
+        drivers[conn_type],
+        username=conn.login or None,
+        password=conn.password or None,
+        host=conn.host or None,
+        port=conn.port or None,
+        database=conn.schema or None,
+    ).render_as_string(hide_password=False)
+
+
+class MemberDatabaseHook(BaseHook):
+    """Reads and writes the organisation's member table through the mapping.
+
+    :param member_db_conn_id: Airflow connection whose URI (or ``extra.sqlalchemy_url``) is the
+        member database's SQLAlchemy URL.
+    :param mapping: a :class:`MemberMapping`, or the path of its YAML file.
+    """
+
+    conn_name_attr = "member_db_conn_id"
+    default_conn_name = "member_db_default"
+    conn_type = "generic"
+    hook_name = "Member database"
+
+    def __init__(
+        self,
+        member_db_conn_id: str = default_conn_name,
+        mapping: MemberMapping | str | Path | None = None,
+        *,
+        sqlalchemy_url: str | None = None,
+    ) -> None:
+        super().__init__()
+        if mapping is None:
+            raise ValueError(
+                "MemberDatabaseHook needs a mapping (a MemberMapping or the path of its YAML file)"
+            )
+        self.member_db_conn_id = member_db_conn_id
+        self.mapping = mapping if isinstance(mapping, MemberMapping) else load_mapping(mapping)
+        self._sqlalchemy_url = sqlalchemy_url
+
+    @classmethod
+    def from_url(cls, url: str | sa.URL, mapping: MemberMapping | str | Path) -> MemberDatabaseHook:
+        """A hook on a database URL directly, without an Airflow connection (tests, benchmarks, CLI)."""
+        if isinstance(url, sa.URL):
+            url = url.render_as_string(hide_password=False)
+        return cls(mapping=mapping, sqlalchemy_url=url)
+
+    # ---- engine and table --------------------------------------------------------------------
+
+    def get_uri(self) -> str:
+        if self._sqlalchemy_url:
+            return self._sqlalchemy_url
+        return _url_from_connection(self.get_connection(self.member_db_conn_id))
+
+    def get_conn(self) -> sa.Engine:
+        return self.get_engine()
+
+    def get_engine(self) -> sa.Engine:
+        return self._engine
+
+    @cached_property
+    def _engine(self) -> sa.Engine:
+        return create_member_engine(self.get_uri())
+
+    @cached_property
+    def table(self) -> sa.Table:
+        """The member table, reflected once; the mapping is checked against it first."""
+        self.mapping.validate_against(self._engine)
+        with warnings.catch_warnings():
+            # Functional indexes (lower(email)) cannot be reflected; the sync does not need them to be.
+            warnings.filterwarnings("ignore", "Skipped unsupported reflection", sa.exc.SAWarning)
+            return sa.Table(
+                self.mapping.table, sa.MetaData(), autoload_with=self._engine, schema=self.mapping.schema
+            )
+
+    def dispose(self) -> None:
+        if "_engine" in self.__dict__:
+            self._engine.dispose()
+
+    # ---- extract -----------------------------------------------------------------------------
+
+    def _select(self) -> sa.Select[Any]:
+        t, m = self.table, self.mapping
+        columns: list[sa.ColumnElement[Any]] = [t.c[m.member_id_column].label(MEMBER_ID)]
+        columns += [t.c[c].label(_SRC + c) for c in m.source_columns() if c != m.member_id_column]
+        if m.last_modified_column:
+            columns.append(sa.cast(t.c[m.last_modified_column], sa.String(64)).label(ROW_VERSION))
+        return sa.select(*columns).where(m.where_in_scope(t))
+
+    def extract_members(
+        self,
+        *,
+        since: datetime | None = None,
+        chunksize: int = DEFAULT_CHUNKSIZE,
+        segment: str | None = None,
+        member_ids: Iterable[str] | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """In-scope members, optionally only those modified at or after ``since``, in chunks.
+
+        Each frame has member_id (str), the mapped canonical fields, updated_at (UTC), opted_out
+        (bool) and row_version. ``since`` needs a last-modified column (see
+        :meth:`extract_changed_by_hash` for tables without one).
+        """
+        stmt = self._select()
+        if since is not None:
+            lm = self.mapping.last_modified_column
+            if not lm:
+                raise ValueError(
+                    "extract by timestamp needs last_modified in the mapping; use extract_changed_by_hash"
+                )
+            stmt = stmt.where(self.table.c[lm] >= self._bind_time(since, self.table.c[lm]))
+        if segment is not None:
+            stmt = stmt.where(self.mapping.where_segment(self.table, segment))
+        if member_ids is not None:
+            ids = self._pk_values(member_ids)
+            if not ids:
+                return
+            stmt = stmt.where(self.table.c[self.mapping.member_id_column].in_(ids))
+        yield from self._read_chunks(stmt, chunksize)
+
+    def _read_chunks(self, stmt: sa.Select[Any], chunksize: int) -> Iterator[pd.DataFrame]:
+        # A server-side cursor on PostgreSQL/MariaDB: one chunk of rows is in memory at a time.
+        with self._engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=chunksize).execute(stmt)
+            keys = list(result.keys())
+            for rows in result.partitions(chunksize):
+                yield self._to_canonical(pd.DataFrame.from_records(rows, columns=keys, coerce_float=False))
+
+    def extract_changed_by_hash(
+        self, known_hashes: pd.Series, *, chunksize: int = DEFAULT_CHUNKSIZE
+    ) -> Iterator[pd.DataFrame]:
+        """In-scope members whose mapped values hash differently from ``known_hashes`` (member_id -> hash),
+        or that are not in it: the change detection for tables without a last-modified column."""
+        known = known_hashes.copy()
+        known.index = known.index.astype(str)
+        for chunk in self.extract_members(chunksize=chunksize):
+            hashes = self.hash_members(chunk)
+            changed = chunk[MEMBER_ID].map(known).to_numpy() != hashes.to_numpy()
+            if changed.any():
+                yield chunk.loc[changed].reset_index(drop=True)
+
+    def hash_members(self, frame: pd.DataFrame) -> pd.Series:
+        """A stable hash (16 hex digits) of each member's mapped values and opt-out, vectorised."""
+        cols = [c for c in (*self.mapping.fields, OPTED_OUT) if c in frame.columns]
+        return hash_frame(frame, cols)
+
+    def _to_canonical(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """Raw labelled source columns -> the canonical frame."""
+        m = self.mapping
+        out: dict[str, Any] = {MEMBER_ID: raw[MEMBER_ID].astype(str).to_numpy()}
+        for name, fm in m.fields.items():
+            out[name] = _canonical_values(name, fm, raw[_SRC + fm.column], m).to_numpy()
+        frame = pd.DataFrame(out, index=raw.index)
+        for name, fm in m.fields.items():
+            is_name_part = fm.part in (NamePart.FIRST_NAME, NamePart.LAST_NAME)
+            if is_name_part or (fm.part == NamePart.WHOLE and _field_kind(name) == FieldKind.TEXT):
+                frame[name] = frame[name].astype("string")
+            else:
+                frame[name] = frame[name].astype("Int64")
+        if m.last_modified_column:
+            frame[UPDATED_AT] = _to_utc(raw[_SRC + m.last_modified_column])
+        else:
+            frame[UPDATED_AT] = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
+        if m.opt_out:
+            frame[OPTED_OUT] = _is_opted_out(raw[_SRC + m.opt_out.column], m.opt_out.opted_out_values)
+        else:
+            frame[OPTED_OUT] = False
+        if m.last_modified_column:
+            frame[ROW_VERSION] = raw[ROW_VERSION].astype("string")
+        else:
+            frame[ROW_VERSION] = self.hash_members(frame).astype("string")
+        return frame
+
+    # ---- lookups -------------------------------------------------------------------------------
+
+    def lookup_by_email(self, emails: Iterable[str]) -> pd.DataFrame:
+        """In-scope members whose normalised email is one of ``emails`` (normalised the same way).
+
+        The query uses ``lower(email)`` (indexed by the sample data's functional index) on SQLite and
+        PostgreSQL, and the column itself on MariaDB, whose default collation ignores case.
+        """
+        wanted = normalise_email(pd.Series(list(emails), dtype="string")).dropna().unique().tolist()
+        if not wanted:
+            return self._empty_frame()
+        col = self.table.c[self.mapping.fields["email"].column]
+        key = col if self._engine.dialect.name in ("mysql", "mariadb") else sa.func.lower(col)
+        frames = [
+            self._read_all(self._select().where(key.in_(wanted[i : i + 5_000])))
+            for i in range(0, len(wanted), 5_000)
+        ]
+        found = pd.concat(frames, ignore_index=True)
+        return found.loc[normalise_email(found["email"]).isin(wanted)].reset_index(drop=True)
+
+    def lookup_by_name(
+        self, first_names: Iterable[str | None], last_names: Iterable[str | None]
+    ) -> pd.DataFrame:
+        """In-scope members with one of the given (first name, last name) pairs, compared after
+        Unicode normalisation and case folding."""
+        pairs = pd.DataFrame({"first_name": list(first_names), "last_name": list(last_names)}, dtype="string")
+        wanted = set(
+            zip(normalise_name(pairs["first_name"]), normalise_name(pairs["last_name"]), strict=True)
+        )  # fmt: skip
+        if not wanted:
+            return self._empty_frame()
+        fm = self.mapping.fields["last_name"]
+        col = self.table.c[fm.column]
+        if fm.part == NamePart.LAST_NAME:  # a full-name column: narrow by the whole name
+            candidates = sorted(
+                {f"{f} {last}".strip() for f, last in pairs.itertuples(index=False, name=None)}
+            )
+        else:
+            candidates = sorted({str(v) for v in pairs["last_name"].dropna()})
+        candidates = sorted({c.lower() for c in candidates} | set(candidates))
+        key = col if self._engine.dialect.name in ("mysql", "mariadb") else sa.func.lower(col)
+        lowered = sorted({c.lower() for c in candidates})
+        frames = [
+            self._read_all(self._select().where(key.in_(lowered[i : i + 5_000])))
+            for i in range(0, len(lowered), 5_000)
+        ]
+        found = pd.concat(frames, ignore_index=True)
+        keys = list(zip(normalise_name(found["first_name"]), normalise_name(found["last_name"]), strict=True))
+        return found.loc[[k in wanted for k in keys]].reset_index(drop=True)
+
+    def _read_all(self, stmt: sa.Select[Any]) -> pd.DataFrame:
+        frames = list(self._read_chunks(stmt, DEFAULT_CHUNKSIZE))
+        return pd.concat(frames, ignore_index=True) if frames else self._empty_frame()
+
+    def _empty_frame(self) -> pd.DataFrame:
+        empty = pd.DataFrame({MEMBER_ID: pd.Series([], dtype=object)})
+        for c in self._select().selected_columns.keys():  # noqa: SIM118 (a ColumnCollection, not a dict)
+            if c != MEMBER_ID:
+                empty[c] = pd.Series([], dtype=object)
+        return self._to_canonical(empty)
+
+    # ---- write ---------------------------------------------------------------------------------
+
+    def writable_fields(self) -> list[str]:
+        """Canonical fields the sync may write into the member table under the mapping's policies."""
+        return [
+            name
+            for name, fm in self.mapping.fields.items()
+            if fm.policy.flows_to_member_db(self.mapping.direction)
+            and fm.part not in (NamePart.MONTH, NamePart.DAY)
+        ]
+
+    def apply_member_updates(
+        self, updates: pd.DataFrame, *, batch_size: int = WRITE_BATCH
+    ) -> MemberWriteResult:
+        """Write ``updates`` (member_id, row_version, canonical columns; NA = leave alone).
+
+        One transaction per batch: the batch's rows are locked, rows whose version changed since
+        extract are skipped, the rest are updated and their last-modified column set to now.
+        ``opted_out`` True writes the mapping's opted-out value; False is ignored (the sync never
+        re-subscribes anyone). Values the column cannot hold are rejected, with a reason.
+        """
+        result = MemberWriteResult()
+        if updates.empty:
+            return result
+        for col in (MEMBER_ID, ROW_VERSION):
+            if col not in updates:
+                raise ValueError(f"updates need a {col} column")
+        value_cols = [c for c in updates.columns if c not in (MEMBER_ID, ROW_VERSION, UPDATED_AT)]
+        allowed = set(self.writable_fields()) | ({OPTED_OUT} if self.mapping.opt_out else set())
+        refused = [c for c in value_cols if c not in allowed]
+        if refused:
+            raise ValueError(
+                f"cannot write {refused} into the member table: not mapped, or the mapping's direction "
+                f"or policy keeps them from flowing to the member database (writable: {sorted(allowed)})"
+            )
+        data = updates.copy()
+        data[MEMBER_ID] = data[MEMBER_ID].astype(str)
+        data = data.drop_duplicates(MEMBER_ID, keep="last").reset_index(drop=True)
+        data, rejected = self._reject_unfit(data, value_cols)
+        result.rejected = rejected
+        for start in range(0, len(data), batch_size):
+            self._write_batch(data.iloc[start : start + batch_size], value_cols, result)
+        self.log.info(
+            "Member updates: %d updated, %d skipped (changed since read), %d values rejected",
+            len(result.updated),
+            len(result.skipped),
+            len(result.rejected),
+        )
+        return result
+
+    def _reject_unfit(self, data: pd.DataFrame, value_cols: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Blank out (and report) values longer than their VARCHAR column; the rest of the row is kept."""
+        rejected = []
+        for name in value_cols:
+            if name == OPTED_OUT:
+                continue
+            fm = self.mapping.fields[name]
+            length = getattr(self.table.c[fm.column].type, "length", None)
+            if not length or fm.part != NamePart.WHOLE:
+                continue
+            too_long = data[name].astype("string").str.len().gt(length).fillna(False).to_numpy(bool)
+            if too_long.any():
+                rejected.append(
+                    pd.DataFrame(
+                        {
+                            MEMBER_ID: data.loc[too_long, MEMBER_ID].to_numpy(),
+                            "field": name,
+                            "reason": f"longer than the {length} characters column {fm.column!r} holds",
+                        }
+                    )
+                )
+                data.loc[too_long, name] = pd.NA
+        frame = pd.concat(rejected, ignore_index=True) if rejected else MemberWriteResult().rejected
+        return data, frame
+
+    def _write_batch(self, batch: pd.DataFrame, value_cols: list[str], result: MemberWriteResult) -> None:
+        m, t = self.mapping, self.table
+        pk = t.c[m.member_id_column]
+        ids = self._pk_values(batch[MEMBER_ID])
+        with self._engine.connect() as conn:
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                current_rows = conn.execute(self._select().where(pk.in_(ids)).with_for_update()).all()
+                current = self._to_canonical(
+                    pd.DataFrame.from_records(
+                        current_rows, columns=list(self._select().selected_columns.keys())
+                    )
+                ).set_index(MEMBER_ID)
+                versions = batch[MEMBER_ID].map(current[ROW_VERSION])
+                fresh = (
+                    (versions.astype("string") == batch[ROW_VERSION].astype("string"))
+                    .fillna(False)
+                    .to_numpy(bool)
+                )
+                result.skipped.extend(batch.loc[~fresh, MEMBER_ID].tolist())
+                todo = batch.loc[fresh]
+                if todo.empty:
+                    return
+                assignments = self._assignments(todo, value_cols, current)
+                lm = m.last_modified_column
+                stamp = {"_now": self._bind_time(datetime.now(UTC), t.c[lm])} if lm else {}
+                groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+                for member_id, values in assignments:
+                    if values:  # nothing to set: leave the row (and its last-modified time) alone
+                        groups.setdefault(tuple(sorted(values)), []).append({"_pk": member_id, **values})
+                for columns, params in groups.items():
+                    set_: dict[str, Any] = {c: sa.bindparam(f"v_{c}", type_=t.c[c].type) for c in columns}
+                    if lm:
+                        set_[lm] = sa.bindparam("_now", type_=t.c[lm].type)
+                    stmt = sa.update(t).where(pk == sa.bindparam("_pk", type_=pk.type)).values(set_)
+                    rows = [{"_pk": p["_pk"], **stamp, **{f"v_{c}": p[c] for c in columns}} for p in params]
+                    conn.execute(stmt, rows)
+                result.updated.extend(str(p["_pk"]) for params in groups.values() for p in params)
+
+    def _assignments(
+        self, todo: pd.DataFrame, value_cols: list[str], current: pd.DataFrame
+    ) -> list[tuple[Any, dict[str, Any]]]:
+        """Per row, the member-table column -> value to set (NA values leave the column alone)."""
+        m = self.mapping
+        pk_type = self.table.c[m.member_id_column].type
+        out = []
+        for row in todo.to_dict(orient="records"):
+            values: dict[str, Any] = {}
+            for name in value_cols:
+                value = row[name]
+                if _missing(value):
+                    continue
+                if name == OPTED_OUT:
+                    if bool(value) and m.opt_out:  # opt-outs only: nothing re-subscribes
+                        values[m.opt_out.column] = m.opt_out.opted_out_values[0]
+                    continue
+                fm = m.fields[name]
+                if fm.part in (NamePart.FIRST_NAME, NamePart.LAST_NAME):
+                    continue  # joined below
+                if name == "state" and fm.holds and fm.holds != m.state_format:
+                    value = convert_states(pd.Series([value]), fm.holds).iloc[0]
+                values[fm.column] = value.item() if hasattr(value, "item") else value
+            if m.full_name_column and ({"first_name", "last_name"} & set(value_cols)):
+                first, last = row.get("first_name"), row.get("last_name")
+                if not (_missing(first) and _missing(last)):
+                    cur = current.loc[row[MEMBER_ID]]
+                    first = cur["first_name"] if _missing(first) else first
+                    last = cur["last_name"] if _missing(last) else last
+                    values[m.full_name_column] = join_full_name(first, last)
+            out.append((_pk_value(row[MEMBER_ID], pk_type), values))
+        return out
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _pk_values(self, member_ids: Iterable[Any]) -> list[Any]:
+        pk_type = self.table.c[self.mapping.member_id_column].type
+        return [_pk_value(v, pk_type) for v in member_ids]
+
+    @staticmethod
+    def _bind_time(moment: datetime, column: sa.ColumnElement[Any]) -> datetime:
+        """A UTC moment as the column wants it: aware for TIMESTAMP WITH TIME ZONE, else naive UTC."""
+        if isinstance(moment, pd.Timestamp):
+            moment = moment.to_pydatetime()
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        if getattr(column.type, "timezone", False):
+            return moment.astimezone(UTC)
+        return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+# ---- pure helpers (no database) -------------------------------------------------------------------
+
+
+def _field_kind(name: str) -> FieldKind:
+    return FieldKind.TEXT if is_custom_field(name) else CANONICAL_FIELDS[name].kind
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (np.ndim(value) == 0 and bool(pd.isna(value)))
+
+
+def _pk_value(member_id: Any, pk_type: sa.types.TypeEngine[Any]) -> Any:
+    return int(member_id) if isinstance(pk_type, sa.Integer) else str(member_id)
+
+
+def _blank_to_na(values: pd.Series) -> pd.Series:
+    text = values.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+def split_full_name(full: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Split on the first space: "Maria de la Cruz" -> ("Maria", "de la Cruz"); one word is a first name."""
+    text = _blank_to_na(full)
+    parts = text.str.split(" ", n=1, expand=True).reindex(columns=[0, 1])
+    first = _blank_to_na(parts[0])
+    last = _blank_to_na(parts[1].astype("string"))
+    return first, last
+
+
+def join_full_name(first: Any, last: Any) -> str | None:
+    parts = [str(p).strip() for p in (first, last) if not _missing(p) and str(p).strip()]
+    return " ".join(parts) or None
+
+
+def _canonical_values(name: str, fm: FieldMapping, raw: pd.Series, mapping: MemberMapping) -> pd.Series:
+    if fm.part == NamePart.FIRST_NAME:
+        return split_full_name(raw)[0]
+    if fm.part == NamePart.LAST_NAME:
+        return split_full_name(raw)[1]
+    if fm.part in (NamePart.MONTH, NamePart.DAY):
+        dates = pd.to_datetime(raw, errors="coerce", format="mixed")
+        return (dates.dt.month if fm.part == NamePart.MONTH else dates.dt.day).astype("Int64")
+    if _field_kind(name) == FieldKind.INTEGER:
+        return pd.to_numeric(raw, errors="coerce").astype("Int64")
+    values = _blank_to_na(raw)
+    if name == "state" and fm.holds and fm.holds != mapping.state_format:
+        values = convert_states(values, mapping.state_format)
+    return values
+
+
+def _to_utc(values: pd.Series) -> pd.Series:
+    """Naive values are taken as UTC (how the sync and most member systems store them)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        result = values if values.dt.tz is not None else values.dt.tz_localize("UTC")
+        return result.dt.tz_convert("UTC")
+    return pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+
+
+def _is_opted_out(values: pd.Series, opted_out_values: tuple[Any, ...]) -> pd.Series:
+    wanted: set[Any] = set()
+    for v in opted_out_values:
+        wanted.add(v)
+        if isinstance(v, bool):  # SQLite and MariaDB hand booleans back as 0/1
+            wanted.add(int(v))
+    return values.astype(object).isin(list(wanted)).astype(bool)
+
+
+def hash_frame(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """A stable 64-bit hash per row of ``columns`` as text (16 hex digits); NA hashes apart from ""."""
+    text = pd.DataFrame(
+        {c: frame[c].astype("string").fillna("\x00").astype(object) for c in columns}, index=frame.index
+    )
+    hashed = pd.util.hash_pandas_object(text, index=False, categorize=False).to_numpy(np.uint64)
+    return pd.Series(np.char.mod("%016x", hashed), index=frame.index, dtype=object)
