@@ -1,0 +1,69 @@
+"""Row alignment on one key with pyarrow kernels: the engine's replacement for wide merges.
+
+The engine never merges wide frames. It looks up, once per key, the position of each linked pair
+in each input (``positions``), compares columns through those positions (``take_column``,
+``same_values``), and gathers full values only for the few rows that changed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def to_arrow(values: pd.Series) -> pa.Array:
+    """The values as one pyarrow array (zero-copy for pyarrow-backed columns)."""
+    array = pa.array(values.array) if not hasattr(values.array, "__arrow_array__") else None
+    if array is None:
+        array = values.array.__arrow_array__()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array
+
+
+def positions(keys: pd.Series, within: pd.Series) -> np.ndarray:
+    """For each key, its row position in ``within`` (-1 when absent; the first when repeated)."""
+    if len(keys) == 0 or len(within) == 0:
+        return np.full(len(keys), -1, dtype=np.int64)
+    key_array, within_array = to_arrow(keys), to_arrow(within)
+    if key_array.type != within_array.type:
+        key_array = key_array.cast(within_array.type)
+    if len(key_array) == len(within_array) and pc.all(pc.equal(key_array, within_array)).as_py():
+        return np.arange(len(key_array), dtype=np.int64)  # already aligned: the usual case
+    found = pc.index_in(key_array, value_set=within_array)
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+
+
+def is_identity(pos: np.ndarray, length: int) -> bool:
+    return len(pos) == length and bool((pos == np.arange(length)).all())
+
+
+def take_column(array: pa.Array, pos: np.ndarray, *, identity: bool = False) -> pa.Array:
+    """``array`` reordered by ``pos``; null where ``pos`` is -1."""
+    if identity:
+        return array
+    indices = pa.array(pos, mask=pos < 0, type=pa.int64())
+    return pc.take(array, indices)
+
+
+def same_values(left: pa.Array, right: pa.Array) -> np.ndarray:
+    """Element-wise "equal, or both null" as a numpy bool array."""
+    if left.type != right.type:
+        right = right.cast(left.type)
+    equal = pc.fill_null(pc.equal(left, right), False)
+    both_null = pc.and_(pc.is_null(left), pc.is_null(right))
+    return pc.or_(equal, both_null).to_numpy(zero_copy_only=False)
+
+
+def duplicated(keys: pd.Series) -> np.ndarray:
+    """True for the second and later rows of a repeated key (fast when the keys are sorted)."""
+    n = len(keys)
+    if n < 2:
+        return np.zeros(n, dtype=bool)
+    array = to_arrow(keys)
+    increasing = pc.all(pc.less(array.slice(0, n - 1), array.slice(1))).as_py()
+    if increasing:
+        return np.zeros(n, dtype=bool)
+    return keys.duplicated(keep="first").to_numpy(dtype=bool)

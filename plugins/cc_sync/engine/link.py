@@ -1,0 +1,224 @@
+"""Link: match unlinked members to CC contacts by first name + last name + email.
+
+One rule links: the normalised email, first name and last name all equal (``LinkRule.NAME_EMAIL``).
+Everything less certain goes to review, never to a link: the same email under another name
+(Anne / Annabelle: ``near_match``), an email shared by several members (a household:
+``shared_email``), or an email held by several contacts, or by a contact already linked to
+someone else (``ambiguous`` / ``shared_email``). A member with an email nobody in CC holds becomes
+a contact to create, unless it is opted out, malformed, or belongs to a deleted CC contact
+(whom a new import would revive). CC contacts never create members: they only ever link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from cc_sync.engine.model import (
+    DETAIL,
+    FIELD,
+    KIND,
+    NEW_LINKS_COLUMNS,
+    REASON,
+    REJECTED_COLUMNS,
+    REVIEWS_COLUMNS,
+    RULE,
+    LinkRule,
+    RejectReason,
+    ReviewKind,
+    empty_frame,
+)
+from cc_sync.engine.normalise import as_string, is_valid_email, normalise_email, normalise_name
+from cc_sync.fields import CONTACT_ID, DELETED, MEMBER_ID, OPTED_OUT, field_max_length
+
+EMAIL = "email"
+FIRST_NAME = "first_name"
+LAST_NAME = "last_name"
+_KEY = "_email_key"
+_NAME = "_name_key"
+CREATABLE = "creatable"  # column of the unlinked frame: may this member be created in CC?
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    new_links: pd.DataFrame  # member_id, contact_id, rule
+    reviews: pd.DataFrame  # kind, member_id, contact_id, field, detail
+    to_create: pd.Series  # member_id of members to create as CC contacts
+    rejected: pd.DataFrame  # member_id, contact_id, field, reason, detail
+
+
+def _name_key(frame: pd.DataFrame) -> pd.Series:
+    first = normalise_name(frame[FIRST_NAME]) if FIRST_NAME in frame else pd.Series(pd.NA, index=frame.index)
+    last = normalise_name(frame[LAST_NAME]) if LAST_NAME in frame else pd.Series(pd.NA, index=frame.index)
+    # "\x1f" cannot occur in a normalised name, so the join is unambiguous; a missing name is "".
+    return as_string(first).fillna("") + "\x1f" + as_string(last).fillna("")
+
+
+def _display_name(frame: pd.DataFrame) -> pd.Series:
+    parts = [as_string(frame[c]).fillna("") for c in (FIRST_NAME, LAST_NAME) if c in frame]
+    if not parts:
+        return pd.Series("", index=frame.index, dtype="string[pyarrow]")
+    return (parts[0] + " " + parts[1]).str.strip() if len(parts) == 2 else parts[0]
+
+
+def _reviews(frame: pd.DataFrame, kind: ReviewKind, detail: pd.Series | str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            KIND: kind.value,
+            MEMBER_ID: frame[MEMBER_ID].to_numpy(),
+            CONTACT_ID: frame[CONTACT_ID].to_numpy() if CONTACT_ID in frame else pd.NA,
+            FIELD: EMAIL,
+            DETAIL: detail.to_numpy() if isinstance(detail, pd.Series) else detail,
+        },
+        columns=list(REVIEWS_COLUMNS),
+    )
+
+
+def _rejected(frame: pd.DataFrame, reason: RejectReason, field: str, detail: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {MEMBER_ID: frame[MEMBER_ID].to_numpy(), CONTACT_ID: pd.NA, FIELD: field, REASON: reason.value},
+        columns=list(REJECTED_COLUMNS),
+    ).assign(**{DETAIL: detail})
+
+
+def find_links(
+    unlinked: pd.DataFrame,
+    contact_pool: pd.DataFrame,
+    linked_members: pd.DataFrame,
+    linked_contact_ids: pd.Series,
+    *,
+    may_create: bool,
+) -> LinkResult:
+    """Link, send to review, or plan to create each unlinked member.
+
+    ``unlinked``: member_id, email, first_name, last_name, opted_out, creatable (False for members
+    that were only looked up, not extracted: they may link but are not pushed to CC).
+    ``contact_pool``: every CC contact that could match: contact_id, email, first_name, last_name,
+    deleted (the directory, overlaid with this run's contacts).
+    ``linked_members``: member_id, email of members already linked (to count households).
+    ``linked_contact_ids``: contacts already linked to a member.
+    ``may_create``: the sync direction lets members become CC contacts.
+    """
+    if unlinked.empty:
+        empty = empty_frame(REVIEWS_COLUMNS)
+        return LinkResult(
+            empty_frame(NEW_LINKS_COLUMNS),
+            empty,
+            pd.Series([], dtype="string[pyarrow]"),
+            empty_frame(REJECTED_COLUMNS),
+        )
+    members = unlinked.reset_index(drop=True)
+    members[_KEY] = normalise_email(members[EMAIL]) if EMAIL in members else pd.NA
+    no_email = members[_KEY].isna().to_numpy()
+    rejected = [_rejected(members[no_email], RejectReason.NO_EMAIL, EMAIL, "the member has no email address")]
+    members = members[~no_email].reset_index(drop=True)
+    keys = members[_KEY]
+
+    # Households: every member (linked or not) on each email this run looks at.
+    linked = linked_members[[MEMBER_ID, EMAIL]].copy()
+    linked[_KEY] = normalise_email(linked[EMAIL])
+    linked = linked[linked[_KEY].isin(keys).to_numpy()]
+    everyone = pd.concat([members[[MEMBER_ID, _KEY]], linked[[MEMBER_ID, _KEY]]], ignore_index=True)
+    members_per_key = everyone.drop_duplicates(MEMBER_ID).groupby(_KEY).size()
+
+    pool = contact_pool.copy()
+    pool[_KEY] = normalise_email(pool[EMAIL])
+    pool = pool[pool[_KEY].isin(keys).fillna(False).to_numpy()]
+    deleted = (
+        pool[DELETED].fillna(False).astype(bool).to_numpy() if DELETED in pool else np.zeros(len(pool), bool)
+    )
+    deleted_keys = set(pool.loc[deleted, _KEY])
+    live = pool[~deleted].drop_duplicates(CONTACT_ID)
+    contacts_per_key = live.groupby(_KEY).size()
+    one_contact = live[live[_KEY].map(contacts_per_key).to_numpy() == 1]
+    one_contact = one_contact.assign(
+        **{_NAME: _name_key(one_contact), "_contact_name": _display_name(one_contact)}
+    )
+
+    n_members = keys.map(members_per_key).fillna(1).astype(int).to_numpy()
+    n_contacts = keys.map(contacts_per_key).fillna(0).astype(int).to_numpy()
+    matched = members[[MEMBER_ID, _KEY]].merge(
+        one_contact[[_KEY, CONTACT_ID, _NAME, "_contact_name"]], on=_KEY, how="left"
+    )
+    contact_linked = matched[CONTACT_ID].isin(linked_contact_ids).fillna(False).to_numpy(dtype=bool)
+    same_name = (_name_key(members) == matched[_NAME]).fillna(False).to_numpy(dtype=bool)
+
+    household = n_members > 1
+    ambiguous = ~household & (n_contacts > 1)
+    taken = ~household & (n_contacts == 1) & contact_linked
+    link = ~household & (n_contacts == 1) & ~contact_linked & same_name
+    near = ~household & (n_contacts == 1) & ~contact_linked & ~same_name
+    nobody = ~household & (n_contacts == 0)
+    revived = nobody & keys.isin(deleted_keys).to_numpy()
+    create = nobody & ~revived
+
+    with_contact = members.assign(**{CONTACT_ID: matched[CONTACT_ID].to_numpy()})
+    reviews = [
+        _reviews(with_contact[household], ReviewKind.SHARED_EMAIL, "several members share this email"),
+        _reviews(members[ambiguous], ReviewKind.AMBIGUOUS, "several CC contacts hold this email"),
+        _reviews(with_contact[taken], ReviewKind.SHARED_EMAIL, "the CC contact is linked to another member"),
+        _reviews(
+            with_contact[near],
+            ReviewKind.NEAR_MATCH,
+            "member '"
+            + _display_name(members[near])
+            + "' vs contact '"
+            + matched.loc[near, "_contact_name"].astype("string[pyarrow]").fillna("")
+            + "'",
+        ),
+        _reviews(members[revived], ReviewKind.DELETED_IN_CC, "the email belongs to a deleted CC contact"),
+    ]
+    new_links = pd.DataFrame(
+        {
+            MEMBER_ID: with_contact.loc[link, MEMBER_ID].to_numpy(),
+            CONTACT_ID: with_contact.loc[link, CONTACT_ID].to_numpy(),
+            RULE: LinkRule.NAME_EMAIL.value,
+        },
+        columns=list(NEW_LINKS_COLUMNS),
+    )
+
+    creatable = (
+        members[CREATABLE].fillna(False).astype(bool).to_numpy()
+        if CREATABLE in members
+        else np.ones(len(members), bool)
+    )
+    candidates = members[create & creatable & may_create]
+    opted_out = (
+        candidates[OPTED_OUT].fillna(False).astype(bool).to_numpy()
+        if OPTED_OUT in candidates
+        else (np.zeros(len(candidates), bool))
+    )
+    rejected.append(
+        _rejected(
+            candidates[opted_out],
+            RejectReason.OPTED_OUT,
+            OPTED_OUT,
+            "opted-out members are never created in CC",
+        )
+    )
+    candidates = candidates[~opted_out]
+    valid = is_valid_email(candidates[EMAIL])
+    rejected.append(_rejected(candidates[~valid], RejectReason.INVALID_EMAIL, EMAIL, "not an email address"))
+    candidates = candidates[valid]
+    limit = field_max_length(EMAIL) or 0
+    too_long = (as_string(candidates[EMAIL]).str.strip().str.len() > limit).fillna(False).to_numpy(dtype=bool)
+    rejected.append(
+        _rejected(candidates[too_long], RejectReason.TOO_LONG, EMAIL, f"longer than {limit} characters")
+    )
+    to_create = candidates.loc[~too_long, MEMBER_ID].astype("string[pyarrow]").reset_index(drop=True)
+
+    return LinkResult(
+        new_links=new_links.astype("string[pyarrow]"),
+        reviews=_concat(reviews, REVIEWS_COLUMNS),
+        to_create=to_create,
+        rejected=_concat(rejected, REJECTED_COLUMNS),
+    )
+
+
+def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return empty_frame(columns)
+    return pd.concat(frames, ignore_index=True)[list(columns)].astype("string[pyarrow]")

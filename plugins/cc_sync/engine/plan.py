@@ -1,0 +1,257 @@
+"""The whole engine in one call: link, compare and resolve one run's extracts into a SyncPlan.
+
+``plan_sync`` is what the DAG's tasks (or a user's own DAG) call; ``link``, ``compare`` and
+``resolve`` are its steps, each usable alone. Nothing here reads or writes anything: the plan says
+what the loader must write, and why, so a dry run is simply a plan that is not loaded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cc_sync.engine.align import duplicated, positions
+from cc_sync.engine.compare import NEW_LINK, align_pairs, changed_pairs
+from cc_sync.engine.link import CREATABLE, find_links
+from cc_sync.engine.model import (
+    CHANGES_COLUMNS,
+    CONTACT_ID,
+    DETAIL,
+    DIRECTION,
+    FIELD,
+    MEMBER_ID,
+    NEW_VALUE,
+    OLD_VALUE,
+    REASON,
+    REJECTED_COLUMNS,
+    ChangeReason,
+    RejectReason,
+    SyncPlan,
+    WriteDirection,
+    empty_frame,
+)
+from cc_sync.engine.normalise import STRING, as_string, is_blank
+from cc_sync.engine.resolve import EmailOwners, resolve_pairs
+from cc_sync.fields import DELETED, OPTED_OUT, field_max_length, is_known_field
+from cc_sync.policy import FieldPolicy, SyncDirection
+
+EMAIL = "email"
+_POOL_COLUMNS = (CONTACT_ID, EMAIL, "first_name", "last_name", OPTED_OUT, DELETED)
+
+
+def default_policies(fields: list[str] | tuple[str, ...]) -> dict[str, FieldPolicy]:
+    """Two-way, latest-wins, blanks-never-wipe policies for ``fields``."""
+    return {name: FieldPolicy() for name in fields}
+
+
+def _with_string_ids(frame: pd.DataFrame, id_columns: tuple[str, ...], what: str) -> pd.DataFrame:
+    missing = [c for c in id_columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} frame lacks the column(s) {', '.join(missing)}")
+    changed = {c: as_string(frame[c]) for c in id_columns if frame[c].dtype != STRING}
+    return frame.assign(**changed) if changed else frame
+
+
+def _valid_rows(frame: pd.DataFrame, id_column: str, what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Drop rows without an id, and repeats of an id (the first one stays); report both."""
+    frame = _with_string_ids(frame, (id_column,), what)
+    missing = frame[id_column].isna().to_numpy()
+    repeated = duplicated(frame[id_column]) & ~missing
+    bad = missing | repeated
+    if not bad.any():
+        return frame, empty_frame(REJECTED_COLUMNS)
+    other = CONTACT_ID if id_column == MEMBER_ID else MEMBER_ID
+    rejected = pd.DataFrame(
+        {
+            id_column: frame.loc[bad, id_column].to_numpy(),
+            other: pd.NA,
+            FIELD: id_column,
+            REASON: np.where(missing[bad], RejectReason.MISSING_ID.value, RejectReason.DUPLICATE_ID.value),
+            DETAIL: f"{what}: "
+            + pd.Series(np.where(missing[bad], "no id", "id repeated; the first row kept")),
+        },
+        columns=list(REJECTED_COLUMNS),
+    )
+    return frame[~bad].reset_index(drop=True), rejected
+
+
+def _pool(directory: pd.DataFrame | None, contacts: pd.DataFrame) -> pd.DataFrame:
+    """Every CC contact a member might match: this run's contacts first, then the directory."""
+    frames = [f[[c for c in _POOL_COLUMNS if c in f.columns]] for f in (contacts, directory) if f is not None]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame({c: pd.Series([], dtype=STRING) for c in _POOL_COLUMNS})
+    pool = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return pool.drop_duplicates(CONTACT_ID, keep="first")
+
+
+def _creates(
+    members: pd.DataFrame, ids: pd.Series, policies: dict[str, FieldPolicy], direction: SyncDirection
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Rows to import as new contacts, their change-log rows, and over-long values left out."""
+    rows = members[members[MEMBER_ID].isin(ids).to_numpy()].reset_index(drop=True)
+    fields = [n for n, p in policies.items() if p.flows_to_cc(direction) and n in rows.columns]
+    if EMAIL not in fields:
+        fields.insert(0, EMAIL)
+    creates = rows[[MEMBER_ID, *fields]].copy()
+    rejected = []
+    for name in fields:
+        limit = field_max_length(name)
+        if limit is None or name == EMAIL:
+            continue
+        too_long = (as_string(creates[name].astype(object).astype(STRING)).str.len() > limit).fillna(False)
+        if too_long.any():
+            rejected.append(
+                pd.DataFrame(
+                    {
+                        MEMBER_ID: creates.loc[too_long, MEMBER_ID].to_numpy(),
+                        CONTACT_ID: pd.NA,
+                        FIELD: name,
+                        REASON: RejectReason.TOO_LONG.value,
+                        DETAIL: f"longer than {limit} characters; left out",
+                    },
+                    columns=list(REJECTED_COLUMNS),
+                )
+            )
+            creates[name] = creates[name].where(~too_long)
+    log = creates.melt(id_vars=[MEMBER_ID], var_name=FIELD, value_name=NEW_VALUE)
+    log = log[~is_blank(log[NEW_VALUE].astype(object).astype(STRING))]
+    changes = pd.DataFrame(
+        {
+            DIRECTION: WriteDirection.TO_CC.value,
+            MEMBER_ID: log[MEMBER_ID].to_numpy(),
+            CONTACT_ID: pd.NA,
+            FIELD: log[FIELD].to_numpy(),
+            OLD_VALUE: pd.NA,
+            NEW_VALUE: log[NEW_VALUE].astype(object).astype(str).to_numpy(),
+            REASON: ChangeReason.CREATED.value,
+        },
+        columns=list(CHANGES_COLUMNS),
+    )
+    return (
+        creates,
+        changes,
+        (pd.concat(rejected, ignore_index=True) if rejected else empty_frame(REJECTED_COLUMNS)),
+    )
+
+
+def _concat(frames: list[pd.DataFrame], like: pd.DataFrame) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return like.iloc[:0]
+    return pd.concat(frames, ignore_index=True)
+
+
+def plan_sync(
+    members: pd.DataFrame,
+    contacts: pd.DataFrame,
+    links: pd.DataFrame,
+    base: pd.DataFrame,
+    directory: pd.DataFrame | None = None,
+    *,
+    policies: dict[str, FieldPolicy],
+    direction: SyncDirection = SyncDirection.TWO_WAY,
+    member_candidates: pd.DataFrame | None = None,
+) -> SyncPlan:
+    """Compute what this run writes on both sides. See the package docstring for the inputs."""
+    unknown = [name for name in policies if not is_known_field(name)]
+    if unknown:
+        raise ValueError(f"policies name unknown fields: {', '.join(sorted(unknown))}")
+    members, rejected_members = _valid_rows(members, MEMBER_ID, "members")
+    contacts, rejected_contacts = _valid_rows(contacts, CONTACT_ID, "contacts")
+    links = _with_string_ids(links, (MEMBER_ID, CONTACT_ID), "links")
+    base = (
+        _with_string_ids(base, (MEMBER_ID, CONTACT_ID), "base")
+        if len(base.columns)
+        else base.assign(**{MEMBER_ID: pd.Series([], dtype=STRING), CONTACT_ID: pd.Series([], dtype=STRING)})
+    )
+    candidates = None
+    if member_candidates is not None and len(member_candidates):
+        candidates = _with_string_ids(member_candidates, (MEMBER_ID,), "member_candidates")
+    if directory is not None:
+        directory = _with_string_ids(directory, (CONTACT_ID,), "directory")
+
+    # Existing links: where each finds its member and contact this run.
+    links = links[[MEMBER_ID, CONTACT_ID]].reset_index(drop=True)
+    m_pos = positions(links[MEMBER_ID], members[MEMBER_ID])
+    c_pos = positions(links[CONTACT_ID], contacts[CONTACT_ID])
+    linked_member = np.zeros(len(members), dtype=bool)
+    linked_member[m_pos[m_pos >= 0]] = True
+
+    # Link the unlinked: extracted members (which may become contacts) and looked-up candidates.
+    unlinked = members[~linked_member].assign(**{CREATABLE: True})
+    if candidates is not None:
+        extra = candidates[
+            (positions(candidates[MEMBER_ID], links[MEMBER_ID]) < 0)
+            & (positions(candidates[MEMBER_ID], members[MEMBER_ID]) < 0)
+        ]
+        unlinked = pd.concat([unlinked, extra.assign(**{CREATABLE: False})], ignore_index=True)
+    linking = None
+    if len(unlinked):
+        known_emails = [f[[MEMBER_ID, EMAIL]] for f in (members[linked_member], base) if EMAIL in f.columns]
+        linked_members = (
+            pd.concat(known_emails, ignore_index=True)
+            if known_emails
+            else pd.DataFrame({MEMBER_ID: pd.Series([], dtype=STRING), EMAIL: pd.Series([], dtype=STRING)})
+        )
+        linking = find_links(
+            unlinked,
+            _pool(directory, contacts),
+            linked_members,
+            links[CONTACT_ID],
+            may_create=direction != SyncDirection.FROM_CC,
+        )
+
+    pairs = links.assign(**{NEW_LINK: False})
+    hydrate = pd.Series([], dtype=STRING)
+    if linking is not None and len(linking.new_links):
+        new = linking.new_links[[MEMBER_ID, CONTACT_ID]]
+        new_c_pos = positions(new[CONTACT_ID], contacts[CONTACT_ID])
+        hydrate = new.loc[new_c_pos < 0, CONTACT_ID].reset_index(drop=True)
+        new, new_c_pos = new[new_c_pos >= 0].reset_index(drop=True), new_c_pos[new_c_pos >= 0]
+        from_candidates = positions(new[MEMBER_ID], members[MEMBER_ID]) < 0
+        if from_candidates.any() and candidates is not None:
+            looked_up = candidates[candidates[MEMBER_ID].isin(new.loc[from_candidates, MEMBER_ID]).to_numpy()]
+            members = pd.concat([members, looked_up], ignore_index=True)
+        pairs = pd.concat([pairs, new.assign(**{NEW_LINK: True})], ignore_index=True)
+        m_pos = np.concatenate([m_pos, positions(new[MEMBER_ID], members[MEMBER_ID])])
+        c_pos = np.concatenate([c_pos, new_c_pos])
+
+    aligned = align_pairs(pairs, members, contacts, base, m_pos=m_pos, c_pos=c_pos)
+    fields = list(policies)
+    changed = aligned.select(changed_pairs(aligned, fields))
+    owners = EmailOwners(
+        cc_frames=[contacts, directory] if directory is not None else [contacts],
+        member_frames=[f for f in (members, candidates, base) if f is not None],
+    )
+    resolution = resolve_pairs(changed, policies, direction, owners)
+
+    cc_creates = empty_frame((MEMBER_ID, EMAIL))
+    create_changes = empty_frame(CHANGES_COLUMNS)
+    rejected = [rejected_members, rejected_contacts, resolution.rejected]
+    reviews = [resolution.reviews]
+    new_links = empty_frame((MEMBER_ID, CONTACT_ID, "rule"))
+    if linking is not None:
+        reviews.insert(0, linking.reviews)
+        rejected.append(linking.rejected)
+        new_links = linking.new_links
+        if len(linking.to_create):
+            cc_creates, create_changes, too_long = _creates(members, linking.to_create, policies, direction)
+            rejected.append(too_long)
+
+    return SyncPlan(
+        new_links=new_links,
+        reviews=_concat(reviews, resolution.reviews),
+        member_updates=resolution.member_updates,
+        member_opt_outs=resolution.member_opt_outs,
+        cc_updates=resolution.cc_updates,
+        cc_puts=resolution.cc_puts,
+        cc_creates=cc_creates,
+        consent=resolution.consent,
+        unlinks=resolution.unlinks,
+        rejected=_concat(rejected, resolution.rejected),
+        changes=_concat([resolution.changes, create_changes], resolution.changes),
+        new_base=resolution.new_base,
+        hydrate=pd.DataFrame({CONTACT_ID: hydrate.to_numpy()}),
+        pairs_compared=len(aligned.pairs),
+    )

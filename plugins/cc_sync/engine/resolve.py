@@ -1,0 +1,622 @@
+"""Resolve: decide, field by field, what each changed pair writes on each side, and why.
+
+Rules (DESIGN.md, issue 4), for each field of each pair, against the base:
+
+- changed on one side only: that side wins, if the field's policy lets it flow that way;
+- changed on both, to different values: the policy's owner wins; with owner ``latest`` the side
+  whose record changed later wins, a tie goes to the member database (and the change log says so);
+  a one-way field is owned by its source;
+- both changed to the same value: nothing to write;
+- a blank never wipes a value unless the policy's ``blank_overwrites`` allows it: a blanked field
+  simply does not count as a change;
+- an email change propagates (to CC by a PUT, as the bulk import is keyed by email); a new email
+  that another contact or member already holds goes to review (``email_collision``), unwritten;
+- an opt-out on either side (opted out now, not in the base) opts the person out on both sides and
+  writes a consent-ledger row. Nothing ever clears an opt-out: a side that shows "subscribed"
+  while the base says opted out is sent to review and never copied;
+- a deleted CC contact is unlinked and reported; its member is untouched.
+
+A value that CC would refuse (too long, malformed email) is rejected with a reason; the rest of
+the pair still goes through and the base keeps the old value, so the next run tries again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cc_sync.engine.align import take_column, to_arrow
+from cc_sync.engine.compare import AlignedPairs, arrow_column, flag_column, side_opted_out
+from cc_sync.engine.compare import base_opted_out as _base_opted_out
+from cc_sync.engine.model import (
+    CHANGES_COLUMNS,
+    CLEARED_FIELDS,
+    CONSENT_COLUMNS,
+    DETAIL,
+    DIRECTION,
+    EMAIL_CHANGE,
+    FIELD,
+    KIND,
+    MEMBER_OPT_OUTS_COLUMNS,
+    NEW_VALUE,
+    OLD_VALUE,
+    REASON,
+    REJECTED_COLUMNS,
+    REVIEWS_COLUMNS,
+    ROW_VERSION,
+    SOURCE,
+    UNLINKS_COLUMNS,
+    UNSUBSCRIBE,
+    WHEN,
+    ChangeReason,
+    RejectReason,
+    ReviewKind,
+    Side,
+    UnlinkReason,
+    WriteDirection,
+    empty_frame,
+)
+from cc_sync.engine.normalise import is_blank, is_valid_email, normalise_email
+from cc_sync.fields import (
+    CONTACT_ID,
+    DELETED,
+    MEMBER_ID,
+    OPTED_OUT,
+    OPTED_OUT_AT,
+    UPDATED_AT,
+    field_max_length,
+)
+from cc_sync.policy import FieldOwner, FieldPolicy, SyncDirection
+
+EMAIL = "email"
+_STRING = "string[pyarrow]"
+
+
+def _to_series(array: pa.Array) -> pd.Series:
+    return array.to_pandas(types_mapper=pd.ArrowDtype).reset_index(drop=True)
+
+
+def _take(frame: pd.DataFrame, name: str, pos: np.ndarray) -> pd.Series:
+    """``frame[name]`` at positions ``pos`` (NA where -1 or the column is absent)."""
+    if name not in frame.columns or len(frame) == 0:
+        return pd.Series([pd.NA] * len(pos), dtype="object")
+    return _to_series(take_column(to_arrow(frame[name]), pos))
+
+
+def _times(frame: pd.DataFrame, pos: np.ndarray) -> pd.Series:
+    values = _take(frame, UPDATED_AT, pos)
+    return pd.to_datetime(values.astype(object), utc=True, errors="coerce").reset_index(drop=True)
+
+
+def _text(values: pd.Series) -> pd.Series:
+    """Values as text for the change log (NA stays NA)."""
+    return (
+        values.astype(object)
+        .where(values.notna(), None)
+        .map(lambda v: None if v is None else str(v), na_action="ignore")
+        .astype(_STRING)
+    )
+
+
+@dataclass
+class EmailOwners:
+    """Who holds each email, to catch an email change that would collide with someone else.
+
+    Built lazily: normalising a million emails costs nothing when no email changed.
+    """
+
+    cc_frames: list[pd.DataFrame]  # contact_id, email: the directory and this run's contacts
+    member_frames: list[pd.DataFrame]  # member_id, email: members, candidates, and the base
+
+    @staticmethod
+    def _keys(frames: list[pd.DataFrame], id_column: str) -> pd.DataFrame:
+        parts = [
+            f[[id_column, EMAIL]] for f in frames if len(f) and EMAIL in f.columns and id_column in f.columns
+        ]
+        if not parts:
+            return pd.DataFrame(
+                {id_column: pd.Series([], dtype=_STRING), "key": pd.Series([], dtype=_STRING)}
+            )
+        # The first frame holds the freshest value of a person: later frames only fill in the rest.
+        both = pd.concat(parts, ignore_index=True).drop_duplicates(id_column, keep="first")
+        keyed = pd.DataFrame(
+            {id_column: both[id_column].astype(_STRING), "key": normalise_email(both[EMAIL])}
+        )
+        return keyed.dropna().drop_duplicates()
+
+    @cached_property
+    def cc(self) -> pd.DataFrame:
+        return self._keys(self.cc_frames, CONTACT_ID)
+
+    @cached_property
+    def members(self) -> pd.DataFrame:
+        return self._keys(self.member_frames, MEMBER_ID)
+
+    def taken_by_other(self, keys: pd.Series, ids: pd.Series, side: Side) -> np.ndarray:
+        """True where ``keys[i]`` is held by someone other than ``ids[i]`` on ``side``."""
+        owners, id_column = (self.cc, CONTACT_ID) if side == Side.CC else (self.members, MEMBER_ID)
+        probe = pd.DataFrame(
+            {"key": keys.astype(_STRING).to_numpy(), "_self": ids.astype(_STRING).to_numpy()}
+        )
+        probe["_row"] = np.arange(len(probe))
+        hits = probe.merge(owners, on="key", how="inner")
+        hits = hits[(hits[id_column] != hits["_self"]).fillna(True).to_numpy(dtype=bool)]
+        taken = np.zeros(len(probe), dtype=bool)
+        taken[hits["_row"].to_numpy()] = True
+        return taken
+
+
+@dataclass(frozen=True)
+class Resolution:
+    member_updates: pd.DataFrame
+    member_opt_outs: pd.DataFrame
+    cc_updates: pd.DataFrame
+    cc_puts: pd.DataFrame
+    consent: pd.DataFrame
+    unlinks: pd.DataFrame
+    reviews: pd.DataFrame
+    rejected: pd.DataFrame
+    changes: pd.DataFrame
+    new_base: pd.DataFrame
+
+
+@dataclass
+class _FieldOutcome:
+    to_cc: np.ndarray  # write the member's value to CC
+    to_member: np.ndarray  # write CC's value to the member
+    member_value: pd.Series
+    cc_value: pd.Series
+    base_value: pd.Series  # the new base
+    old_base: pd.Series
+    cc_reason: np.ndarray
+    member_reason: np.ndarray
+
+
+def _equal(left: pd.Series, right: pd.Series, *, email: bool) -> np.ndarray:
+    """Same value, blanks all alike; emails compared normalised."""
+    blank = is_blank(left) & is_blank(right)
+    if email:
+        left, right = normalise_email(left), normalise_email(right)
+    same = (left.astype(object) == right.astype(object)).to_numpy(dtype=bool)
+    return blank | same
+
+
+def _conflict_winner(
+    policy: FieldPolicy, member_time: pd.Series, cc_time: pd.Series, to_cc_ok: bool, to_member_ok: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """For pairs where both sides changed a field differently: does the member win, and why."""
+    n = len(member_time)
+    owner = policy.owner
+    if not to_member_ok:
+        owner = FieldOwner.MEMBER_DB  # a field that only flows to CC is owned by the member database
+    elif not to_cc_ok:
+        owner = FieldOwner.CC
+    if owner == FieldOwner.MEMBER_DB:
+        return np.ones(n, bool), np.full(n, ChangeReason.OWNER_MEMBER.value, dtype=object)
+    if owner == FieldOwner.CC:
+        return np.zeros(n, bool), np.full(n, ChangeReason.OWNER_CC.value, dtype=object)
+    m, c = member_time.to_numpy(), cc_time.to_numpy()
+    m_known, c_known = ~pd.isna(m), ~pd.isna(c)
+    member_later = (m_known & ~c_known) | (m_known & c_known & (m > c))
+    cc_later = (c_known & ~m_known) | (m_known & c_known & (c > m))
+    reason = np.where(
+        member_later,
+        ChangeReason.CONFLICT_MEMBER_LATER.value,
+        np.where(cc_later, ChangeReason.CONFLICT_CC_LATER.value, ChangeReason.CONFLICT_TIE_MEMBER.value),
+    )
+    return ~cc_later, reason.astype(object)
+
+
+def _resolve_field(
+    aligned: AlignedPairs,
+    name: str,
+    policy: FieldPolicy,
+    direction: SyncDirection,
+    member_time: pd.Series,
+    cc_time: pd.Series,
+) -> _FieldOutcome:
+    base = aligned.aligned("base", name)
+    member = base
+    if name in aligned.members.columns:
+        member = pc.if_else(pa.array(aligned.has_member), aligned.aligned("member", name), base)
+    cc = base
+    if name in aligned.contacts.columns:
+        cc = pc.if_else(pa.array(aligned.has_contact), aligned.aligned("contact", name), base)
+    b, m, c = _to_series(base), _to_series(member), _to_series(cc)
+    email = name == EMAIL
+    to_cc_ok, to_member_ok = policy.flows_to_cc(direction), policy.flows_to_member_db(direction)
+
+    agree = _equal(m, c, email=email)
+    member_changed = ~_equal(m, b, email=email)
+    cc_changed = ~_equal(c, b, email=email)
+    if not policy.blank_overwrites:
+        member_changed &= ~is_blank(m)
+        cc_changed &= ~is_blank(c)
+    both = member_changed & cc_changed & ~agree
+    member_wins_conflict, conflict_reason = _conflict_winner(
+        policy, member_time, cc_time, to_cc_ok, to_member_ok
+    )
+    member_wins = member_changed & ~agree & (~cc_changed | member_wins_conflict)
+    cc_wins = cc_changed & ~agree & (~member_changed | ~member_wins_conflict)
+    to_cc = member_wins & to_cc_ok
+    to_member = cc_wins & to_member_ok
+
+    cc_reason = np.where(both, conflict_reason, ChangeReason.MEMBER_CHANGED.value).astype(object)
+    member_reason = np.where(both, conflict_reason, ChangeReason.CC_CHANGED.value).astype(object)
+    new_base = b.astype(object).copy()
+    new_base[agree] = m.astype(object)[agree]
+    new_base[to_cc] = m.astype(object)[to_cc]
+    new_base[to_member] = c.astype(object)[to_member]
+    return _FieldOutcome(to_cc, to_member, m, c, new_base, b.astype(object), cc_reason, member_reason)
+
+
+def _frame(columns: tuple[str, ...], data: dict[str, object]) -> pd.DataFrame:
+    return pd.DataFrame(data, columns=list(columns))
+
+
+def resolve_pairs(
+    aligned: AlignedPairs,
+    policies: dict[str, FieldPolicy],
+    direction: SyncDirection,
+    email_owners: EmailOwners,
+) -> Resolution:
+    """Resolve every pair of ``aligned`` (the changed ones; see ``compare.changed_pairs``)."""
+    deleted = (
+        aligned.has_contact & flag_column(aligned.contacts, DELETED)[np.maximum(aligned.c_pos, 0)]
+        if len(aligned.contacts)
+        else np.zeros(len(aligned.pairs), dtype=bool)
+    )
+    unlinks = _frame(
+        UNLINKS_COLUMNS,
+        {
+            MEMBER_ID: aligned.pairs.loc[deleted, MEMBER_ID].to_numpy(),
+            CONTACT_ID: aligned.pairs.loc[deleted, CONTACT_ID].to_numpy(),
+            REASON: UnlinkReason.CC_DELETED.value,
+        },
+    )
+    aligned = aligned.select(~deleted)
+    pairs = aligned.pairs
+    member_ids, contact_ids = pairs[MEMBER_ID].astype(_STRING), pairs[CONTACT_ID].astype(_STRING)
+    member_time = _times(aligned.members, aligned.m_pos)
+    cc_time = _times(aligned.contacts, aligned.c_pos)
+
+    reviews: list[pd.DataFrame] = []
+    rejected: list[pd.DataFrame] = []
+    changes: list[pd.DataFrame] = []
+
+    def review(rows: np.ndarray, kind: ReviewKind, field: str, detail: str) -> None:
+        if rows.any():
+            reviews.append(
+                _frame(
+                    REVIEWS_COLUMNS,
+                    {
+                        KIND: kind.value,
+                        MEMBER_ID: member_ids[rows].to_numpy(),
+                        CONTACT_ID: contact_ids[rows].to_numpy(),
+                        FIELD: field,
+                        DETAIL: detail,
+                    },
+                )
+            )
+
+    def reject(rows: np.ndarray, reason: RejectReason, field: str, detail: str) -> None:
+        if rows.any():
+            rejected.append(
+                _frame(
+                    REJECTED_COLUMNS,
+                    {
+                        MEMBER_ID: member_ids[rows].to_numpy(),
+                        CONTACT_ID: contact_ids[rows].to_numpy(),
+                        FIELD: field,
+                        REASON: reason.value,
+                        DETAIL: detail,
+                    },
+                )
+            )
+
+    # Consent first: it decides how CC may be written (an opted-out contact gets no import row).
+    was_out = _base_opted_out(aligned)
+    member_out = side_opted_out(aligned, "member")
+    cc_out = side_opted_out(aligned, "contact")
+    new_member_out = member_out & ~was_out
+    new_cc_out = cc_out & ~was_out
+    unsubscribe_cc = new_member_out & ~cc_out
+    opt_out_member = new_cc_out & ~member_out
+    opted_out_now = was_out | member_out | cc_out
+    review(
+        was_out & ~cc_out & aligned.has_contact,
+        ReviewKind.RESUBSCRIBED_IN_CC,
+        OPTED_OUT,
+        "CC shows the contact subscribed again; the sync never reverses an opt-out",
+    )
+    review(
+        was_out & ~member_out & aligned.has_member,
+        ReviewKind.RESUBSCRIBED_IN_MEMBER_DB,
+        OPTED_OUT,
+        "the member's opt-out was cleared; the sync never re-subscribes anyone in CC",
+    )
+
+    outcomes: dict[str, _FieldOutcome] = {}
+    for name, policy in policies.items():
+        if not (policy.flows_to_cc(direction) or policy.flows_to_member_db(direction)):
+            continue
+        outcome = _resolve_field(aligned, name, policy, direction, member_time, cc_time)
+        limit = field_max_length(name)
+        if limit is not None and outcome.to_cc.any():
+            lengths = outcome.member_value.astype(object).map(lambda v: len(str(v)), na_action="ignore")
+            too_long = outcome.to_cc & (lengths.fillna(0).to_numpy() > limit)
+            reject(too_long, RejectReason.TOO_LONG, name, f"longer than {limit} characters")
+            _drop_write(outcome, too_long, to_cc=True)
+        if name == EMAIL:
+            _check_email(outcome, member_ids, contact_ids, email_owners, review, reject)
+        outcomes[name] = outcome
+        for rows, target, old, new, why in (
+            (outcome.to_cc, WriteDirection.TO_CC, outcome.cc_value, outcome.member_value, outcome.cc_reason),
+            (
+                outcome.to_member,
+                WriteDirection.TO_MEMBER_DB,
+                outcome.member_value,
+                outcome.cc_value,
+                outcome.member_reason,
+            ),
+        ):
+            if rows.any():
+                changes.append(
+                    _frame(
+                        CHANGES_COLUMNS,
+                        {
+                            DIRECTION: target.value,
+                            MEMBER_ID: member_ids[rows].to_numpy(),
+                            CONTACT_ID: contact_ids[rows].to_numpy(),
+                            FIELD: name,
+                            OLD_VALUE: _text(old[rows]).to_numpy(),
+                            NEW_VALUE: _text(new[rows]).to_numpy(),
+                            REASON: why[rows],
+                        },
+                    )
+                )
+    for rows, target in (
+        (unsubscribe_cc, WriteDirection.TO_CC),
+        (opt_out_member, WriteDirection.TO_MEMBER_DB),
+    ):
+        if rows.any():
+            changes.append(
+                _frame(
+                    CHANGES_COLUMNS,
+                    {
+                        DIRECTION: target.value,
+                        MEMBER_ID: member_ids[rows].to_numpy(),
+                        CONTACT_ID: contact_ids[rows].to_numpy(),
+                        FIELD: OPTED_OUT,
+                        OLD_VALUE: "false",
+                        NEW_VALUE: "true",
+                        REASON: ChangeReason.OPT_OUT.value,
+                    },
+                )
+            )
+
+    member_when = _opt_out_times(aligned.members, aligned.m_pos, member_time)
+    cc_when = _opt_out_times(aligned.contacts, aligned.c_pos, cc_time)
+    consent = pd.concat(
+        [
+            _frame(
+                CONSENT_COLUMNS,
+                {
+                    MEMBER_ID: member_ids[new_member_out].to_numpy(),
+                    CONTACT_ID: contact_ids[new_member_out].to_numpy(),
+                    SOURCE: Side.MEMBER_DB.value,
+                    WHEN: member_when[new_member_out].to_numpy(),
+                    DIRECTION: np.where(unsubscribe_cc[new_member_out], WriteDirection.TO_CC.value, None),
+                },
+            ),
+            _frame(
+                CONSENT_COLUMNS,
+                {
+                    MEMBER_ID: member_ids[new_cc_out].to_numpy(),
+                    CONTACT_ID: contact_ids[new_cc_out].to_numpy(),
+                    SOURCE: Side.CC.value,
+                    WHEN: cc_when[new_cc_out].to_numpy(),
+                    DIRECTION: np.where(opt_out_member[new_cc_out], WriteDirection.TO_MEMBER_DB.value, None),
+                },
+            ),
+        ],
+        ignore_index=True,
+    )
+    row_version = _take(aligned.members, ROW_VERSION, aligned.m_pos)
+    if ROW_VERSION in aligned.base.columns:
+        from_base = _take(aligned.base, ROW_VERSION, aligned.b_pos)
+        row_version = row_version.astype(object).where(aligned.has_member, from_base.astype(object))
+    member_opt_outs = _frame(
+        MEMBER_OPT_OUTS_COLUMNS,
+        {
+            MEMBER_ID: member_ids[opt_out_member].to_numpy(),
+            ROW_VERSION: row_version[opt_out_member].to_numpy(),
+            CONTACT_ID: contact_ids[opt_out_member].to_numpy(),
+            SOURCE: Side.CC.value,
+            WHEN: cc_when[opt_out_member].to_numpy(),
+        },
+    )
+
+    member_updates = _wide_writes(
+        outcomes, "to_member", "cc_value", member_ids, contact_ids, {ROW_VERSION: row_version}, clear=True
+    )
+    email_to_cc = outcomes[EMAIL].to_cc if EMAIL in outcomes else np.zeros(len(pairs), bool)
+    any_cc_write = np.zeros(len(pairs), bool)
+    cleared_cc = np.zeros(len(pairs), bool)
+    for outcome in outcomes.values():
+        any_cc_write |= outcome.to_cc
+        cleared_cc |= outcome.to_cc & outcome.member_value.isna().to_numpy()
+    # Email changes and unsubscribes need a PUT; so do opted-out contacts (an import row could
+    # add them to a list) and clears (the import ignores blanks). Everything else goes in bulk.
+    by_put = unsubscribe_cc | email_to_cc | (any_cc_write & (opted_out_now | cleared_cc))
+    by_import = any_cc_write & ~by_put
+    cc_email = outcomes[EMAIL].cc_value if EMAIL in outcomes else _take(aligned.base, EMAIL, aligned.b_pos)
+    cc_updates = _wide_writes(
+        {k: v for k, v in outcomes.items() if k != EMAIL},
+        "to_cc",
+        "member_value",
+        member_ids,
+        contact_ids,
+        {EMAIL: cc_email},
+        rows=by_import,
+        id_first=CONTACT_ID,
+    )
+    put_extra = {
+        EMAIL_CHANGE: outcomes[EMAIL].member_value.astype(object).where(email_to_cc, None)
+        if EMAIL in outcomes
+        else pd.Series([None] * len(pairs)),
+        UNSUBSCRIBE: pd.Series(unsubscribe_cc),
+    }
+    cc_puts = _wide_writes(
+        {k: v for k, v in outcomes.items() if k != EMAIL},
+        "to_cc",
+        "member_value",
+        member_ids,
+        contact_ids,
+        put_extra,
+        rows=by_put,
+        id_first=CONTACT_ID,
+        clear=True,
+    )
+
+    base_columns: dict[str, object] = {MEMBER_ID: member_ids.to_numpy(), CONTACT_ID: contact_ids.to_numpy()}
+    for name in policies:
+        if name in outcomes:
+            base_columns[name] = outcomes[name].base_value.to_numpy()
+        else:
+            base_columns[name] = (
+                _to_series(
+                    arrow_column(aligned.base, name).take(pa.array(aligned.b_pos, mask=aligned.b_pos < 0))
+                )
+                .astype(object)
+                .to_numpy()
+            )
+    base_columns[OPTED_OUT] = opted_out_now
+    new_base = pd.DataFrame(base_columns)
+
+    return Resolution(
+        member_updates=member_updates,
+        member_opt_outs=member_opt_outs,
+        cc_updates=cc_updates,
+        cc_puts=cc_puts,
+        consent=consent,
+        unlinks=unlinks,
+        reviews=_concat(reviews, REVIEWS_COLUMNS),
+        rejected=_concat(rejected, REJECTED_COLUMNS),
+        changes=_concat(changes, CHANGES_COLUMNS),
+        new_base=new_base,
+    )
+
+
+def _drop_write(outcome: _FieldOutcome, rows: np.ndarray, *, to_cc: bool) -> None:
+    """Cancel the write for ``rows``; the base keeps its old value so the next run tries again."""
+    if not rows.any():
+        return
+    if to_cc:
+        outcome.to_cc = outcome.to_cc & ~rows
+    else:
+        outcome.to_member = outcome.to_member & ~rows
+    outcome.base_value[rows] = outcome.old_base[rows]
+
+
+def _check_email(
+    outcome: _FieldOutcome,
+    member_ids: pd.Series,
+    contact_ids: pd.Series,
+    email_owners: EmailOwners,
+    review: Callable[[np.ndarray, ReviewKind, str, str], None],
+    reject: Callable[[np.ndarray, RejectReason, str, str], None],
+) -> None:
+    """Validate and de-collide email changes in both directions (in place)."""
+    if outcome.to_cc.any():
+        new = outcome.member_value
+        invalid = outcome.to_cc & ~is_valid_email(new)
+        reject(invalid, RejectReason.INVALID_EMAIL, EMAIL, "not an email address")
+        _drop_write(outcome, invalid, to_cc=True)
+        keys = normalise_email(new)
+        rows = outcome.to_cc
+        taken = np.zeros(len(new), bool)
+        taken[rows] = email_owners.taken_by_other(keys[rows], contact_ids[rows], Side.CC)
+        twice = np.zeros(len(new), bool)
+        twice[rows] = keys[rows].duplicated(keep=False).to_numpy(dtype=bool)
+        collide = taken | twice
+        review(
+            collide, ReviewKind.EMAIL_COLLISION, EMAIL, "the member's new email is held by another CC contact"
+        )
+        _drop_write(outcome, collide, to_cc=True)
+    if outcome.to_member.any():
+        new = outcome.cc_value
+        keys = normalise_email(new)
+        rows = outcome.to_member
+        taken = np.zeros(len(new), bool)
+        taken[rows] = email_owners.taken_by_other(keys[rows], member_ids[rows], Side.MEMBER_DB)
+        twice = np.zeros(len(new), bool)
+        twice[rows] = keys[rows].duplicated(keep=False).to_numpy(dtype=bool)
+        collide = taken | twice
+        review(
+            collide, ReviewKind.EMAIL_COLLISION, EMAIL, "the contact's new email is held by another member"
+        )
+        _drop_write(outcome, collide, to_cc=False)
+
+
+def _opt_out_times(frame: pd.DataFrame, pos: np.ndarray, fallback: pd.Series) -> pd.Series:
+    if OPTED_OUT_AT in frame.columns:
+        when = pd.to_datetime(_take(frame, OPTED_OUT_AT, pos).astype(object), utc=True, errors="coerce")
+        return when.where(when.notna(), fallback)
+    return fallback
+
+
+def _wide_writes(
+    outcomes: dict[str, _FieldOutcome],
+    flag: str,
+    value: str,
+    member_ids: pd.Series,
+    contact_ids: pd.Series,
+    extra: dict[str, pd.Series],
+    *,
+    rows: np.ndarray | None = None,
+    id_first: str = MEMBER_ID,
+    clear: bool = False,
+) -> pd.DataFrame:
+    """One row per pair with a write: ids, ``extra`` columns, each written field (NA: leave alone)."""
+    n = len(member_ids)
+    written = np.zeros(n, bool)
+    for outcome in outcomes.values():
+        written |= getattr(outcome, flag)
+    if rows is not None:
+        written = rows
+    ids = {id_first: (member_ids if id_first == MEMBER_ID else contact_ids)[written].to_numpy()}
+    other = CONTACT_ID if id_first == MEMBER_ID else MEMBER_ID
+    ids[other] = (contact_ids if id_first == MEMBER_ID else member_ids)[written].to_numpy()
+    columns: dict[str, object] = dict(ids)
+    for name, values in extra.items():
+        columns[name] = pd.Series(values).reset_index(drop=True)[written].to_numpy()
+    cleared = pd.Series([""] * n, dtype=object)
+    for name, outcome in outcomes.items():
+        mask = getattr(outcome, flag) & written
+        if not mask.any():
+            continue
+        values = getattr(outcome, value).astype(object)
+        columns[name] = values.where(mask, None)[written].to_numpy()
+        if clear:
+            blanked = mask & values.isna().to_numpy()
+            cleared[blanked] = cleared[blanked] + "," + name
+    if clear:
+        columns[CLEARED_FIELDS] = cleared.str.lstrip(",").replace("", None)[written].to_numpy()
+    frame = pd.DataFrame(columns)
+    if len(frame.columns) and not len(frame):
+        return frame.astype(object)
+    return frame
+
+
+def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return empty_frame(columns)
+    return pd.concat(frames, ignore_index=True)[list(columns)]
