@@ -43,6 +43,15 @@ REAUTHORIZE_HINT = (
 )
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+
+
 def seed_hash(refresh_token: str) -> str:
     return hashlib.sha256(refresh_token.encode()).hexdigest()
 
@@ -61,7 +70,7 @@ class TokenCipher:
             try:
                 self._fernet = MultiFernet([Fernet(k.encode()) for k in keys])
             except ValueError:
-                log.warning("[core] fernet_key is not a valid Fernet key: tokens are stored unencrypted")
+                _warn_once("[core] fernet_key is not a valid Fernet key: tokens are stored unencrypted")
 
     @classmethod
     def from_airflow_config(cls) -> TokenCipher:
