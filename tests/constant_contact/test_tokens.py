@@ -1,0 +1,164 @@
+"""Tokens: rotation, an old refresh token refused, expiry, re-authorization, two processes at once,
+encryption at rest, and no token in any log line, error or repr."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+
+import pytest
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+
+from cc_sync.constant_contact.errors import ConstantContactAuthError, ConstantContactError
+from cc_sync.constant_contact.state import tokens_table
+from cc_sync.constant_contact.tokens import TokenCipher
+from include.cc_emulator import DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN
+from tests.constant_contact._workers import call_api_in_phases
+
+
+def stored_row(hook):
+    with hook.state.engine.begin() as conn:
+        return conn.execute(sa.select(tokens_table)).one()
+
+
+def stored_refresh_token(hook) -> str:
+    return TokenCipher.from_airflow_config().decrypt(stored_row(hook).refresh_token)
+
+
+def test_first_call_rotates_and_commits_the_new_refresh_token(emulator, make_hook, database_url):
+    hook = make_hook(state_db_uri=database_url)
+    hook.get_account_summary()
+    current = emulator.admin.current_refresh_token()
+    assert current != DEMO_REFRESH_TOKEN
+    assert stored_refresh_token(hook) == current
+    assert emulator.admin.counters()["token_refreshes"] == 1
+    # A second hook (another task) on the same state uses the stored access token: no refresh.
+    other = make_hook(state_db_uri=database_url)
+    other.get_account_summary()
+    assert emulator.admin.counters()["token_refreshes"] == 1
+    assert other.tokens.refreshes == 0
+
+
+def test_an_old_refresh_token_is_refused_with_a_clear_error(emulator, make_hook, tmp_path):
+    make_hook().get_account_summary()  # rotates the demo token away
+    stale = make_hook(state_db_uri=f"sqlite:///{tmp_path / 'other.db'}")
+    with pytest.raises(ConstantContactAuthError) as caught:
+        stale.get_account_summary()
+    message = str(caught.value)
+    assert "invalid_grant" in message
+    assert "authorize" in message
+    assert DEMO_REFRESH_TOKEN not in message
+    assert stale.api_calls == 1  # no retry of a refused token
+
+
+def test_an_expired_access_token_costs_exactly_one_refresh(emulator, make_hook, database_url):
+    hook = make_hook(state_db_uri=database_url)
+    hook.get_account_summary()
+    emulator.admin.expire_access_tokens()
+    for _ in range(3):
+        hook.get_account_summary()
+    counters = emulator.admin.counters()
+    assert counters["token_refreshes"] == 2
+    assert counters["unauthorized"] == 1
+
+
+def test_a_token_about_to_expire_is_refreshed_before_use(emulator, make_hook):
+    emulator.admin.configure(access_token_ttl_seconds=60)  # inside the hook's 120 s safety window
+    hook = make_hook()
+    hook.get_account_summary()
+    hook.get_account_summary()
+    counters = emulator.admin.counters()
+    assert counters["token_refreshes"] == 2
+    assert counters["unauthorized"] == 0
+
+
+def test_a_reauthorized_connection_replaces_the_stored_token(emulator, make_hook, tmp_path):
+    first = make_hook()
+    first.get_account_summary()  # store: token T1
+    # A person authorizes again: a new valid refresh token T2, which the store does not know.
+    elsewhere = make_hook(
+        state_db_uri=f"sqlite:///{tmp_path / 'elsewhere.db'}", refresh_token=stored_refresh_token(first)
+    )
+    elsewhere.get_account_summary()
+    new_token = emulator.admin.current_refresh_token()
+    reauthorized = make_hook(refresh_token=new_token)
+    reauthorized.get_account_summary()
+    assert reauthorized.tokens.refreshes == 1
+    assert stored_refresh_token(reauthorized) == emulator.admin.current_refresh_token()
+
+
+def test_two_processes_refresh_once_between_them(emulator, make_hook, database_url):
+    hook = make_hook(state_db_uri=database_url)  # sets the connection in the environment
+    hook.state  # creates the tables before the race  # noqa: B018
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(3)
+    results = ctx.Queue()
+    workers = [
+        ctx.Process(target=call_api_in_phases, args=(hook.cc_conn_id, barrier, 2, results)) for _ in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        barrier.wait(timeout=120)  # phase 1: both start with no token at all
+        barrier.wait(timeout=120)
+        emulator.admin.expire_access_tokens()
+        barrier.wait(timeout=120)  # phase 2: both hold an access token the server now refuses
+        barrier.wait(timeout=120)
+        reports = [results.get(timeout=120) for _ in workers]
+    finally:
+        for worker in workers:
+            worker.join(timeout=60)
+    assert [r["error"] for r in reports] == [None, None]
+    per_phase = [sum(r["refreshes"][phase] for r in reports) for phase in range(2)]
+    assert per_phase == [1, 1]
+    assert emulator.admin.counters()["token_refreshes"] == 2
+
+
+def test_tokens_are_encrypted_at_rest_with_the_fernet_key(emulator, make_hook, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
+    hook = make_hook()
+    hook.get_account_summary()
+    row = stored_row(hook)
+    current = emulator.admin.current_refresh_token()
+    assert row.refresh_token.startswith("fernet:")
+    assert current not in row.refresh_token
+    assert stored_refresh_token(hook) == current
+    # A new key without the old one cannot read the row: a clear error, not a garbled token.
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
+    with pytest.raises(ConstantContactAuthError, match="cannot be decrypted"):
+        make_hook().get_account_summary()
+
+
+def test_no_token_or_secret_in_logs_errors_or_reprs(emulator, make_hook, caplog, tmp_path):
+    caplog.set_level(logging.DEBUG)
+    hook = make_hook()
+    hook.get_account_summary()  # a refresh
+    emulator.admin.expire_access_tokens()
+    emulator.admin.set_faults(error_500_rate=0.5, seed=3)
+    list(hook.iter_contacts(email="someone.private@example.org"))  # a 401, a refresh, retries
+    emulator.admin.clear_faults()
+    stale = make_hook(state_db_uri=f"sqlite:///{tmp_path / 'stale.db'}")
+    with pytest.raises(ConstantContactError) as caught:  # a refused refresh token
+        stale.get_account_summary()
+    secrets = {
+        DEMO_REFRESH_TOKEN,
+        DEMO_CLIENT_SECRET,
+        emulator.admin.current_refresh_token(),
+        hook.tokens.access_token(),
+    }
+    texts = [
+        caplog.text,
+        str(caught.value),
+        repr(caught.value),
+        repr(hook),
+        repr(hook.tokens),
+        repr(hook.settings),
+        repr(hook.state.read_token(hook.cc_conn_id)),
+    ]
+    for secret in secrets:
+        for text in texts:
+            assert secret not in text
+    ours = [r.getMessage() for r in caplog.records if "cc_sync" in r.name]
+    assert any("Refreshed" in m for m in ours)
+    assert not any("someone.private" in m for m in ours)
