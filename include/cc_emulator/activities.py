@@ -154,6 +154,12 @@ class ActivityQueue:
             if activity["state"] in QUEUED_STATES:
                 activity["state"] = ActivityState.CANCELLED.value
         self.activities.clear()
+        self._started.clear()
+        if self._worker is not None:
+            # The worker may be asleep on a long "processing" activity: start afresh instead of waiting.
+            self._worker.cancel()
+        self._worker = None
+        self._queue = None
 
     def to_dict(self) -> list[dict[str, Any]]:
         return list(self.activities.values())
