@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -217,6 +217,39 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Column("counts", sa.Text()),  # JSON object: action -> count
         sa.Column("api_calls", sa.Integer(), nullable=False, default=0),
     )
+    # Every CC contact the sync has seen, by normalised email: links a new member without an API call.
+    sa.Table(
+        f"{prefix}cc_directory",
+        md,
+        _id("contact_id", primary_key=True),
+        sa.Column("email_key", sa.String(100)),
+        sa.Column("email", sa.String(100)),
+        sa.Column("first_name", sa.String(100)),
+        sa.Column("last_name", sa.String(100)),
+        sa.Column("opted_out", sa.Boolean(), nullable=False, default=False),
+        sa.Column("deleted", sa.Boolean(), nullable=False, default=False),
+        sa.Column("updated_at", UtcDateTime()),
+        sa.Column("seen_at", UtcDateTime(), nullable=False),
+        sa.Index(f"{prefix}ix_cc_directory_email", "email_key"),
+    )
+    # One sync at a time, whatever started it: a named lease with a holder and an expiry.
+    sa.Table(
+        f"{prefix}lease",
+        md,
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("holder", sa.String(RUN_ID_LENGTH)),
+        sa.Column("acquired_at", UtcDateTime()),
+        sa.Column("expires_at", UtcDateTime()),
+    )
+    # The load steps a run has finished, so a retried load resumes instead of writing twice.
+    sa.Table(
+        f"{prefix}load_steps",
+        md,
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH), primary_key=True),
+        sa.Column("step", sa.String(200), primary_key=True),
+        sa.Column("detail", sa.Text()),
+        sa.Column("done_at", UtcDateTime(), nullable=False),
+    )
     return md
 
 
@@ -304,6 +337,9 @@ class Bookkeeping:
         self.consent = t[f"{prefix}consent"]
         self.activity = t[f"{prefix}activity"]
         self.runs = t[f"{prefix}runs"]
+        self.cc_directory = t[f"{prefix}cc_directory"]
+        self.lease = t[f"{prefix}lease"]
+        self.load_steps = t[f"{prefix}load_steps"]
 
     # ---- schema ------------------------------------------------------------------------------
 
@@ -638,3 +674,131 @@ class Bookkeeping:
         result = dict(row)
         result["counts"] = json.loads(result["counts"]) if result["counts"] else {}
         return result
+
+    # ---- CC directory --------------------------------------------------------------------------
+
+    def upsert_directory(self, contacts: pd.DataFrame) -> int:
+        """Remember the contacts a run read (contact_id, email, names, opted_out, deleted, updated_at)."""
+        if contacts.empty:
+            return 0
+        from cc_sync.engine.normalise import normalise_email
+
+        data = pd.DataFrame(
+            {
+                CONTACT_ID: contacts[CONTACT_ID].astype(str).to_numpy(),
+                "email_key": normalise_email(contacts["email"]).to_numpy() if "email" in contacts else None,
+            }
+        )
+        for col in ("email", "first_name", "last_name"):
+            data[col] = contacts[col].to_numpy() if col in contacts else None
+        for col in (OPTED_OUT, "deleted"):
+            data[col] = contacts[col].fillna(False).astype(bool).to_numpy() if col in contacts else False
+        data["updated_at"] = (
+            pd.to_datetime(contacts["updated_at"], utc=True).to_numpy() if "updated_at" in contacts else None
+        )
+        data["seen_at"] = utcnow()
+        rows = _records(data, data.columns)
+        with self.engine.begin() as conn:
+            upsert(
+                conn,
+                self.cc_directory,
+                rows,
+                [CONTACT_ID],
+                [
+                    "email_key",
+                    "email",
+                    "first_name",
+                    "last_name",
+                    OPTED_OUT,
+                    "deleted",
+                    "updated_at",
+                    "seen_at",
+                ],
+            )
+        return len(rows)
+
+    def load_directory(self, email_keys: Iterable[str]) -> pd.DataFrame:
+        """Directory entries whose normalised email is one of ``email_keys``."""
+        keys = sorted({k for k in email_keys if k})
+        columns = [CONTACT_ID, "email", "first_name", "last_name", OPTED_OUT, "deleted"]
+        query = sa.select(*(self.cc_directory.c[c] for c in columns))
+        frames = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 5_000):
+                chunk = keys[start : start + 5_000]
+                frames.append(pd.read_sql(query.where(self.cc_directory.c.email_key.in_(chunk)), conn))
+        if not frames:
+            return pd.DataFrame({c: pd.Series([], dtype="string") for c in columns})
+        frame = pd.concat(frames, ignore_index=True)
+        for col in (OPTED_OUT, "deleted"):
+            frame[col] = frame[col].astype(bool)
+        return frame
+
+    # ---- lease: one sync at a time -------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
+        """Take the lease if it is free, expired or already ours; one atomic UPDATE decides."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            upsert(
+                conn,
+                self.lease,
+                [{"name": name, "holder": None, "acquired_at": None, "expires_at": None}],
+                ["name"],
+            )
+            lease = self.lease.c
+            result = conn.execute(
+                self.lease.update()
+                .where(
+                    lease.name == name,
+                    sa.or_(lease.holder.is_(None), lease.holder == holder, lease.expires_at < now),
+                )
+                .values(holder=holder, acquired_at=now, expires_at=now + ttl)
+            )
+        return result.rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                self.lease.update()
+                .where(self.lease.c.name == name, self.lease.c.holder == holder)
+                .values(holder=None, acquired_at=None, expires_at=None)
+            )
+        return result.rowcount == 1
+
+    def lease_holder(self, name: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(self.lease.c.holder).where(
+                    self.lease.c.name == name, self.lease.c.expires_at >= utcnow()
+                )
+            ).scalar_one_or_none()
+
+    # ---- load journal --------------------------------------------------------------------------
+
+    def done_steps(self, run_id: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(
+                conn.execute(
+                    sa.select(self.load_steps.c.step).where(self.load_steps.c.run_id == run_id)
+                ).scalars()
+            )
+
+    def mark_step_done(self, run_id: str, step: str, detail: Mapping[str, Any] | None = None) -> None:
+        row = {
+            "run_id": run_id,
+            "step": step,
+            "detail": json.dumps(detail, default=str) if detail is not None else None,
+            "done_at": utcnow(),
+        }
+        with self.engine.begin() as conn:
+            upsert(conn, self.load_steps, [row], ["run_id", "step"], ["detail", "done_at"])
+
+    def step_detail(self, run_id: str, step: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            raw = conn.execute(
+                sa.select(self.load_steps.c.detail).where(
+                    self.load_steps.c.run_id == run_id, self.load_steps.c.step == step
+                )
+            ).scalar_one_or_none()
+        return json.loads(raw) if raw else None
