@@ -13,21 +13,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 
-def to_arrow(values: pd.Series) -> pa.Array:
-    """The values as one pyarrow array (zero-copy for pyarrow-backed columns)."""
-    array = pa.array(values.array) if not hasattr(values.array, "__arrow_array__") else None
-    if array is None:
-        array = values.array.__arrow_array__()
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    return array
+def to_arrow(values: pd.Series, *, contiguous: bool = False) -> pa.Array | pa.ChunkedArray:
+    """The values as pyarrow data (zero-copy for pyarrow-backed columns unless ``contiguous``)."""
+    array = values.array
+    converted = array.__arrow_array__() if hasattr(array, "__arrow_array__") else pa.array(array)
+    if contiguous and isinstance(converted, pa.ChunkedArray):
+        converted = converted.combine_chunks()
+    return converted
 
 
 def positions(keys: pd.Series, within: pd.Series) -> np.ndarray:
     """For each key, its row position in ``within`` (-1 when absent; the first when repeated)."""
     if len(keys) == 0 or len(within) == 0:
         return np.full(len(keys), -1, dtype=np.int64)
-    key_array, within_array = to_arrow(keys), to_arrow(within)
+    key_array, within_array = to_arrow(keys), to_arrow(within, contiguous=True)
     if key_array.type != within_array.type:
         key_array = key_array.cast(within_array.type)
     if len(key_array) == len(within_array) and pc.all(pc.equal(key_array, within_array)).as_py():
@@ -40,12 +39,13 @@ def is_identity(pos: np.ndarray, length: int) -> bool:
     return len(pos) == length and bool((pos == np.arange(length)).all())
 
 
-def take_column(array: pa.Array, pos: np.ndarray, *, identity: bool = False) -> pa.Array:
+def take_column(array: pa.Array | pa.ChunkedArray, pos: np.ndarray, *, identity: bool = False) -> pa.Array:
     """``array`` reordered by ``pos``; null where ``pos`` is -1."""
     if identity:
-        return array
+        return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
     indices = pa.array(pos, mask=pos < 0, type=pa.int64())
-    return pc.take(array, indices)
+    taken = pc.take(array, indices)
+    return taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
 
 
 def same_values(left: pa.Array, right: pa.Array) -> np.ndarray:
@@ -62,7 +62,7 @@ def duplicated(keys: pd.Series) -> np.ndarray:
     n = len(keys)
     if n < 2:
         return np.zeros(n, dtype=bool)
-    array = to_arrow(keys)
+    array = to_arrow(keys, contiguous=True)
     increasing = pc.all(pc.less(array.slice(0, n - 1), array.slice(1))).as_py()
     if increasing:
         return np.zeros(n, dtype=bool)

@@ -31,7 +31,7 @@ def arrow_column(frame: pd.DataFrame, name: str) -> pa.Array:
     wanted = arrow_type(name)
     if name not in frame.columns:
         return pa.nulls(len(frame), type=wanted)
-    array = to_arrow(frame[name])
+    array = to_arrow(frame[name], contiguous=True)
     if array.type != wanted:
         if pa.types.is_floating(array.type) and wanted == pa.int64():
             array = array.cast(pa.int64(), safe=False)
@@ -57,6 +57,7 @@ class AlignedPairs:
     c_pos: np.ndarray
     b_pos: np.ndarray
     _cache: dict[tuple[str, str], pa.Array] = field(default_factory=dict, repr=False)
+    _identity: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
 
     @property
     def has_member(self) -> np.ndarray:
@@ -80,7 +81,9 @@ class AlignedPairs:
         source = self.source_column(side, name)
         if rows is not None:
             return take_column(source, pos[rows])
-        return take_column(source, pos, identity=is_identity(pos, len(source)))
+        if (side, "") not in self._identity:
+            self._identity[(side, "")] = is_identity(pos, len(source))
+        return take_column(source, pos, identity=self._identity[(side, "")])
 
     def select(self, keep: np.ndarray) -> AlignedPairs:
         return AlignedPairs(

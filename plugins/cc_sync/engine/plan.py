@@ -15,15 +15,21 @@ from cc_sync.engine.compare import NEW_LINK, align_pairs, changed_pairs
 from cc_sync.engine.link import CREATABLE, find_links
 from cc_sync.engine.model import (
     CHANGES_COLUMNS,
+    CLEARED_FIELDS,
     CONTACT_ID,
     DETAIL,
     DIRECTION,
+    EMAIL_CHANGE,
     FIELD,
     MEMBER_ID,
+    NEW_LINKS_COLUMNS,
     NEW_VALUE,
     OLD_VALUE,
     REASON,
     REJECTED_COLUMNS,
+    REVIEWS_COLUMNS,
+    SOURCE,
+    UNLINKS_COLUMNS,
     ChangeReason,
     RejectReason,
     SyncPlan,
@@ -52,23 +58,32 @@ def _with_string_ids(frame: pd.DataFrame, id_columns: tuple[str, ...], what: str
     return frame.assign(**changed) if changed else frame
 
 
-def _valid_rows(frame: pd.DataFrame, id_column: str, what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Drop rows without an id, and repeats of an id (the first one stays); report both."""
-    frame = _with_string_ids(frame, (id_column,), what)
+def _drop_bad_rows(
+    frame: pd.DataFrame, id_column: str, pos: np.ndarray, what: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Drop rows without an id, and repeats of an id (the first stays); report both.
+
+    ``pos`` are the links' positions in ``frame``: when they reach every row, every row is the
+    first of its id and the (costly, unsorted) duplicate scan is skipped.
+    """
+    reached = np.zeros(len(frame), dtype=bool)
+    reached[pos[pos >= 0]] = True
+    if reached.all():
+        return frame, empty_frame(REJECTED_COLUMNS)
     missing = frame[id_column].isna().to_numpy()
     repeated = duplicated(frame[id_column]) & ~missing
     bad = missing | repeated
     if not bad.any():
         return frame, empty_frame(REJECTED_COLUMNS)
     other = CONTACT_ID if id_column == MEMBER_ID else MEMBER_ID
+    detail = np.where(missing[bad], f"{what}: no id", f"{what}: id repeated; the first row kept")
     rejected = pd.DataFrame(
         {
             id_column: frame.loc[bad, id_column].to_numpy(),
             other: pd.NA,
             FIELD: id_column,
             REASON: np.where(missing[bad], RejectReason.MISSING_ID.value, RejectReason.DUPLICATE_ID.value),
-            DETAIL: f"{what}: "
-            + pd.Series(np.where(missing[bad], "no id", "id repeated; the first row kept")),
+            DETAIL: detail,
         },
         columns=list(REJECTED_COLUMNS),
     )
@@ -94,6 +109,7 @@ def _creates(
     if EMAIL not in fields:
         fields.insert(0, EMAIL)
     creates = rows[[MEMBER_ID, *fields]].copy()
+    creates[EMAIL] = as_string(creates[EMAIL]).str.strip()
     rejected = []
     for name in fields:
         limit = field_max_length(name)
@@ -142,6 +158,16 @@ def _concat(frames: list[pd.DataFrame], like: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _tidy(frame: pd.DataFrame, text_columns: tuple[str, ...]) -> pd.DataFrame:
+    """Ids, kinds, reasons and logged values as pyarrow strings with NA (one "missing" marker)."""
+    present = [c for c in text_columns if c in frame.columns and frame[c].dtype != STRING]
+    if not present:
+        return frame
+    return frame.assign(
+        **{c: frame[c].astype(object).where(frame[c].notna(), None).astype(STRING) for c in present}
+    )
+
+
 def plan_sync(
     members: pd.DataFrame,
     contacts: pd.DataFrame,
@@ -157,8 +183,8 @@ def plan_sync(
     unknown = [name for name in policies if not is_known_field(name)]
     if unknown:
         raise ValueError(f"policies name unknown fields: {', '.join(sorted(unknown))}")
-    members, rejected_members = _valid_rows(members, MEMBER_ID, "members")
-    contacts, rejected_contacts = _valid_rows(contacts, CONTACT_ID, "contacts")
+    members = _with_string_ids(members, (MEMBER_ID,), "members")
+    contacts = _with_string_ids(contacts, (CONTACT_ID,), "contacts")
     links = _with_string_ids(links, (MEMBER_ID, CONTACT_ID), "links")
     base = (
         _with_string_ids(base, (MEMBER_ID, CONTACT_ID), "base")
@@ -175,6 +201,12 @@ def plan_sync(
     links = links[[MEMBER_ID, CONTACT_ID]].reset_index(drop=True)
     m_pos = positions(links[MEMBER_ID], members[MEMBER_ID])
     c_pos = positions(links[CONTACT_ID], contacts[CONTACT_ID])
+    members, rejected_members = _drop_bad_rows(members, MEMBER_ID, m_pos, "members")
+    if len(rejected_members):
+        m_pos = positions(links[MEMBER_ID], members[MEMBER_ID])
+    contacts, rejected_contacts = _drop_bad_rows(contacts, CONTACT_ID, c_pos, "contacts")
+    if len(rejected_contacts):
+        c_pos = positions(links[CONTACT_ID], contacts[CONTACT_ID])
     linked_member = np.zeros(len(members), dtype=bool)
     linked_member[m_pos[m_pos >= 0]] = True
 
@@ -239,18 +271,19 @@ def plan_sync(
             cc_creates, create_changes, too_long = _creates(members, linking.to_create, policies, direction)
             rejected.append(too_long)
 
+    ids = (MEMBER_ID, CONTACT_ID)
     return SyncPlan(
-        new_links=new_links,
-        reviews=_concat(reviews, resolution.reviews),
-        member_updates=resolution.member_updates,
-        member_opt_outs=resolution.member_opt_outs,
-        cc_updates=resolution.cc_updates,
-        cc_puts=resolution.cc_puts,
-        cc_creates=cc_creates,
-        consent=resolution.consent,
-        unlinks=resolution.unlinks,
-        rejected=_concat(rejected, resolution.rejected),
-        changes=_concat([resolution.changes, create_changes], resolution.changes),
+        new_links=_tidy(new_links, NEW_LINKS_COLUMNS),
+        reviews=_tidy(_concat(reviews, resolution.reviews), REVIEWS_COLUMNS),
+        member_updates=_tidy(resolution.member_updates, (*ids, CLEARED_FIELDS)),
+        member_opt_outs=_tidy(resolution.member_opt_outs, (*ids, SOURCE)),
+        cc_updates=_tidy(resolution.cc_updates, ids),
+        cc_puts=_tidy(resolution.cc_puts, (*ids, EMAIL_CHANGE, CLEARED_FIELDS)),
+        cc_creates=_tidy(cc_creates, (MEMBER_ID,)),
+        consent=_tidy(resolution.consent, (*ids, SOURCE, DIRECTION)),
+        unlinks=_tidy(resolution.unlinks, UNLINKS_COLUMNS),
+        rejected=_tidy(_concat(rejected, resolution.rejected), REJECTED_COLUMNS),
+        changes=_tidy(_concat([resolution.changes, create_changes], resolution.changes), CHANGES_COLUMNS),
         new_base=resolution.new_base,
         hydrate=pd.DataFrame({CONTACT_ID: hydrate.to_numpy()}),
         pairs_compared=len(aligned.pairs),

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -89,9 +88,34 @@ def _take(frame: pd.DataFrame, name: str, pos: np.ndarray) -> pd.Series:
     return _to_series(take_column(to_arrow(frame[name]), pos))
 
 
-def _times(frame: pd.DataFrame, pos: np.ndarray) -> pd.Series:
-    values = _take(frame, UPDATED_AT, pos)
-    return pd.to_datetime(values.astype(object), utc=True, errors="coerce").reset_index(drop=True)
+_TIMESTAMP = pa.timestamp("ns", tz="UTC")
+
+
+def _times(frame: pd.DataFrame, pos: np.ndarray) -> pa.Array:
+    """The side's record updated_at at ``pos`` (null where -1 or unknown)."""
+    if UPDATED_AT not in frame.columns or len(frame) == 0:
+        return pa.nulls(len(pos), type=_TIMESTAMP)
+    array = to_arrow(frame[UPDATED_AT])
+    if not pa.types.is_timestamp(array.type):
+        array = to_arrow(pd.to_datetime(frame[UPDATED_AT], utc=True, errors="coerce"))
+    return take_column(array.cast(_TIMESTAMP, safe=False), pos)
+
+
+@dataclass(frozen=True)
+class _Recency:
+    """Which side's record changed later, per pair (a record with no time is the older)."""
+
+    member_later: np.ndarray
+    cc_later: np.ndarray
+
+    @classmethod
+    def of(cls, member_time: pa.Array, cc_time: pa.Array) -> _Recency:
+        def later(first: pa.Array, second: pa.Array) -> np.ndarray:
+            only_first = pc.and_(pc.is_valid(first), pc.is_null(second))
+            after = pc.fill_null(pc.greater(first, second), False)
+            return pc.or_(only_first, after).to_numpy(zero_copy_only=False)
+
+        return cls(later(member_time, cc_time), later(cc_time, member_time))
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -108,17 +132,27 @@ def _text(values: pd.Series) -> pd.Series:
 class EmailOwners:
     """Who holds each email, to catch an email change that would collide with someone else.
 
-    Built lazily: normalising a million emails costs nothing when no email changed.
+    Looked up only for the emails that change, so a million-row directory costs little.
     """
 
     cc_frames: list[pd.DataFrame]  # contact_id, email: the directory and this run's contacts
     member_frames: list[pd.DataFrame]  # member_id, email: members, candidates, and the base
 
-    @staticmethod
-    def _keys(frames: list[pd.DataFrame], id_column: str) -> pd.DataFrame:
-        parts = [
-            f[[id_column, EMAIL]] for f in frames if len(f) and EMAIL in f.columns and id_column in f.columns
-        ]
+    def _keys(self, frames: list[pd.DataFrame], id_column: str, probe: pd.Series) -> pd.DataFrame:
+        """id, key of the people in ``frames`` whose normalised email is one of ``probe``.
+
+        For ASCII text normalising is lower-casing and trimming, so cheap kernels pick out the
+        few possible holders and only those (and any non-ASCII email) are normalised in full.
+        """
+        wanted = pa.array(probe.dropna().unique().astype(object), type=pa.large_string())
+        parts = []
+        usable = [f for f in frames if len(f) and EMAIL in f.columns and id_column in f.columns]
+        for number, frame in enumerate(usable):
+            raw = to_arrow(frame[EMAIL]).cast(pa.large_string())
+            cheap = pc.utf8_trim_whitespace(pc.utf8_lower(raw))
+            maybe = pc.or_(pc.is_in(cheap, value_set=wanted), pc.invert(pc.string_is_ascii(raw)))
+            rows = pc.fill_null(maybe, False).to_numpy(zero_copy_only=False)
+            parts.append(frame.loc[rows, [id_column, EMAIL]])
         if not parts:
             return pd.DataFrame(
                 {id_column: pd.Series([], dtype=_STRING), "key": pd.Series([], dtype=_STRING)}
@@ -130,17 +164,12 @@ class EmailOwners:
         )
         return keyed.dropna().drop_duplicates()
 
-    @cached_property
-    def cc(self) -> pd.DataFrame:
-        return self._keys(self.cc_frames, CONTACT_ID)
-
-    @cached_property
-    def members(self) -> pd.DataFrame:
-        return self._keys(self.member_frames, MEMBER_ID)
-
     def taken_by_other(self, keys: pd.Series, ids: pd.Series, side: Side) -> np.ndarray:
         """True where ``keys[i]`` is held by someone other than ``ids[i]`` on ``side``."""
-        owners, id_column = (self.cc, CONTACT_ID) if side == Side.CC else (self.members, MEMBER_ID)
+        frames, id_column = (
+            (self.cc_frames, CONTACT_ID) if side == Side.CC else (self.member_frames, MEMBER_ID)
+        )
+        owners = self._keys(frames, id_column, keys)
         probe = pd.DataFrame(
             {"key": keys.astype(_STRING).to_numpy(), "_self": ids.astype(_STRING).to_numpy()}
         )
@@ -188,10 +217,10 @@ def _equal(left: pd.Series, right: pd.Series, *, email: bool) -> np.ndarray:
 
 
 def _conflict_winner(
-    policy: FieldPolicy, member_time: pd.Series, cc_time: pd.Series, to_cc_ok: bool, to_member_ok: bool
+    policy: FieldPolicy, recency: _Recency, to_cc_ok: bool, to_member_ok: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """For pairs where both sides changed a field differently: does the member win, and why."""
-    n = len(member_time)
+    n = len(recency.member_later)
     owner = policy.owner
     if not to_member_ok:
         owner = FieldOwner.MEMBER_DB  # a field that only flows to CC is owned by the member database
@@ -201,16 +230,14 @@ def _conflict_winner(
         return np.ones(n, bool), np.full(n, ChangeReason.OWNER_MEMBER.value, dtype=object)
     if owner == FieldOwner.CC:
         return np.zeros(n, bool), np.full(n, ChangeReason.OWNER_CC.value, dtype=object)
-    m, c = member_time.to_numpy(), cc_time.to_numpy()
-    m_known, c_known = ~pd.isna(m), ~pd.isna(c)
-    member_later = (m_known & ~c_known) | (m_known & c_known & (m > c))
-    cc_later = (c_known & ~m_known) | (m_known & c_known & (c > m))
     reason = np.where(
-        member_later,
+        recency.member_later,
         ChangeReason.CONFLICT_MEMBER_LATER.value,
-        np.where(cc_later, ChangeReason.CONFLICT_CC_LATER.value, ChangeReason.CONFLICT_TIE_MEMBER.value),
+        np.where(
+            recency.cc_later, ChangeReason.CONFLICT_CC_LATER.value, ChangeReason.CONFLICT_TIE_MEMBER.value
+        ),
     )
-    return ~cc_later, reason.astype(object)
+    return ~recency.cc_later, reason.astype(object)
 
 
 def _resolve_field(
@@ -218,8 +245,7 @@ def _resolve_field(
     name: str,
     policy: FieldPolicy,
     direction: SyncDirection,
-    member_time: pd.Series,
-    cc_time: pd.Series,
+    recency: _Recency,
 ) -> _FieldOutcome:
     base = aligned.aligned("base", name)
     member = base
@@ -239,9 +265,7 @@ def _resolve_field(
         member_changed &= ~is_blank(m)
         cc_changed &= ~is_blank(c)
     both = member_changed & cc_changed & ~agree
-    member_wins_conflict, conflict_reason = _conflict_winner(
-        policy, member_time, cc_time, to_cc_ok, to_member_ok
-    )
+    member_wins_conflict, conflict_reason = _conflict_winner(policy, recency, to_cc_ok, to_member_ok)
     member_wins = member_changed & ~agree & (~cc_changed | member_wins_conflict)
     cc_wins = cc_changed & ~agree & (~member_changed | ~member_wins_conflict)
     to_cc = member_wins & to_cc_ok
@@ -285,6 +309,7 @@ def resolve_pairs(
     member_ids, contact_ids = pairs[MEMBER_ID].astype(_STRING), pairs[CONTACT_ID].astype(_STRING)
     member_time = _times(aligned.members, aligned.m_pos)
     cc_time = _times(aligned.contacts, aligned.c_pos)
+    recency = _Recency.of(member_time, cc_time)
 
     reviews: list[pd.DataFrame] = []
     rejected: list[pd.DataFrame] = []
@@ -346,7 +371,7 @@ def resolve_pairs(
     for name, policy in policies.items():
         if not (policy.flows_to_cc(direction) or policy.flows_to_member_db(direction)):
             continue
-        outcome = _resolve_field(aligned, name, policy, direction, member_time, cc_time)
+        outcome = _resolve_field(aligned, name, policy, direction, recency)
         limit = field_max_length(name)
         if limit is not None and outcome.to_cc.any():
             lengths = outcome.member_value.astype(object).map(lambda v: len(str(v)), na_action="ignore")
@@ -401,8 +426,8 @@ def resolve_pairs(
                 )
             )
 
-    member_when = _opt_out_times(aligned.members, aligned.m_pos, member_time)
-    cc_when = _opt_out_times(aligned.contacts, aligned.c_pos, cc_time)
+    member_when = _opt_out_times(aligned.members, aligned.m_pos, member_time.to_pandas())
+    cc_when = _opt_out_times(aligned.contacts, aligned.c_pos, cc_time.to_pandas())
     consent = pd.concat(
         [
             _frame(
@@ -468,7 +493,11 @@ def resolve_pairs(
         id_first=CONTACT_ID,
     )
     put_extra = {
-        EMAIL_CHANGE: outcomes[EMAIL].member_value.astype(object).where(email_to_cc, None)
+        EMAIL_CHANGE: outcomes[EMAIL]
+        .member_value.astype(_STRING)
+        .str.strip()
+        .astype(object)
+        .where(email_to_cc, None)
         if EMAIL in outcomes
         else pd.Series([None] * len(pairs)),
         UNSUBSCRIBE: pd.Series(unsubscribe_cc),
