@@ -130,7 +130,7 @@ def test_tokens_are_encrypted_at_rest_with_the_fernet_key(emulator, make_hook, m
         make_hook().get_account_summary()
 
 
-def test_no_token_or_secret_in_logs_errors_or_reprs(emulator, make_hook, caplog, tmp_path):
+def test_no_token_or_secret_in_logs_errors_or_reprs(emulator, make_hook, caplog, capfd, tmp_path):
     caplog.set_level(logging.DEBUG)
     hook = make_hook()
     hook.get_account_summary()  # a refresh
@@ -147,8 +147,11 @@ def test_no_token_or_secret_in_logs_errors_or_reprs(emulator, make_hook, caplog,
         emulator.admin.current_refresh_token(),
         hook.tokens.access_token(),
     }
+    printed = capfd.readouterr()  # the hook's own lines go through Airflow's structlog to stdout
     texts = [
         caplog.text,
+        printed.out,
+        printed.err,
         str(caught.value),
         repr(caught.value),
         repr(hook),
@@ -162,3 +165,5 @@ def test_no_token_or_secret_in_logs_errors_or_reprs(emulator, make_hook, caplog,
     ours = [r.getMessage() for r in caplog.records if "cc_sync" in r.name]
     assert any("Refreshed" in m for m in ours)
     assert not any("someone.private" in m for m in ours)
+    assert "someone.private" not in printed.out
+    assert "retrying" in printed.out  # the retries were logged, and are in what was checked
