@@ -18,7 +18,9 @@ import binascii
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
@@ -96,21 +98,49 @@ def _timestamp_param(value: str | None, name: str) -> str | None:
     return format_timestamp(parse_timestamp(value, name=name)) if value else None
 
 
-def _encode_cursor(
-    query: ContactQuery, position: int, limit: int, include: list[str], include_count: bool
-) -> str:
-    payload = {"q": query.__dict__, "p": position, "l": limit, "i": include, "c": include_count}
-    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
+@dataclass(frozen=True)
+class ContactCursor:
+    """Where a ``GET /contacts`` walk stands: its filters, the next position and what each page shows.
 
+    Sent base64-encoded in ``_links.next.href`` (the real cursor is opaque too). The count asked for
+    with ``include_count`` is taken once, on the first page, and carried along, so a walk over
+    100,000 contacts does not recount them for every page.
+    """
 
-def _decode_cursor(cursor: str) -> tuple[ContactQuery, int, int, list[str], bool]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded))
-        query = ContactQuery(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload["q"].items()})
-        return query, int(payload["p"]), int(payload["l"]), list(payload["i"]), bool(payload["c"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise bad_request("The cursor is not valid") from None
+    query: ContactQuery
+    position: int
+    limit: int
+    include: tuple[str, ...]
+    count: int | None
+
+    def encode(self) -> str:
+        payload = {
+            "q": self.query.__dict__,
+            "p": self.position,
+            "l": self.limit,
+            "i": self.include,
+            "n": self.count,
+        }
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> ContactCursor:
+        try:
+            payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+            query = ContactQuery(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in payload["q"].items()}
+            )
+            count = payload["n"]
+            return cls(
+                query=query,
+                position=int(payload["p"]),
+                limit=int(payload["l"]),
+                include=tuple(payload["i"]),
+                count=None if count is None else int(count),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+            raise bad_request("The cursor is not valid") from None
 
 
 def render_contact(contact: dict[str, Any], include: frozenset[str]) -> dict[str, Any]:
@@ -311,14 +341,18 @@ def create_app(settings: EmulatorSettings | None = None) -> FastAPI:
 
 
 async def _save_periodically(app: FastAPI) -> None:
+    pause = 1.0
     while True:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(pause)
         emulator: EmulatorState = app.state.emulator
         if emulator.dirty and emulator.settings.state_file is not None:
+            started = time.monotonic()
             try:
                 emulator.save()
             except OSError:
                 log.exception("could not save the emulator state")
+            # Saving blocks the event loop: with a big account, save less often so serving stays fast.
+            pause = max(1.0, 10 * (time.monotonic() - started))
 
 
 def _state(request: Request) -> EmulatorState:
@@ -386,7 +420,7 @@ def _add_contact_routes(app: FastAPI) -> None:
     ) -> Response:
         store = _state(request).store
         if cursor:
-            query, position, limit, include_list, include_count = _decode_cursor(cursor)
+            walk = ContactCursor.decode(cursor)
         else:
             statuses = _csv(status)
             unknown = set(statuses) - {s.value for s in StatusFilter}
@@ -408,15 +442,16 @@ def _add_contact_routes(app: FastAPI) -> None:
                 optout_after=_timestamp_param(optout_after, "optout_after"),
                 optout_before=_timestamp_param(optout_before, "optout_before"),
             )
-            position, include_list = 0, _include_param(include)
-        page, next_position = store.find_contacts(query, position, limit)
-        wanted = frozenset(include_list)
+            count = store.count_contacts(query) if include_count else None
+            walk = ContactCursor(query, 0, limit, tuple(_include_param(include)), count)
+        page, next_position = store.find_contacts(walk.query, walk.position, walk.limit)
+        wanted = frozenset(walk.include)
         body: dict[str, Any] = {"contacts": [render_contact(c, wanted) for c in page]}
-        if include_count:
-            body["contacts_count"] = store.count_contacts(query)
+        if walk.count is not None:
+            body["contacts_count"] = walk.count
         body["_links"] = {}
         if next_position is not None:
-            next_cursor = _encode_cursor(query, next_position, limit, include_list, include_count)
+            next_cursor = replace(walk, position=next_position).encode()
             body["_links"] = {"next": {"href": f"/v3/contacts?cursor={next_cursor}"}}
         return json_response(body)
 
