@@ -50,7 +50,7 @@ def normalise_name(values: pd.Series) -> pd.Series:
 
 def is_blank(values: pd.Series) -> np.ndarray:
     """True where there is no value: NA, or text that is empty or only whitespace."""
-    if values.dtype == STRING or values.dtype == object or isinstance(values.dtype, pd.StringDtype):
+    if pd.api.types.is_string_dtype(values.dtype) or values.dtype == object:
         text = as_string(values)
         return (text.isna() | (text.str.strip() == "").fillna(True)).to_numpy(dtype=bool)
     return values.isna().to_numpy(dtype=bool)

@@ -30,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cc_sync.engine.align import take_column, to_arrow
+from cc_sync.engine.align import positions, take_column, to_arrow
 from cc_sync.engine.compare import AlignedPairs, arrow_column, flag_column, side_opted_out
 from cc_sync.engine.compare import base_opted_out as _base_opted_out
 from cc_sync.engine.model import (
@@ -152,12 +152,15 @@ class EmailOwners:
             cheap = pc.utf8_trim_whitespace(pc.utf8_lower(raw))
             maybe = pc.or_(pc.is_in(cheap, value_set=wanted), pc.invert(pc.string_is_ascii(raw)))
             rows = pc.fill_null(maybe, False).to_numpy(zero_copy_only=False)
-            parts.append(frame.loc[rows, [id_column, EMAIL]])
+            part = frame.loc[rows, [id_column, EMAIL]]
+            # An earlier frame holds a fresher row of the same person: its (old) email here is stale.
+            for fresher in usable[:number]:
+                if len(part):
+                    part = part[positions(part[id_column], fresher[id_column]) < 0]
+            parts.append(part)
+        empty = pd.Series([], dtype=_STRING)
         if not parts:
-            return pd.DataFrame(
-                {id_column: pd.Series([], dtype=_STRING), "key": pd.Series([], dtype=_STRING)}
-            )
-        # The first frame holds the freshest value of a person: later frames only fill in the rest.
+            return pd.DataFrame({id_column: empty, "key": empty})
         both = pd.concat(parts, ignore_index=True).drop_duplicates(id_column, keep="first")
         keyed = pd.DataFrame(
             {id_column: both[id_column].astype(_STRING), "key": normalise_email(both[EMAIL])}
