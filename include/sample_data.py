@@ -109,7 +109,9 @@ def _pools(seed: int) -> dict[str, list[str]]:
     pools["company"] = [fake.company() for _ in range(1500)]
     pools["job"] = [fake.job() for _ in range(600)]
     pools["phone"] = [fake.numerify("(###) ###-####") for _ in range(5000)]
-    pools["state"] = [fake.state_abbr(include_territories=False) for _ in range(500)]
+    pools["state"] = [
+        fake.state_abbr(include_territories=False, include_freely_associated_states=False) for _ in range(500)
+    ]
     pools["postcode"] = [fake.postcode() for _ in range(3000)]
     return pools
 
@@ -182,16 +184,22 @@ def generate_members(n: int, seed: int = 42, now: datetime | None = None) -> pd.
 
 
 def _rows(frame: pd.DataFrame, dialect: str) -> list[tuple[object, ...]]:
-    data = frame.astype(object).where(frame.notna(), None)
+    data = frame.astype(object).where(frame.notna(), None).reset_index(drop=True)
     if dialect == "sqlite":
         # The text forms SQLAlchemy's SQLite types read back, written here without the ORM's cost.
         for col in ("updated_at", "deleted_at"):
-            data[col] = [None if v is None else v.strftime("%Y-%m-%d %H:%M:%S.%f") for v in data[col]]
-        data["birth_date"] = [None if v is None else v.isoformat() for v in data["birth_date"]]
+            data[col] = pd.Series(
+                [None if pd.isna(v) else v.strftime("%Y-%m-%d %H:%M:%S.%f") for v in data[col]], dtype=object
+            )
+        data["birth_date"] = pd.Series(
+            [None if pd.isna(v) else v.isoformat() for v in data["birth_date"]], dtype=object
+        )
         data["email_opt_out"] = data["email_opt_out"].astype(int)
     else:
         for col in ("updated_at", "deleted_at"):
-            data[col] = [None if v is None else v.to_pydatetime() for v in data[col]]
+            data[col] = pd.Series(
+                [None if pd.isna(v) else v.to_pydatetime() for v in data[col]], dtype=object
+            )
         data["member_id"] = data["member_id"].astype(int)
         data["email_opt_out"] = data["email_opt_out"].astype(bool)
     return list(data.itertuples(index=False, name=None))

@@ -15,6 +15,7 @@ deletes member rows, and never writes an opt-in.
 
 from __future__ import annotations
 
+import io
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -190,7 +191,12 @@ class MemberDatabaseHook(BaseHook):
     def _select(self) -> sa.Select[Any]:
         t, m = self.table, self.mapping
         columns: list[sa.ColumnElement[Any]] = [t.c[m.member_id_column].label(MEMBER_ID)]
-        columns += [t.c[c].label(_SRC + c) for c in m.source_columns() if c != m.member_id_column]
+        for c in m.source_columns():
+            if c == m.member_id_column:
+                continue
+            # Booleans read as 0/1 on every dialect (PostgreSQL's COPY would spell them t/f).
+            col = sa.cast(t.c[c], sa.Integer) if isinstance(t.c[c].type, sa.Boolean) else t.c[c]
+            columns.append(col.label(_SRC + c))
         if m.last_modified_column:
             columns.append(sa.cast(t.c[m.last_modified_column], sa.String(64)).label(ROW_VERSION))
         return sa.select(*columns).where(m.where_in_scope(t))
@@ -227,12 +233,8 @@ class MemberDatabaseHook(BaseHook):
         yield from self._read_chunks(stmt, chunksize)
 
     def _read_chunks(self, stmt: sa.Select[Any], chunksize: int) -> Iterator[pd.DataFrame]:
-        # A server-side cursor on PostgreSQL/MariaDB: one chunk of rows is in memory at a time.
-        with self._engine.connect() as conn:
-            result = conn.execution_options(stream_results=True, yield_per=chunksize).execute(stmt)
-            keys = list(result.keys())
-            for rows in result.partitions(chunksize):
-                yield self._to_canonical(pd.DataFrame.from_records(rows, columns=keys, coerce_float=False))
+        for raw in read_raw_frames(self._engine, stmt, chunksize):
+            yield self._to_canonical(raw)
 
     def extract_changed_by_hash(
         self, known_hashes: pd.Series, *, chunksize: int = DEFAULT_CHUNKSIZE
@@ -255,16 +257,10 @@ class MemberDatabaseHook(BaseHook):
     def _to_canonical(self, raw: pd.DataFrame) -> pd.DataFrame:
         """Raw labelled source columns -> the canonical frame."""
         m = self.mapping
-        out: dict[str, Any] = {MEMBER_ID: raw[MEMBER_ID].astype(str).to_numpy()}
+        out: dict[str, pd.Series] = {MEMBER_ID: raw[MEMBER_ID].astype(str)}
         for name, fm in m.fields.items():
-            out[name] = _canonical_values(name, fm, raw[_SRC + fm.column], m).to_numpy()
+            out[name] = _canonical_values(name, fm, raw[_SRC + fm.column], m)
         frame = pd.DataFrame(out, index=raw.index)
-        for name, fm in m.fields.items():
-            is_name_part = fm.part in (NamePart.FIRST_NAME, NamePart.LAST_NAME)
-            if is_name_part or (fm.part == NamePart.WHOLE and _field_kind(name) == FieldKind.TEXT):
-                frame[name] = frame[name].astype("string")
-            else:
-                frame[name] = frame[name].astype("Int64")
         if m.last_modified_column:
             frame[UPDATED_AT] = _to_utc(raw[_SRC + m.last_modified_column])
         else:
@@ -503,6 +499,108 @@ class MemberDatabaseHook(BaseHook):
         if getattr(column.type, "timezone", False):
             return moment.astimezone(UTC)
         return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+# ---- reading rows fast -----------------------------------------------------------------------------
+
+
+def _literal_sql(stmt: sa.Select[Any], dialect: sa.Dialect) -> str:
+    # Values here come from the mapping and the sync itself, and SQLAlchemy quotes them per dialect.
+    return str(
+        stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True, "render_postcompile": True})
+    )
+
+
+def read_raw_frames(engine: sa.Engine, stmt: sa.Select[Any], chunksize: int) -> Iterator[pd.DataFrame]:
+    """Run ``stmt`` and yield its rows as DataFrames of at most ``chunksize`` rows.
+
+    Rows never become one Python object each: PostgreSQL streams ``COPY (query) TO STDOUT`` as CSV
+    into pyarrow's streaming CSV reader; MariaDB reads through an unbuffered server-side cursor and
+    SQLite through the plain DB-API cursor, both as tuples straight into a DataFrame, a chunk at a time.
+    """
+    keys = list(stmt.selected_columns.keys())
+    sql = _literal_sql(stmt, engine.dialect)
+    dialect = engine.dialect.name
+    with engine.connect() as conn:
+        dbapi_conn = conn.connection.driver_connection
+        if dialect == "postgresql":
+            yield from _read_postgres_copy(dbapi_conn, sql, keys, chunksize)
+            return
+        if dialect in ("mysql", "mariadb"):
+            import pymysql.cursors
+
+            cursor = dbapi_conn.cursor(pymysql.cursors.SSCursor)
+        else:
+            cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(sql)
+            while rows := cursor.fetchmany(chunksize):
+                yield _frame_from_tuples(rows, keys)
+        finally:
+            cursor.close()
+        conn.rollback()
+
+
+def _frame_from_tuples(rows: list[tuple[Any, ...]], keys: list[str]) -> pd.DataFrame:
+    # One column at a time, as object arrays: no per-row work, and no dtype guessing by pandas
+    # (the canonical conversion below types each column once).
+    columns = zip(*rows, strict=True)
+    return pd.DataFrame(
+        {
+            k: pd.Series(np.fromiter(c, dtype=object, count=len(rows)), dtype=object)
+            for k, c in zip(keys, columns, strict=True)
+        }
+    )
+
+
+class _CopyStream(io.RawIOBase):
+    """A readable file over psycopg's COPY blocks, for pyarrow's streaming CSV reader."""
+
+    def __init__(self, blocks: Iterator[bytes]) -> None:
+        self._blocks = blocks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            block = next(self._blocks, None)
+            if block is None:
+                return 0
+            self._pending = bytes(block)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _read_postgres_copy(dbapi_conn: Any, sql: str, keys: list[str], chunksize: int) -> Iterator[pd.DataFrame]:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    with dbapi_conn.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+        reader = pa_csv.open_csv(
+            io.BufferedReader(_CopyStream(iter(copy)), buffer_size=1 << 20),
+            read_options=pa_csv.ReadOptions(column_names=keys, block_size=8 << 20),
+            # Unquoted empty is NULL in PostgreSQL's CSV, a quoted "" is an empty string.
+            convert_options=pa_csv.ConvertOptions(
+                column_types={k: pa.string() for k in keys},
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        pending: list[Any] = []
+        rows = 0
+        for batch in reader:
+            pending.append(batch)
+            rows += batch.num_rows
+            if rows >= chunksize:
+                yield pa.Table.from_batches(pending).to_pandas()
+                pending, rows = [], 0
+        if rows:
+            yield pa.Table.from_batches(pending).to_pandas()
+    dbapi_conn.rollback()
 
 
 # ---- pure helpers (no database) -------------------------------------------------------------------
