@@ -47,7 +47,8 @@ def test_opt_out_on_both_sides_writes_nothing_but_the_ledger() -> None:
     world.edit_member("m1", opted_out=True)
     world.edit_contact("c1", opted_out=True)
     plan = world.sync()
-    assert plan.cc_puts.empty and plan.member_opt_outs.empty
+    assert plan.cc_puts.empty
+    assert plan.member_opt_outs.empty
     assert sorted(plan.consent["source"]) == ["cc", "member_db"]
     assert world.base["m1"]["opted_out"] is True
 

@@ -26,7 +26,8 @@ def test_name_and_email_link_after_normalisation(member: tuple[str, ...], contac
     world.add_contact("c1", first_name=contact[0], last_name=contact[1], email=contact[2])
     plan = world.sync()
     assert plan.new_links.values.tolist() == [["m1", "c1", LinkRule.NAME_EMAIL.value]]
-    assert plan.reviews.empty and plan.cc_creates.empty
+    assert plan.reviews.empty
+    assert plan.cc_creates.empty
 
 
 def test_anne_and_annabelle_is_a_near_match_not_a_link() -> None:
@@ -34,7 +35,8 @@ def test_anne_and_annabelle_is_a_near_match_not_a_link() -> None:
     world.add_member("m1", first_name="Anne", last_name="Smith", email="anne@example.org")
     world.add_contact("c1", first_name="Annabelle", last_name="Smith", email="anne@example.org")
     plan = world.sync()
-    assert plan.new_links.empty and plan.cc_creates.empty
+    assert plan.new_links.empty
+    assert plan.cc_creates.empty
     assert plan.reviews[["kind", "member_id", "contact_id"]].values.tolist() == [
         [ReviewKind.NEAR_MATCH.value, "m1", "c1"]
     ]
@@ -48,7 +50,8 @@ def test_household_email_shared_by_members_goes_to_review() -> None:
     world.add_member("m2", first_name="Tom", last_name="Smith", email="Home@example.org")
     world.add_contact("c1", first_name="Anne", last_name="Smith", email="home@example.org")
     plan = world.sync()
-    assert plan.new_links.empty and plan.cc_creates.empty
+    assert plan.new_links.empty
+    assert plan.cc_creates.empty
     assert sorted(plan.reviews["member_id"]) == ["m1", "m2"]
     assert set(plan.reviews["kind"]) == {ReviewKind.SHARED_EMAIL.value}
 
@@ -96,7 +99,8 @@ def test_unmatched_member_is_created_in_cc(direction: SyncDirection, created: bo
         assert world.contacts[world.links["m1"]]["city"] == "York"
         assert set(plan.changes.loc[plan.changes["member_id"] == "m1", "reason"]) == {"created"}
     else:
-        assert plan.cc_creates.empty and not world.links
+        assert plan.cc_creates.empty
+        assert not world.links
 
 
 @pytest.mark.parametrize(
@@ -132,7 +136,8 @@ def test_email_of_a_deleted_contact_is_not_revived_by_a_create() -> None:
     world.add_contact("c1", first_name="Gone", last_name="Away", email="gone@example.org", deleted=True)
     world.add_member("m1", first_name="Gone", last_name="Away", email="gone@example.org")
     plan = world.sync()
-    assert plan.cc_creates.empty and plan.new_links.empty
+    assert plan.cc_creates.empty
+    assert plan.new_links.empty
     assert plan.reviews["kind"].tolist() == [ReviewKind.DELETED_IN_CC.value]
 
 
@@ -169,6 +174,7 @@ def test_link_survives_an_email_change_on_the_next_run() -> None:
     world.sync()
     world.edit_contact("c1", email="anne@new.example.org")
     plan = world.sync()
-    assert plan.new_links.empty and plan.reviews.empty
+    assert plan.new_links.empty
+    assert plan.reviews.empty
     assert world.links == {"m1": "c1"}
     assert world.members["m1"]["email"] == "anne@new.example.org"

@@ -100,7 +100,8 @@ def test_a_blank_wipes_when_the_policy_allows(side: str) -> None:
     policies = {f: FieldPolicy() for f in FIELDS} | {"city": FieldPolicy(blank_overwrites=True)}
     plan = world.sync(policies=policies)
     member, contact = world.pair("m1")
-    assert member["city"] is None and contact["city"] is None
+    assert member["city"] is None
+    assert contact["city"] is None
     cleared = plan.cc_puts if side == "member" else plan.member_updates
     assert cleared["cleared_fields"].tolist() == ["city"]
 
@@ -228,7 +229,8 @@ def test_sync_direction(direction: SyncDirection, member_gets: str, cc_gets: str
     if direction == SyncDirection.TO_CC:
         assert plan.member_updates.empty
     if direction == SyncDirection.FROM_CC:
-        assert plan.cc_updates.empty and plan.cc_puts.empty
+        assert plan.cc_updates.empty
+        assert plan.cc_puts.empty
 
 
 @pytest.mark.parametrize(
@@ -247,9 +249,11 @@ def test_per_field_direction_makes_the_source_the_owner(
     world.sync(policies=policies)
     member, contact = world.pair("m1")
     if field_direction == FieldDirection.TO_CC:
-        assert contact["city"] == expected_city and member["city"] == "Hull"
+        assert contact["city"] == expected_city
+        assert member["city"] == "Hull"
     else:
-        assert member["city"] == expected_city and contact["city"] == "Bath"
+        assert member["city"] == expected_city
+        assert contact["city"] == "Bath"
 
 
 def test_one_way_field_ignores_edits_on_the_other_side() -> None:
@@ -268,8 +272,11 @@ def test_deleted_contact_is_unlinked_and_the_member_untouched() -> None:
     before = dict(world.members["m1"])
     plan = world.sync()
     assert plan.unlinks[["member_id", "contact_id", "reason"]].values.tolist() == [["m1", "c1", "cc_deleted"]]
-    assert plan.member_updates.empty and plan.cc_puts.empty and plan.cc_updates.empty
-    assert "m1" not in world.links and "m1" not in world.base
+    assert plan.member_updates.empty
+    assert plan.cc_puts.empty
+    assert plan.cc_updates.empty
+    assert "m1" not in world.links
+    assert "m1" not in world.base
     assert world.members["m1"]["city"] == before["city"] == "Hull"
 
 

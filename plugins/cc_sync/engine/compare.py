@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cc_sync.engine.align import is_identity, positions, same_values, take_column, to_arrow
-from cc_sync.fields import CANONICAL_FIELDS, CONTACT_ID, MEMBER_ID, OPTED_OUT, FieldKind
+from cc_sync.fields import CANONICAL_FIELDS, CONTACT_ID, DELETED, MEMBER_ID, OPTED_OUT, FieldKind
 
 NEW_LINK = "new_link"
 
@@ -150,7 +150,7 @@ def side_opted_out(aligned: AlignedPairs, side: str) -> np.ndarray:
 def changed_pairs(aligned: AlignedPairs, fields: list[str]) -> np.ndarray:
     """True for pairs where some field or the opt-out flag differs from the base on either side.
 
-    A superset on purpose (raw comparison: an email that only changed case counts here); the
+    A deleted contact counts (it is to be unlinked). A superset on purpose (raw comparison: an email that only changed case counts here); the
     resolver decides with normalised values. New links always count.
     """
     changed = aligned.pairs[NEW_LINK].to_numpy(dtype=bool).copy()
@@ -158,6 +158,9 @@ def changed_pairs(aligned: AlignedPairs, fields: list[str]) -> np.ndarray:
     changed |= side_opted_out(aligned, "member") != base_flag
     changed |= side_opted_out(aligned, "contact") != base_flag
     has_member, has_contact = aligned.has_member, aligned.has_contact
+    deleted = flag_column(aligned.contacts, DELETED)
+    if len(deleted):
+        changed |= has_contact & deleted[np.maximum(aligned.c_pos, 0)]
     for name in fields:
         base_values = aligned.aligned("base", name)
         if has_member.any() and name in aligned.members.columns:
