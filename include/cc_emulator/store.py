@@ -287,6 +287,11 @@ class AccountStore:
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Up to ``limit`` matches from position ``start``, and the position of the next page (or None)."""
         matches = query.predicate()
+        if query.email is not None:
+            # An email names at most one contact: answer from the index instead of a full scan.
+            cid = self.contact_id_for_email(query.email)
+            found = self.contacts.get(cid) if cid is not None and start == 0 else None
+            return ([found] if found is not None and matches(found) else []), None
         page: list[dict[str, Any]] = []
         contacts = self.contacts
         order = self.order
@@ -302,6 +307,8 @@ class AccountStore:
         return page, None
 
     def count_contacts(self, query: ContactQuery) -> int:
+        if query.email is not None:
+            return len(self.find_contacts(query, 0, 1)[0])
         matches = query.predicate()
         return sum(1 for contact in self.contacts.values() if matches(contact))
 
@@ -885,6 +892,21 @@ class AccountStore:
         spec = dict(spec)
         if isinstance(spec.get("email"), str):
             spec["email_address"] = {"address": spec.pop("email")}
+        # Custom field values may be given as in an import, "cf:<name>": value.
+        named = {k[3:]: spec.pop(k) for k in [k for k in spec if k.startswith("cf:")]}
+        for name, value in named.items():
+            custom_field = self.custom_field_by_name(name)
+            if custom_field is None:
+                raise validation_error(f"seed: no custom field named {name!r}")
+            values = [
+                v
+                for v in spec.get("custom_fields") or []
+                if v["custom_field_id"] != custom_field["custom_field_id"]
+            ]
+            spec["custom_fields"] = [
+                *values,
+                {"custom_field_id": custom_field["custom_field_id"], "value": value},
+            ]
         email = _check_email_address(spec.get("email_address"), required=True)
         assert email is not None
         if self.contact_id_for_email(email["address"]) is not None:

@@ -84,3 +84,13 @@ def test_account_summary(api: ApiClient) -> None:
     summary = api.get("/account/summary", params={"extra_fields": "physical_address"}).json()
     assert summary["organization_name"]
     assert summary["physical_address"]["country_code"] == "US"
+
+
+def test_seeded_contacts_take_custom_fields_by_cf_name(emulator: EmulatorHandle, api: ApiClient) -> None:
+    field_id = emulator.admin.create_custom_field("Member Number")
+    [cid] = emulator.admin.seed_contacts(contacts=[{"email": "cf@example.org", "cf:Member_Number": "M-9"}])
+    [found] = api.walk_contacts(email="cf@example.org", include="custom_fields")
+    assert found["contact_id"] == cid
+    assert found["custom_fields"] == [{"custom_field_id": field_id, "value": "M-9"}]
+    with pytest.raises(Exception, match="no custom field"):
+        emulator.admin.seed_contacts(contacts=[{"email": "x@example.org", "cf:Nope": "1"}])
