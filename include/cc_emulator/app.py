@@ -44,7 +44,7 @@ from include.cc_emulator.errors import (
 from include.cc_emulator.limits import Fault
 from include.cc_emulator.settings import EmulatorSettings
 from include.cc_emulator.state import EmulatorState
-from include.cc_emulator.store import SUBRESOURCES, ContactQuery, StatusFilter, Subresource
+from include.cc_emulator.store import SUBRESOURCES, ContactQuery, StatusFilter
 
 log = logging.getLogger(__name__)
 
@@ -521,9 +521,7 @@ def _existing_lists(state: EmulatorState, list_ids: list[str]) -> list[str]:
     return list_ids
 
 
-def _membership_source(
-    state: EmulatorState, body: dict[str, Any], *, adding: bool
-) -> Callable[[], list[str]]:
+def _membership_source(state: EmulatorState, body: dict[str, Any]) -> Callable[[], list[str]]:
     """The contacts a membership activity works on, resolved when the activity runs."""
     source = body.get("source")
     if not isinstance(source, dict):
@@ -582,7 +580,7 @@ def _add_activity_routes(app: FastAPI) -> None:
         list_ids = _existing_lists(
             state, _id_list(body, "list_ids", maximum=MAX_ACTIVITY_LIST_IDS, required=True)
         )
-        contacts_of = _membership_source(state, body, adding=adding)
+        contacts_of = _membership_source(state, body)
         _check_queue(state)
         store = state.store
 
@@ -808,4 +806,4 @@ def _add_account_routes(app: FastAPI) -> None:
         return json_response(body)
 
 
-__all__ = ["TOKEN_PATH", "EmulatorApp", "Subresource", "create_app", "render_contact"]
+__all__ = ["TOKEN_PATH", "ContactCursor", "EmulatorApp", "create_app", "render_contact"]

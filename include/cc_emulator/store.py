@@ -642,7 +642,10 @@ class AccountStore:
         added = 0
         for cid in contact_ids:
             contact = self.contacts.get(cid)
-            if contact is None or contact_status(contact) == Permission.UNSUBSCRIBED.value:
+            if (
+                contact is None
+                or contact["email_address"].get("permission_to_send") == Permission.UNSUBSCRIBED.value
+            ):
                 continue
             merged = list(dict.fromkeys([*contact["list_memberships"], *list_ids]))[:MAX_LISTS_PER_CONTACT]
             if contact.get("deleted_at"):
@@ -809,6 +812,10 @@ class AccountStore:
         self._check_scalars(fields)
         subresources = self._validated_subresources(fields, at)
         email = _check_email_address(fields.get("email_address"), required=False)
+        if email is not None:
+            owner = self.contact_id_for_email(email["address"])
+            if owner is not None and owner != contact_id:
+                raise conflict("email_address.address is already used by another contact")
         changed = False
         for name in NULLABLE_FIELDS:
             if name in fields and contact.get(name) != fields[name]:
