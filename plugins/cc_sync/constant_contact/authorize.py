@@ -41,11 +41,16 @@ SCOPES = ("contact_data", "campaign_data", "account_read", "offline_access")
 DEFAULT_REDIRECT_URI = "https://localhost"
 
 
+def pkce_challenge(verifier: str) -> str:
+    """The S256 code challenge of a PKCE verifier (RFC 7636 §4.2)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 def pkce_pair() -> tuple[str, str]:
-    """A PKCE code verifier and its S256 challenge (RFC 7636)."""
-    verifier = secrets.token_urlsafe(64)[:128]
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    """A fresh PKCE code verifier (86 characters, within RFC 7636's 43-128) and its challenge."""
+    verifier = secrets.token_urlsafe(64)
+    return verifier, pkce_challenge(verifier)
 
 
 def authorization_url(client_id: str, redirect_uri: str, challenge: str, state: str, base: str) -> str:
