@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import fields
 from pathlib import Path
 
 from include.cc_emulator.settings import (
@@ -40,8 +41,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--activity-seconds", type=float, default=0.2, help="how long an activity stays processing"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault injector's random numbers")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="switch a fault on from the start, e.g. --fault error_500_rate=0.05 --fault drop_rate=0.01 "
+        "(names: the FaultSettings fields)",
+    )
     parser.add_argument("--log-level", default="warning")
     return parser
+
+
+def _faults_from_args(pairs: list[str], *, seed: int) -> FaultSettings:
+    known = {f.name for f in fields(FaultSettings)} - {"seed"}
+    values: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in known:
+            raise SystemExit(f"--fault takes NAME=VALUE with NAME one of {sorted(known)}, got {pair!r}")
+        values[name] = float(value)
+    faults = FaultSettings(seed=seed, **values)
+    faults.validate()
+    return faults
 
 
 def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
@@ -50,7 +72,7 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         daily_quota=args.daily_quota if args.daily_quota > 0 else None,
         access_token_ttl_seconds=args.access_token_ttl,
         activity_processing_seconds=args.activity_seconds,
-        faults=FaultSettings(seed=args.seed),
+        faults=_faults_from_args(args.fault, seed=args.seed),
         state_file=args.state_file,
     )
     settings.validate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import requests
 
 from include.cc_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN
@@ -80,3 +81,13 @@ def test_command_line_options_become_settings(tmp_path: Path) -> None:
     assert settings.state_file == tmp_path / "s.json"
     defaults = settings_from_args(build_parser().parse_args([]))
     assert (defaults.rate_limit_per_second, defaults.daily_quota) == (4.0, 10_000)
+
+
+def test_faults_can_be_switched_on_from_the_command_line() -> None:
+    args = build_parser().parse_args(
+        ["--fault", "error_503_rate=0.25", "--fault", "slow_seconds=1", "--seed", "9"]
+    )
+    faults = settings_from_args(args).faults
+    assert (faults.error_503_rate, faults.slow_seconds, faults.seed) == (0.25, 1.0, 9)
+    with pytest.raises(SystemExit, match="NAME=VALUE"):
+        settings_from_args(build_parser().parse_args(["--fault", "explode=1"]))
