@@ -310,3 +310,43 @@ def test_admin_edit_moves_updated_at_to_the_given_time(emulator: EmulatorHandle,
     assert found["first_name"] == "Edna"
     assert found["updated_at"] == _iso(when)
     assert found["update_source"] == "Contact"
+
+
+@pytest.mark.parametrize(("update_source", "status"), [("Contact", 400), ("Account", 200)])
+def test_put_revives_a_deleted_contact_only_as_account(
+    emulator: EmulatorHandle, api: ApiClient, update_source: str, status: int
+) -> None:
+    [cid] = emulator.admin.seed_contacts(contacts=[{"email": "back@example.org", "first_name": "Back"}])
+    emulator.admin.delete_contact(cid)
+    body = {
+        "email_address": {"address": "back@example.org"},
+        "first_name": "Back",
+        "update_source": update_source,
+    }
+    assert api.put(f"/contacts/{cid}", json=body).status_code == status
+    assert ("deleted_at" in emulator.admin.get_contact(cid)) is (status == 400)
+
+
+def test_a_body_that_is_not_json_is_refused(api: ApiClient) -> None:
+    not_json = api.post("/contacts", data="email=a@example.org", headers={"Content-Type": "text/plain"})
+    assert not_json.status_code == 415
+    broken = api.post("/contacts", data="{broken", headers={"Content-Type": "application/json"})
+    assert broken.status_code == 400
+    assert broken.json()[0]["error_message"] == "The request body is not valid JSON"
+
+
+def test_admin_email_change_moves_updated_at_and_keeps_the_contact(
+    emulator: EmulatorHandle, api: ApiClient
+) -> None:
+    a, _ = emulator.admin.seed_contacts(
+        contacts=[{"email": "old@example.org", "created_at": _iso(T0)}, {"email": "taken@example.org"}]
+    )
+    when = T0 + timedelta(days=3)
+    emulator.admin.edit_contact(a, {"email_address": {"address": "new@example.org"}}, at=when)
+    [found] = api.walk_contacts(email="new@example.org")
+    assert found["contact_id"] == a
+    assert found["updated_at"] == _iso(when)
+    assert api.walk_contacts(email="old@example.org") == []
+    with pytest.raises(Exception, match="409"):
+        emulator.admin.edit_contact(a, {"first_name": "Z", "email_address": {"address": "taken@example.org"}})
+    assert "first_name" not in emulator.admin.get_contact(a)
