@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
+from include.cc_emulator.limits import DailyQuota, RateLimiter
 from include.cc_emulator.testing import EmulatorHandle
 from tests.emulator.conftest import ApiClient
 
@@ -115,3 +116,17 @@ def test_bad_fault_settings_are_refused(emulator: EmulatorHandle) -> None:
         emulator.admin.set_faults(error_500_rate=1.5)
     with pytest.raises(Exception, match="unknown emulator setting"):
         emulator.admin.configure(rate_limt_per_second=3)
+
+
+def test_daily_quota_starts_again_on_a_new_utc_day() -> None:
+    quota = DailyQuota()
+    assert [quota.allow(2) for _ in range(3)] == [True, True, False]
+    quota.day = "2000-01-01"  # as if the last request was made before 00:00 UTC
+    assert quota.allow(2) is True
+    assert quota.used == 1
+
+
+@pytest.mark.parametrize(("per_second", "allowed"), [(None, 10), (1, 1), (4, 4), (2.5, 3)])
+def test_rate_limiter_allows_per_second_requests_in_a_burst(per_second: float | None, allowed: int) -> None:
+    limiter = RateLimiter()
+    assert sum(limiter.allow(per_second) for _ in range(10)) == allowed
