@@ -158,6 +158,10 @@ def _include_param(value: str | None) -> list[str]:
     return include
 
 
+async def _discard(message: Message) -> None:
+    """An ASGI ``send`` that throws the answer away (the request still did its work)."""
+
+
 class V3Gate:
     """Raw ASGI wrapper around the whole app: auth, limits, faults, counters and the request log."""
 
@@ -236,6 +240,9 @@ class V3Gate:
             error = ApiError(503, "service.unavailable", "Our internal service is temporarily unavailable.")
             await error_response(error)(scope, receive, send)
         elif fault is Fault.DROP:
+            await self._drop_connection(raw_send)
+        elif fault is Fault.LOST_ANSWER:
+            await self.app(scope, receive, _discard)
             await self._drop_connection(raw_send)
         elif fault is Fault.TRUNCATE:
             await self._truncated(scope, receive, send)

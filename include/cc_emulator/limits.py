@@ -59,6 +59,7 @@ class Fault(StrEnum):
     SERVER_ERROR = "500"
     UNAVAILABLE = "503"
     DROP = "drop"
+    LOST_ANSWER = "lost_answer"
     TRUNCATE = "truncate"
 
 
@@ -82,6 +83,7 @@ class FaultInjector:
             (Fault.SERVER_ERROR, s.error_500_rate),
             (Fault.UNAVAILABLE, s.error_503_rate),
             (Fault.DROP, s.drop_rate),
+            (Fault.LOST_ANSWER, s.lost_answer_rate),
             (Fault.TRUNCATE, s.truncate_rate),
         ):
             if roll < rate:

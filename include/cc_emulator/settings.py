@@ -29,6 +29,8 @@ class FaultSettings:
     slow_rate: float = 0.0
     slow_seconds: float = 2.0
     drop_rate: float = 0.0
+    # The request is carried out, then the connection drops before the answer: did my write happen?
+    lost_answer_rate: float = 0.0
     truncate_rate: float = 0.0
     activity_fail_rate: float = 0.0
     seed: int = 0
@@ -43,6 +45,7 @@ class FaultSettings:
                 self.error_503_rate,
                 self.slow_rate,
                 self.drop_rate,
+                self.lost_answer_rate,
                 self.truncate_rate,
                 self.activity_fail_rate,
             )

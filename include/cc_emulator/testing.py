@@ -79,6 +79,7 @@ class EmulatorAdmin:
         slow_rate: float = 0.0,
         slow_seconds: float = 2.0,
         drop_rate: float = 0.0,
+        lost_answer_rate: float = 0.0,
         truncate_rate: float = 0.0,
         activity_fail_rate: float = 0.0,
         seed: int = 0,

@@ -82,6 +82,28 @@ def test_drop_fault_closes_the_connection_without_an_answer(emulator: EmulatorHa
     assert api.get("/contacts").status_code == 200
 
 
+def test_lost_answer_fault_does_the_work_then_drops_the_connection(
+    emulator: EmulatorHandle, api: ApiClient
+) -> None:
+    emulator.admin.set_faults(lost_answer_rate=1.0)
+    body = {"email_address": {"address": "lost@example.org"}, "create_source": "Account"}
+    with pytest.raises(requests.ConnectionError):
+        api.post("/contacts", json=body)
+    emulator.admin.clear_faults()
+    assert [c["email_address"]["address"] for c in emulator.admin.all_contacts()] == ["lost@example.org"]
+    assert api.post("/contacts", json=body).status_code == 409
+    assert emulator.admin.counters()["faults"] == {"lost_answer": 1}
+
+
+def test_drop_fault_does_not_do_the_work(emulator: EmulatorHandle, api: ApiClient) -> None:
+    emulator.admin.set_faults(drop_rate=1.0)
+    with pytest.raises(requests.ConnectionError):
+        api.post(
+            "/contacts", json={"email_address": {"address": "d@example.org"}, "create_source": "Account"}
+        )
+    assert emulator.admin.all_contacts() == []
+
+
 def test_truncate_fault_sends_half_a_json_body(emulator: EmulatorHandle, api: ApiClient) -> None:
     emulator.admin.seed_contacts(count=20)
     emulator.admin.set_faults(truncate_rate=1.0)
