@@ -181,6 +181,11 @@ class V3Gate:
         return f"{scope['method']} {scope['path']}"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == TOKEN_PATH and self.state.faults.token_answer_lost():
+            self.state.count_event("fault:token_lost_answer")
+            await self.app(scope, receive, _discard)
+            await self._drop_connection(send)
+            return
         if scope["type"] != "http" or not scope["path"].startswith("/v3/"):
             await self.app(scope, receive, send)
             return

@@ -91,6 +91,10 @@ class FaultInjector:
             roll -= rate
         return None, delay
 
+    def token_answer_lost(self) -> bool:
+        rate = self.settings.token_lost_answer_rate
+        return bool(rate) and self.random.random() < rate
+
     def activity_fails(self) -> bool:
         rate = self.settings.activity_fail_rate
         return bool(rate) and self.random.random() < rate

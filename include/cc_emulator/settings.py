@@ -33,6 +33,9 @@ class FaultSettings:
     lost_answer_rate: float = 0.0
     truncate_rate: float = 0.0
     activity_fail_rate: float = 0.0
+    # A refresh at the token endpoint rotates the token, then the answer is lost: the next refresh
+    # with the old token gets invalid_grant (the lost-write lockout of rotating refresh tokens).
+    token_lost_answer_rate: float = 0.0
     seed: int = 0
 
     @property
@@ -48,6 +51,7 @@ class FaultSettings:
                 self.lost_answer_rate,
                 self.truncate_rate,
                 self.activity_fail_rate,
+                self.token_lost_answer_rate,
             )
         )
 

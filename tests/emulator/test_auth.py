@@ -97,3 +97,13 @@ def test_reset_accepts_the_demo_refresh_token_again(emulator: EmulatorHandle) ->
     assert _refresh(emulator, DEMO_REFRESH_TOKEN).status_code == 200
     emulator.admin.reset(rate_limit_per_second=None, daily_quota=None)
     assert _refresh(emulator, DEMO_REFRESH_TOKEN).status_code == 200
+
+
+def test_lost_refresh_answer_leaves_the_old_token_used_up(emulator: EmulatorHandle) -> None:
+    emulator.admin.set_faults(token_lost_answer_rate=1.0)
+    with pytest.raises(requests.ConnectionError):
+        _refresh(emulator, DEMO_REFRESH_TOKEN)
+    emulator.admin.clear_faults()
+    assert _refresh(emulator, DEMO_REFRESH_TOKEN).json()["error"] == "invalid_grant"
+    assert _refresh(emulator, emulator.admin.current_refresh_token()).status_code == 200
+    assert emulator.admin.counters()["faults"] == {"token_lost_answer": 1}
