@@ -33,6 +33,8 @@ def airflow_env(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = N
         "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_THRESHOLD": "4096",
         "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_COMPRESSION": "gzip",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        # Encrypts connection passwords, variables and the hook's stored OAuth tokens at rest.
+        "AIRFLOW__CORE__FERNET_KEY": fernet_key(home),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": api_port,
         # Workers reach the execution API through base_url; it must follow the port (notes/airflow3.md).
@@ -41,6 +43,18 @@ def airflow_env(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = N
             p for p in (str(project_root), str(project_root / "plugins"), os.environ.get("PYTHONPATH")) if p
         ),
     }
+
+
+def fernet_key(home: Path) -> str:
+    """This installation's Fernet key, made once and kept beside the metadata DB (never in git)."""
+    key_file = home / "fernet.key"
+    if not key_file.exists():
+        from cryptography.fernet import Fernet
+
+        home.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(Fernet.generate_key().decode())
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
 
 
 def apply(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = None) -> None:

@@ -1,0 +1,302 @@
+"""Write a plan: to Constant Contact (bulk first, a PUT only where bulk cannot) and to the members.
+
+Each write step is journaled in the bookkeeping under the run id once it has succeeded, so a load
+that fails part-way (a dropped connection, the day's budget, a crash) resumes on retry where it
+stopped and writes nothing twice. Per-person refusals (a 4xx for one contact, a member row edited
+since it was read) are reported and left out of the base, so the next run takes them up again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from cc_sync.constant_contact.convert import contacts_to_frame, frame_to_import_rows, merge_contact_for_put
+from cc_sync.constant_contact.errors import ConstantContactApiError
+from cc_sync.constant_contact.hook import ConstantContactHook
+from cc_sync.constant_contact.models import UpdateSource
+from cc_sync.engine import SyncPlan, normalise_email
+from cc_sync.engine.model import CLEARED_FIELDS, EMAIL_CHANGE, ROW_VERSION, UNSUBSCRIBE
+from cc_sync.fields import (
+    CANONICAL_FIELDS,
+    CONTACT_ID,
+    MEMBER_ID,
+    OPTED_OUT,
+    FieldKind,
+    custom_field_name,
+    is_custom_field,
+    is_known_field,
+)
+from cc_sync.member_db.bookkeeping import Bookkeeping
+from cc_sync.member_db.hook import MemberDatabaseHook
+from cc_sync.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+EMAIL = "email"
+REASON = "reason"
+# The import needs a list; with `cc_scope: all_contacts` the sync still keeps its people on one.
+FALLBACK_LIST_NAME = "Synced members"
+MEMBER_BATCH = 2_000
+# Contacts created by an import are found again by created_after, from a little before it began.
+CREATED_LOOKBACK = timedelta(minutes=2)
+FAILED_COLUMNS = (MEMBER_ID, CONTACT_ID, "side", REASON)
+
+
+@dataclass
+class LoadResult:
+    """What a load wrote, and what it could not (per person, with the reason)."""
+
+    written_member_ids: list[str] = field(default_factory=list)
+    created_links: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[MEMBER_ID, CONTACT_ID]))
+    failed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(FAILED_COLUMNS)))
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add_failures(self, frame: pd.DataFrame) -> None:
+        if len(frame):
+            self.failed = pd.concat([self.failed, frame[list(FAILED_COLUMNS)]], ignore_index=True)
+
+    def as_xcom(self) -> dict[str, Any]:
+        return {
+            "written_member_ids": list(self.written_member_ids),
+            "created_links": self.created_links.astype("string"),
+            "failed": self.failed.astype("string"),
+            "counts": dict(self.counts),
+        }
+
+    @classmethod
+    def from_xcom(cls, value: dict[str, Any] | None) -> LoadResult:
+        if not value:
+            return cls()
+        return cls(
+            written_member_ids=list(value.get("written_member_ids") or []),
+            created_links=value.get("created_links", pd.DataFrame(columns=[MEMBER_ID, CONTACT_ID])),
+            failed=value.get("failed", pd.DataFrame(columns=list(FAILED_COLUMNS))),
+            counts=dict(value.get("counts") or {}),
+        )
+
+
+class Journal:
+    """Steps of one run's load already done (kept in the bookkeeping, so retries see them)."""
+
+    def __init__(self, bookkeeping: Bookkeeping, run_id: str) -> None:
+        self._bookkeeping = bookkeeping
+        self._run_id = run_id
+        self._done = bookkeeping.done_steps(run_id)
+
+    def done(self, step: str) -> bool:
+        return step in self._done
+
+    def mark(self, step: str, detail: dict[str, Any] | None = None) -> None:
+        self._bookkeeping.mark_step_done(self._run_id, step, detail)
+        self._done.add(step)
+
+    def detail(self, step: str) -> dict[str, Any] | None:
+        return self._bookkeeping.step_detail(self._run_id, step)
+
+
+def _changes_of(row: pd.Series, skip: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in skip and is_known_field(k) and not _missing(v)}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (not isinstance(value, list | dict) and bool(pd.isna(value)))
+
+
+def _failed(member_id: Any, contact_id: Any, side: str, reason: str) -> dict[str, Any]:
+    return {MEMBER_ID: member_id, CONTACT_ID: contact_id, "side": side, REASON: reason}
+
+
+# ---- Constant Contact ------------------------------------------------------------------------
+
+
+def load_constant_contact(
+    hook: ConstantContactHook,
+    plan: SyncPlan,
+    *,
+    main_list_name: str | None,
+    journal: Journal,
+) -> LoadResult:
+    """Imports (updates and new contacts), then one GET + PUT per email change or unsubscribe."""
+    result = LoadResult()
+    calls_before = hook.api_calls
+    bulk = with_integer_fields(pd.concat([plan.cc_creates, plan.cc_updates], ignore_index=True))
+    if len(bulk) and not journal.done("cc_import"):
+        started = utcnow()
+        ensure_custom_fields(hook, [c for c in bulk.columns if is_custom_field(c)])
+        list_id = hook.get_or_create_list(main_list_name or FALLBACK_LIST_NAME).list_id
+        imported = hook.import_contacts(frame_to_import_rows(bulk), [list_id])
+        failures = [
+            _failed(
+                bulk.iloc[e.row][MEMBER_ID] if e.row is not None else None,
+                bulk.iloc[e.row].get(CONTACT_ID) if e.row is not None else None,
+                "cc",
+                e.reason,
+            )
+            for e in imported.errors
+        ]
+        if not imported.ok:
+            # A failed activity may have taken none of its contacts: fail the task, and the retry
+            # sends the import again (an import is keyed by email, so a repeat changes nothing).
+            raise RuntimeError(f"Constant Contact import did not complete: {imported.summary()}")
+        result.add_failures(pd.DataFrame(failures, columns=list(FAILED_COLUMNS)))
+        if failures:
+            reasons = pd.Series([f[REASON] for f in failures]).str.slice(0, 80).value_counts().head(5)
+            log.warning("Import rows refused, most common reasons: %s", reasons.to_dict())
+        journal.mark("cc_import", {"started": started.isoformat(), **imported.summary()})
+        result.counts.update({f"import_{k}": v for k, v in imported.summary().items() if isinstance(v, int)})
+    if len(plan.cc_creates):
+        detail = journal.detail("cc_import") or {}
+        since = pd.Timestamp(detail.get("started") or utcnow()).to_pydatetime() - CREATED_LOOKBACK
+        result.created_links = _find_created(hook, plan.cc_creates, since)
+        result.counts["cc_created_linked"] = len(result.created_links)
+
+    puts = plan.cc_puts
+    failures = []
+    done_puts = 0
+    custom_field_ids: dict[str, str] | None = None
+    for row in puts.itertuples(index=False):
+        record = pd.Series(row._asdict()) if hasattr(row, "_asdict") else pd.Series(row, index=puts.columns)
+        contact_id = str(record[CONTACT_ID])
+        step = f"cc_put:{contact_id}"
+        if journal.done(step):
+            continue
+        changes = _changes_of(record, (CONTACT_ID, MEMBER_ID, EMAIL_CHANGE, UNSUBSCRIBE, CLEARED_FIELDS))
+        if not _missing(record.get(EMAIL_CHANGE)):
+            changes[EMAIL] = record[EMAIL_CHANGE]
+        cleared = record.get(CLEARED_FIELDS)
+        for name in ("" if _missing(cleared) else str(cleared)).split(","):
+            if name.strip():
+                changes[name.strip()] = None
+        unsubscribe = bool(record.get(UNSUBSCRIBE)) if not _missing(record.get(UNSUBSCRIBE)) else False
+        if unsubscribe:
+            changes[OPTED_OUT] = True
+        if any(k.startswith("cf:") for k in changes) and custom_field_ids is None:
+            custom_field_ids = {name: cf_id for cf_id, name in hook.custom_field_names().items()}
+        try:
+            existing = hook.get_contact(contact_id)
+            body = merge_contact_for_put(
+                existing,
+                changes,
+                # An unsubscribe carries the member's own request; field edits are the account's.
+                UpdateSource.CONTACT if unsubscribe else UpdateSource.ACCOUNT,
+                custom_field_ids=custom_field_ids,
+                opt_out_reason="Opted out in the member database" if unsubscribe else None,
+            )
+            hook.update_contact(contact_id, body)
+        except ConstantContactApiError as exc:
+            if exc.status is None or exc.status >= 500 or exc.status == 429:
+                raise
+            failures.append(
+                _failed(record.get(MEMBER_ID), contact_id, "cc", f"{exc.status}: {exc.error_key}")
+            )
+            continue
+        except ValueError as exc:  # merge_contact_for_put refused (e.g. it would re-subscribe)
+            failures.append(_failed(record.get(MEMBER_ID), contact_id, "cc", str(exc)))
+            continue
+        journal.mark(step)
+        done_puts += 1
+    result.add_failures(pd.DataFrame(failures, columns=list(FAILED_COLUMNS)))
+    result.counts.update({"cc_puts": done_puts, "cc_failed": len(result.failed)})
+    result.counts["api_calls"] = hook.api_calls - calls_before
+    return result
+
+
+def with_integer_fields(frame: pd.DataFrame) -> pd.DataFrame:
+    """Integer fields (birthday month and day) as nullable integers, whatever the frame carried."""
+    integers = {
+        name: pd.to_numeric(frame[name], errors="coerce").round().astype("Int64")
+        for name, spec in CANONICAL_FIELDS.items()
+        if spec.kind == FieldKind.INTEGER and name in frame.columns
+    }
+    return frame.assign(**integers) if integers else frame
+
+
+def ensure_custom_fields(hook: ConstantContactHook, columns: list[str]) -> None:
+    """Create the CC custom fields the mapping sends and CC lacks (an import cannot create them)."""
+    if not columns:
+        return
+    existing = set(hook.custom_field_names().values())
+    for column in columns:
+        name = custom_field_name(column)
+        if name not in existing:
+            log.info("Creating the Constant Contact custom field %r", name)
+            hook.create_custom_field(name)
+
+
+def _find_created(hook: ConstantContactHook, creates: pd.DataFrame, since: Any) -> pd.DataFrame:
+    """The contact ids of the members just imported: read back by created_after, matched by email."""
+    fetched = contacts_to_frame(hook.iter_contacts(status="all", created_after=since, include=None), {})
+    wanted = pd.DataFrame(
+        {MEMBER_ID: creates[MEMBER_ID].astype(str), "_key": normalise_email(creates[EMAIL])}
+    )
+    found = pd.DataFrame(
+        {CONTACT_ID: fetched[CONTACT_ID].astype(str), "_key": normalise_email(fetched[EMAIL])}
+        if len(fetched)
+        else {CONTACT_ID: [], "_key": []}
+    )
+    linked = wanted.merge(found.drop_duplicates("_key"), on="_key", how="inner")
+    return linked[[MEMBER_ID, CONTACT_ID]].reset_index(drop=True)
+
+
+# ---- member database -------------------------------------------------------------------------
+
+
+def member_writes(plan: SyncPlan) -> pd.DataFrame:
+    """Field updates and opt-outs as one frame for the member hook (NA = leave alone)."""
+    updates = plan.member_updates.drop(columns=[CONTACT_ID, CLEARED_FIELDS], errors="ignore")
+    opt_outs = plan.member_opt_outs[[MEMBER_ID, ROW_VERSION]].assign(**{OPTED_OUT: True})
+    if updates.empty:
+        return opt_outs.reset_index(drop=True)
+    if opt_outs.empty:
+        return updates.reset_index(drop=True)
+    merged = updates.merge(opt_outs, on=MEMBER_ID, how="outer", suffixes=("", "_opt"))
+    merged[ROW_VERSION] = merged[ROW_VERSION].fillna(merged.pop(f"{ROW_VERSION}_opt"))
+    return merged
+
+
+def load_member_database(
+    hook: MemberDatabaseHook,
+    plan: SyncPlan,
+    *,
+    journal: Journal,
+    on_batch_written: Callable[[int], None] | None = None,
+) -> LoadResult:
+    """Member writes in batches, each one transaction with the optimistic check, journaled."""
+    result = LoadResult()
+    writes = member_writes(plan)
+    skipped: list[str] = []
+    rejected = []
+    for number, start in enumerate(range(0, len(writes), MEMBER_BATCH)):
+        step = f"members:{number}"
+        batch = writes.iloc[start : start + MEMBER_BATCH]
+        if journal.done(step):
+            already_skipped = set((journal.detail(step) or {}).get("skipped") or [])
+            ids = batch[MEMBER_ID].astype(str)
+            result.written_member_ids += ids[~ids.isin(already_skipped)].tolist()
+            skipped += sorted(already_skipped)
+            continue
+        written = hook.apply_member_updates(batch)
+        result.written_member_ids += [str(m) for m in written.updated]
+        skipped += [str(m) for m in written.skipped]
+        if len(written.rejected):
+            rejected.append(written.rejected)
+        journal.mark(step, {"skipped": [str(m) for m in written.skipped]})
+        if on_batch_written:
+            on_batch_written(number)
+    failures = [
+        _failed(m, None, "member_db", "changed since it was read; the next run takes it up") for m in skipped
+    ]
+    for frame in rejected:
+        failures += [
+            _failed(r[MEMBER_ID], None, "member_db", f"{r.get('field')}: {r.get('reason')}")
+            for r in frame.to_dict("records")
+        ]
+    result.add_failures(pd.DataFrame(failures, columns=list(FAILED_COLUMNS)))
+    result.counts.update({"member_updates": len(result.written_member_ids), "member_skipped": len(skipped)})
+    return result

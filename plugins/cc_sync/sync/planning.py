@@ -1,0 +1,115 @@
+"""Compare, link and resolve: the engine fed with this run's extracts and the bookkeeping.
+
+Everything read here is bounded by what changed, not by the size of either side: the base, the
+links' other halves and the CC directory are read only for the people this run touches, so 1,000
+changes cost the same among 10,000 members as among 1,000,000.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import pandas as pd
+
+from cc_sync.constant_contact.convert import contacts_to_frame
+from cc_sync.constant_contact.hook import ConstantContactHook
+from cc_sync.engine import SyncPlan, normalise_email, plan_sync
+from cc_sync.fields import CONTACT_ID, MEMBER_ID
+from cc_sync.member_db.bookkeeping import Bookkeeping
+from cc_sync.member_db.hook import MemberDatabaseHook
+from cc_sync.operators.constant_contact import latest_per_contact
+
+log = logging.getLogger(__name__)
+
+EMAIL = "email"
+# Rounds of "link, fetch the newly linked contacts, plan again"; one is enough in practice.
+MAX_HYDRATE_ROUNDS = 2
+
+
+@dataclass(frozen=True)
+class PlanningInputs:
+    """The frames :func:`plan_sync` needs, gathered for this run's changed people."""
+
+    members: pd.DataFrame
+    contacts: pd.DataFrame
+    links: pd.DataFrame
+    base: pd.DataFrame
+    directory: pd.DataFrame | None  # None: ``contacts`` holds every contact (a full read)
+    member_candidates: pd.DataFrame | None
+
+
+def gather_inputs(
+    members: pd.DataFrame,
+    contacts: pd.DataFrame,
+    *,
+    member_hook: MemberDatabaseHook,
+    bookkeeping: Bookkeeping,
+    full: bool,
+) -> PlanningInputs:
+    """Add to the extracts what the engine must know about the people they touch.
+
+    - the links, and the base of every link whose member or contact changed;
+    - the current member row behind each changed contact's link (its values and row version, so
+      a CC change can be written to it with the optimistic check);
+    - members whose email a changed contact holds (to link them, or catch an email collision);
+    - the CC directory entries for the emails of changed members (to link a new member to an
+      existing contact without an API call, and to catch collisions).
+
+    A full read (``full``) already holds every member in scope and every contact: no lookups.
+    """
+    links = bookkeeping.get_links()
+    member_ids = set(members[MEMBER_ID].astype(str))
+    contact_ids = set(contacts[CONTACT_ID].astype(str)) if len(contacts) else set()
+    touched = links[links[MEMBER_ID].isin(member_ids) | links[CONTACT_ID].isin(contact_ids)]
+
+    hydrate_ids = sorted(set(touched[MEMBER_ID]) - member_ids)
+    if hydrate_ids:
+        hydrated = [f for f in member_hook.extract_members(member_ids=hydrate_ids) if len(f)]
+        if hydrated:
+            members = pd.concat([members, *hydrated], ignore_index=True)
+            log.info("Read %d linked member(s) of changed contacts", sum(len(f) for f in hydrated))
+
+    base = bookkeeping.load_base(touched[MEMBER_ID].tolist()).reset_index()
+
+    directory = candidates = None
+    if not full:
+        contact_emails = contacts[EMAIL].dropna().tolist() if len(contacts) else []
+        candidates = member_hook.lookup_by_email(contact_emails) if contact_emails else None
+        member_emails = normalise_email(members[EMAIL]).dropna().unique().tolist()
+        directory = bookkeeping.load_directory(member_emails)
+    return PlanningInputs(members, contacts, links, base, directory, candidates)
+
+
+def make_plan(
+    inputs: PlanningInputs,
+    *,
+    member_hook: MemberDatabaseHook,
+    cc_hook: ConstantContactHook | None,
+) -> tuple[SyncPlan, pd.DataFrame]:
+    """Run the engine; fetch contacts linked this run but not extracted, and plan again.
+
+    :return: the plan, and the contacts it was made from (the extract plus those fetched).
+    """
+    mapping = member_hook.mapping
+    contacts = inputs.contacts
+    custom_fields: dict[str, str] | None = None
+    for _ in range(MAX_HYDRATE_ROUNDS + 1):
+        plan = plan_sync(
+            inputs.members,
+            contacts,
+            inputs.links,
+            inputs.base,
+            inputs.directory,
+            policies=mapping.policies(),
+            direction=mapping.direction,
+            member_candidates=inputs.member_candidates,
+        )
+        if plan.hydrate.empty or cc_hook is None:
+            return plan, contacts
+        ids = plan.hydrate[CONTACT_ID].tolist()
+        log.info("Reading %d contact(s) linked this run to merge them field by field", len(ids))
+        custom_fields = custom_fields if custom_fields is not None else cc_hook.custom_field_names()
+        fetched = contacts_to_frame((cc_hook.get_contact(cid) for cid in ids), custom_fields)
+        contacts = latest_per_contact(pd.concat([contacts, fetched], ignore_index=True))
+    return plan, contacts

@@ -1,0 +1,221 @@
+"""The sync DAG's steps between extract and load, as plain functions of XCom values.
+
+The DAG file wraps each in a ``@task``; tests call them directly. Values in and out are what the
+object-storage XCom backend stores: dicts of DataFrames, strings, numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from cc_sync.engine import check_mass_change
+from cc_sync.engine.compare import NEW_LINK, align_pairs, changed_pairs
+from cc_sync.engine.model import empty_frame
+from cc_sync.fields import CONTACT_ID, MEMBER_ID
+from cc_sync.member_db.bookkeeping import RunStatus
+from cc_sync.sync.loading import LoadResult
+from cc_sync.sync.planning import PlanningInputs, gather_inputs, make_plan
+from cc_sync.sync.recording import record_run
+from cc_sync.sync.resources import SyncResources
+from cc_sync.sync.window import SyncWindow, plan_window
+from cc_sync.sync.xcom import plan_from_xcom, plan_to_xcom
+
+log = logging.getLogger(__name__)
+
+LEASE_NAME = "constant_contact_sync"
+LEASE_TTL = timedelta(hours=6)
+
+
+class MassChangeRefused(RuntimeError):
+    """The run would change more people than the guard rail allows; nothing was written."""
+
+
+def acquire_lease(resources: SyncResources, run_id: str) -> bool:
+    """True when this run holds the sync lease (taken now, or already its own)."""
+    resources.require_current_schema()
+    acquired = resources.bookkeeping.acquire_lease(LEASE_NAME, run_id, LEASE_TTL)
+    if not acquired:
+        log.info("Another sync holds the lease (%s); waiting", resources.bookkeeping.lease_holder(LEASE_NAME))
+    return acquired
+
+
+def release_lease(resources: SyncResources, run_id: str) -> None:
+    resources.bookkeeping.release_lease(LEASE_NAME, run_id)
+
+
+def open_window(
+    resources: SyncResources,
+    *,
+    run_id: str,
+    dag_id: str,
+    now: datetime,
+    full_reconcile: bool,
+    reset_watermark_to: str | None,
+) -> dict[str, Any]:
+    window = plan_window(
+        resources.bookkeeping, now=now, full_reconcile=full_reconcile, reset_watermark_to=reset_watermark_to
+    )
+    resources.bookkeeping.start_run(run_id, dag_id, kind=window.mode.value)
+    log.info("Sync window: %s", window.as_dict())
+    return window.as_dict()
+
+
+def window_from_xcom(value: dict[str, Any]) -> SyncWindow:
+    names = {f.name for f in fields(SyncWindow)}
+    return SyncWindow(**{k: v for k, v in value.items() if k in names})
+
+
+def _inputs_to_xcom(inputs: PlanningInputs) -> dict[str, Any]:
+    return {
+        f.name: getattr(inputs, f.name) for f in fields(PlanningInputs) if getattr(inputs, f.name) is not None
+    }
+
+
+def _inputs_from_xcom(value: dict[str, Any]) -> PlanningInputs:
+    return PlanningInputs(**{f.name: value.get(f.name) for f in fields(PlanningInputs)})
+
+
+def compare(
+    resources: SyncResources, members: pd.DataFrame, contacts: pd.DataFrame, window: dict[str, Any]
+) -> dict[str, Any]:
+    """Gather what the changed people need and say, per linked pair, which side changed what."""
+    inputs = gather_inputs(
+        members,
+        contacts,
+        member_hook=resources.members,
+        bookkeeping=resources.bookkeeping,
+        full=window_from_xcom(window).full,
+    )
+    diff = describe_changes(inputs, list(resources.mapping.policies()))
+    log.info(
+        "Compared: %d member(s) and %d contact(s) read; %d linked pair(s) changed (%d field change(s))",
+        len(members),
+        len(contacts),
+        diff[[MEMBER_ID, CONTACT_ID]].drop_duplicates().shape[0] if len(diff) else 0,
+        len(diff),
+    )
+    return {**_inputs_to_xcom(inputs), "diff": diff}
+
+
+def describe_changes(inputs: PlanningInputs, field_names: list[str]) -> pd.DataFrame:
+    """member_id, contact_id, field, side: each field of a linked pair that moved from its base."""
+    links = inputs.links.assign(**{NEW_LINK: False})
+    if links.empty:
+        return empty_frame((MEMBER_ID, CONTACT_ID, "field", "side"))
+    aligned = align_pairs(links, inputs.members, inputs.contacts, inputs.base)
+    aligned = aligned.select(changed_pairs(aligned, field_names))
+    rows = []
+    for name in field_names:
+        base = aligned.aligned("base", name).to_pandas()
+        for side, frame in (("member_db", aligned.members), ("cc", aligned.contacts)):
+            if name not in frame.columns:
+                continue
+            present = aligned.has_member if side == "member_db" else aligned.has_contact
+            values = aligned.aligned("member" if side == "member_db" else "contact", name).to_pandas()
+            moved = present & (values.astype("string") != base.astype("string")).fillna(
+                values.notna() | base.notna()
+            ).to_numpy(dtype=bool)
+            if moved.any():
+                rows.append(aligned.pairs.loc[moved, [MEMBER_ID, CONTACT_ID]].assign(field=name, side=side))
+    if not rows:
+        return empty_frame((MEMBER_ID, CONTACT_ID, "field", "side"))
+    return pd.concat(rows, ignore_index=True).astype("string")
+
+
+def link(resources: SyncResources, compared: dict[str, Any]) -> dict[str, Any]:
+    """Link the unlinked; read from CC only the contacts linked this run that were not extracted."""
+    inputs = _inputs_from_xcom(compared)
+    plan, contacts = make_plan(inputs, member_hook=resources.members, cc_hook=resources.cc)
+    log.info(
+        "Linked %d pair(s); %d to review; %d member(s) to create in Constant Contact",
+        len(plan.new_links),
+        len(plan.reviews),
+        len(plan.cc_creates),
+    )
+    return {**compared, "contacts": contacts, "new_links": plan.new_links}
+
+
+def resolve(resources: SyncResources, linked: dict[str, Any]) -> dict[str, Any]:
+    """Merge every changed or newly linked pair field by field into the plan the load writes."""
+    plan, _ = make_plan(_inputs_from_xcom(linked), member_hook=resources.members, cc_hook=None)
+    log.info("Plan: %s", {k: v for k, v in plan.summary().items() if v})
+    return plan_to_xcom(plan)
+
+
+def guard(
+    resources: SyncResources, plan_value: dict[str, Any], *, allow_mass_change: bool, max_share: float
+) -> dict[str, int]:
+    """Stop before any write a run that would touch more than ``max_share`` of the linked people."""
+    plan = plan_from_xcom(plan_value)
+    linked = len(resources.bookkeeping.get_links())
+    problems = check_mass_change(plan, linked, max_share)
+    summary = plan.summary()
+    if problems and not allow_mass_change:
+        raise MassChangeRefused(
+            "refusing to write: " + "; ".join(problems) + ". Nothing was written. If this is intended, "
+            "trigger the sync again with allow_mass_change on."
+        )
+    for problem in problems:
+        log.warning("Mass change allowed by the run's params: %s", problem)
+    return summary
+
+
+def record(
+    resources: SyncResources,
+    plan_value: dict[str, Any],
+    *,
+    run_id: str,
+    window: dict[str, Any],
+    contacts: pd.DataFrame,
+    cc_result: dict[str, Any] | None,
+    member_result: dict[str, Any] | None,
+) -> dict[str, int]:
+    counts = record_run(
+        resources.bookkeeping,
+        plan_from_xcom(plan_value),
+        run_id=run_id,
+        window=window_from_xcom(window),
+        contacts=contacts,
+        cc=LoadResult.from_xcom(cc_result),
+        members=LoadResult.from_xcom(member_result),
+    )
+    return counts
+
+
+def contacts_changed(counts: dict[str, int] | None) -> bool:
+    """Did the run write anything to Constant Contact (for the Asset downstream DAGs wait on)?"""
+    counts = counts or {}
+    return any(counts.get(k, 0) for k in ("cc_updates", "cc_puts", "cc_creates"))
+
+
+def finish(
+    resources: SyncResources,
+    *,
+    run_id: str,
+    succeeded: bool,
+    counts: dict[str, int] | None,
+    dry_run: bool,
+) -> dict[str, Any]:
+    """Close the run record with its counts and the day's API usage, and release the lease."""
+    bookkeeping = resources.bookkeeping
+    usage = resources.cc.quota_usage()
+    status = RunStatus.FAILED
+    if succeeded:
+        status = RunStatus.DRY_RUN if dry_run else RunStatus.SUCCESS
+    counts = dict(counts or {})
+    if bookkeeping.get_run(run_id) is not None:
+        bookkeeping.finish_run(run_id, status, counts, api_calls=counts.get("load_api_calls", 0))
+    release_lease(resources, run_id)
+    report = {
+        "status": status.value,
+        "api_calls_today": usage.used,
+        "api_budget": usage.budget,
+        **counts,
+    }
+    log.info("Run summary: %s", report)
+    return report
