@@ -82,10 +82,11 @@ def member_table(metadata: sa.MetaData | None = None) -> sa.Table:
 
 
 def _email_index(table: sa.Table, dialect: str) -> sa.Index:
-    # MariaDB's default collation ignores case and it has no functional indexes: index the column.
+    # MariaDB: its default collation ignores case and trailing spaces, and it has no functional
+    # indexes, so the column itself is indexed. Elsewhere the index is on the normalised email.
     if dialect in ("mysql", "mariadb"):
         return sa.Index("ix_members_email", table.c.email)
-    return sa.Index("ix_members_email_lower", sa.func.lower(table.c.email))
+    return sa.Index("ix_members_email_lower", sa.func.lower(sa.func.trim(table.c.email)))
 
 
 def _ascii(text: str) -> str:

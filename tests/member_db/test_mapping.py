@@ -32,22 +32,28 @@ def parse(text: str):
 
 def test_demo_mapping_loads_with_its_settings(demo_mapping) -> None:
     m = demo_mapping
-    assert m.table == "members" and m.member_id_column == "member_id"
+    assert m.table == "members"
+    assert m.member_id_column == "member_id"
     assert m.direction == SyncDirection.TWO_WAY
     assert m.fields["company_name"].policy.owner == FieldOwner.MEMBER_DB
     assert m.fields["cf:favourite_activity"].policy.direction == FieldDirection.TO_CC
-    assert (
-        m.fields["birthday_month"].part == NamePart.MONTH and m.fields["birthday_day"].column == "birth_date"
-    )
-    assert m.opt_out is not None and m.opt_out.column == "email_opt_out"
-    assert m.last_modified_column == "updated_at" and m.soft_delete_column == "deleted_at"
-    assert m.scope[0].column == "membership_status" and m.scope[0].op == ConditionOp.EQ
+    assert m.fields["birthday_month"].part == NamePart.MONTH
+    assert m.fields["birthday_day"].column == "birth_date"
+    assert m.opt_out is not None
+    assert m.opt_out.column == "email_opt_out"
+    assert m.last_modified_column == "updated_at"
+    assert m.soft_delete_column == "deleted_at"
+    assert m.scope[0].column == "membership_status"
+    assert m.scope[0].op == ConditionOp.EQ
     assert set(m.segments) == {"runners", "new_york", "everyone_with_a_company"}
     # A segment naming a field is resolved to that field's column.
     assert m.segments["new_york"][0].column == "state_code"
-    assert m.name_placeholder == "Unknown" and m.required_fields == ("email", "last_name")
-    assert m.state_format == StateFormat.CODE and m.fields["state"].holds == StateFormat.CODE
-    assert m.cc_scope.main_list == "Members" and not m.cc_scope.all_contacts
+    assert m.name_placeholder == "Unknown"
+    assert m.required_fields == ("email", "last_name")
+    assert m.state_format == StateFormat.CODE
+    assert m.fields["state"].holds == StateFormat.CODE
+    assert m.cc_scope.main_list == "Members"
+    assert not m.cc_scope.all_contacts
     assert m.bookkeeping.table_prefix == "ccsync_"
     assert set(m.policies()) == set(m.fields)
 
@@ -62,9 +68,8 @@ def test_full_name_column_gives_first_and_last_name() -> None:
           email: mail
         """
     )
-    assert (
-        m.fields["first_name"].column == "display_name" and m.fields["first_name"].part == NamePart.FIRST_NAME
-    )
+    assert m.fields["first_name"].column == "display_name"
+    assert m.fields["first_name"].part == NamePart.FIRST_NAME
     assert m.fields["last_name"].part == NamePart.LAST_NAME
     assert m.fields["last_name"].policy.owner == FieldOwner.MEMBER_DB
     assert m.full_name == "display_name"
@@ -172,7 +177,8 @@ def test_validate_against_database(members_url: str, replace: str, by: str, word
             mapping.validate_against(engine)
     finally:
         engine.dispose()
-    assert "demo.yaml, line " in str(err.value) and words in str(err.value)
+    assert "demo.yaml, line " in str(err.value)
+    assert words in str(err.value)
     line = next(i for i, raw in enumerate(text.splitlines(), 1) if replace in raw)
     # The named line is the one with the offending entry (or its enclosing key for scope entries).
     assert f"line {line}:" in str(err.value)

@@ -280,14 +280,15 @@ class MemberDatabaseHook(BaseHook):
     def lookup_by_email(self, emails: Iterable[str]) -> pd.DataFrame:
         """In-scope members whose normalised email is one of ``emails`` (normalised the same way).
 
-        The query uses ``lower(email)`` (indexed by the sample data's functional index) on SQLite and
-        PostgreSQL, and the column itself on MariaDB, whose default collation ignores case.
+        The query uses ``lower(trim(email))`` (what the sample data's functional index covers) on
+        SQLite and PostgreSQL, and the column itself on MariaDB, whose default collation ignores case
+        and trailing spaces (an address stored with leading spaces is not found there).
         """
         wanted = normalise_email(pd.Series(list(emails), dtype="string")).dropna().unique().tolist()
         if not wanted:
             return self._empty_frame()
         col = self.table.c[self.mapping.fields["email"].column]
-        key = col if self._engine.dialect.name in ("mysql", "mariadb") else sa.func.lower(col)
+        key = col if self._engine.dialect.name in ("mysql", "mariadb") else sa.func.lower(sa.func.trim(col))
         frames = [
             self._read_all(self._select().where(key.in_(wanted[i : i + 5_000])))
             for i in range(0, len(wanted), 5_000)
@@ -306,22 +307,35 @@ class MemberDatabaseHook(BaseHook):
         )  # fmt: skip
         if not wanted:
             return self._empty_frame()
-        fm = self.mapping.fields["last_name"]
-        col = self.table.c[fm.column]
-        if fm.part == NamePart.LAST_NAME:  # a full-name column: narrow by the whole name
-            candidates = sorted(
-                {f"{f} {last}".strip() for f, last in pairs.itertuples(index=False, name=None)}
-            )
+        fields = self.mapping.fields
+        mysql_like = self._engine.dialect.name in ("mysql", "mariadb")
+
+        def key(name: str) -> sa.ColumnElement[Any]:
+            col = self.table.c[fields[name].column]
+            return col if mysql_like else sa.func.lower(sa.func.trim(col))
+
+        # Narrow in SQL by one indexed column, then compare the normalised pairs in pandas.
+        # (SQLite's lower() folds ASCII only: a name differing from the query in the case of an
+        # accented letter is not found there.)
+        narrowing: list[tuple[sa.ColumnElement[Any], list[str]]] = []
+        if fields["last_name"].part == NamePart.LAST_NAME:  # one full-name column
+            names = {join_full_name(f, last) for f, last in pairs.itertuples(index=False, name=None)}
+            narrowing.append((key("last_name"), sorted(n.lower() for n in names if n)))
         else:
-            candidates = sorted({str(v) for v in pairs["last_name"].dropna()})
-        candidates = sorted({c.lower() for c in candidates} | set(candidates))
-        key = col if self._engine.dialect.name in ("mysql", "mariadb") else sa.func.lower(col)
-        lowered = sorted({c.lower() for c in candidates})
+            has_last = pairs["last_name"].notna()
+            narrowing.append(
+                (key("last_name"), sorted({v.strip().lower() for v in pairs.loc[has_last, "last_name"]}))
+            )
+            firsts = {v.strip().lower() for v in pairs.loc[~has_last, "first_name"].dropna()}
+            narrowing.append((key("first_name"), sorted(firsts)))
         frames = [
-            self._read_all(self._select().where(key.in_(lowered[i : i + 5_000])))
-            for i in range(0, len(lowered), 5_000)
+            self._read_all(self._select().where(col.in_(values[i : i + 5_000])))
+            for col, values in narrowing
+            for i in range(0, len(values), 5_000)
         ]
-        found = pd.concat(frames, ignore_index=True)
+        if not frames:
+            return self._empty_frame()
+        found = pd.concat(frames, ignore_index=True).drop_duplicates(MEMBER_ID)
         keys = list(zip(normalise_name(found["first_name"]), normalise_name(found["last_name"]), strict=True))
         return found.loc[[k in wanted for k in keys]].reset_index(drop=True)
 
@@ -595,9 +609,11 @@ def _read_postgres_copy(dbapi_conn: Any, sql: str, keys: list[str], chunksize: i
         for batch in reader:
             pending.append(batch)
             rows += batch.num_rows
-            if rows >= chunksize:
-                yield pa.Table.from_batches(pending).to_pandas()
-                pending, rows = [], 0
+            while rows >= chunksize:
+                table = pa.Table.from_batches(pending)
+                yield table.slice(0, chunksize).to_pandas()
+                rest = table.slice(chunksize)
+                pending, rows = rest.to_batches(), rest.num_rows
         if rows:
             yield pa.Table.from_batches(pending).to_pandas()
     dbapi_conn.rollback()
@@ -662,12 +678,13 @@ def _to_utc(values: pd.Series) -> pd.Series:
 
 
 def _is_opted_out(values: pd.Series, opted_out_values: tuple[Any, ...]) -> pd.Series:
-    wanted: set[Any] = set()
+    # Compared as text: booleans arrive as 0/1 (SQLite, MariaDB) or "1"/"0" (PostgreSQL's COPY).
+    wanted: set[str] = set()
     for v in opted_out_values:
-        wanted.add(v)
-        if isinstance(v, bool):  # SQLite and MariaDB hand booleans back as 0/1
-            wanted.add(int(v))
-    return values.astype(object).isin(list(wanted)).astype(bool)
+        wanted.add(str(v))
+        if isinstance(v, bool):
+            wanted.add(str(int(v)))
+    return values.astype("string").isin(list(wanted)).fillna(False).astype(bool)
 
 
 def hash_frame(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
