@@ -22,6 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -49,6 +50,7 @@ from include.cc_emulator.store import SUBRESOURCES, ContactQuery, StatusFilter
 log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/oauth2/default/v1/token"
+AUTHORIZE_PATH = "/oauth2/default/v1/authorize"
 MAX_IMPORT_CONTACTS = 40_000
 MAX_IMPORT_BYTES = 4 * 1024 * 1024
 MAX_ACTIVITY_CONTACT_IDS = 500
@@ -376,25 +378,69 @@ def _state(request: Request) -> EmulatorState:
 
 
 def _add_oauth_routes(app: FastAPI) -> None:
-    @app.post(TOKEN_PATH, include_in_schema=True, tags=["oauth"])
+    @app.get(AUTHORIZE_PATH, tags=["oauth"])
+    async def authorize(
+        request: Request,
+        client_id: str,
+        redirect_uri: str,
+        response_type: str = "code",
+        scope: str = "",
+        state: str | None = None,
+        code_challenge: str | None = None,
+        code_challenge_method: str | None = None,
+    ) -> Response:
+        """The browser step: consents at once, redirects to ``redirect_uri`` with ``code`` and ``state``."""
+        if client_id != DEMO_CLIENT_ID:
+            raise OAuthError(400, "invalid_client", "Unknown client_id.")
+        if response_type != "code":
+            raise OAuthError(400, "unsupported_response_type", "Only response_type=code is supported.")
+        if code_challenge is not None and code_challenge_method != "S256":
+            raise OAuthError(400, "invalid_request", "code_challenge_method must be S256.")
+        code = _state(request).tokens.authorize(client_id, redirect_uri, code_challenge)
+        query = urlencode({"code": code, **({"state": state} if state is not None else {})})
+        separator = "&" if "?" in redirect_uri else "?"
+        return Response(status_code=302, headers={"Location": f"{redirect_uri}{separator}{query}"})
+
+    @app.post(TOKEN_PATH, tags=["oauth"])
     async def token(request: Request) -> Response:
-        """``grant_type=refresh_token``; client auth by HTTP Basic (or client_id/client_secret fields)."""
+        """``refresh_token`` and ``authorization_code`` (PKCE) grants; client auth by HTTP Basic."""
         state = _state(request)
         state.count_event("token_requests")
         form = await request.form()
         client_id, client_secret = _client_credentials(request, form)
-        if client_id != DEMO_CLIENT_ID or client_secret != DEMO_CLIENT_SECRET:
-            raise OAuthError(401, "invalid_client", "Client authentication failed.")
         grant_type = form.get("grant_type")
-        if grant_type != "refresh_token":
-            raise OAuthError(400, "unsupported_grant_type", "Only the refresh_token grant is supported here.")
-        refresh_token = form.get("refresh_token")
-        if not isinstance(refresh_token, str) or not refresh_token:
-            raise OAuthError(400, "invalid_request", "refresh_token is required.")
-        answer = state.tokens.refresh(refresh_token, state.settings.access_token_ttl_seconds)
-        state.count_event("token_refreshes")
+        settings = state.settings
+        if grant_type == "authorization_code":
+            # A public client (PKCE, no secret) may leave the secret out; a wrong one is still refused.
+            if client_id != DEMO_CLIENT_ID or client_secret not in (None, DEMO_CLIENT_SECRET):
+                raise OAuthError(401, "invalid_client", "Client authentication failed.")
+            answer = state.tokens.exchange_code(
+                str(form.get("code") or ""),
+                client_id=client_id,
+                redirect_uri=_form_text(form, "redirect_uri"),
+                code_verifier=_form_text(form, "code_verifier"),
+                client_authenticated=client_secret == DEMO_CLIENT_SECRET,
+                ttl_seconds=settings.access_token_ttl_seconds,
+            )
+        else:
+            if client_id != DEMO_CLIENT_ID or client_secret != DEMO_CLIENT_SECRET:
+                raise OAuthError(401, "invalid_client", "Client authentication failed.")
+            if grant_type != "refresh_token":
+                raise OAuthError(
+                    400, "unsupported_grant_type", "Supported grants: refresh_token, authorization_code."
+                )
+            refresh_token = _form_text(form, "refresh_token")
+            if not refresh_token:
+                raise OAuthError(400, "invalid_request", "refresh_token is required.")
+            answer = state.tokens.refresh(refresh_token, settings.access_token_ttl_seconds)
+            state.count_event("token_refreshes")
         state.mark_dirty()
         return json_response(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _form_text(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) and value else None
 
 
 def _client_credentials(request: Request, form: Any) -> tuple[str | None, str | None]:
@@ -402,10 +448,10 @@ def _client_credentials(request: Request, form: Any) -> tuple[str | None, str | 
     if scheme.lower() == "basic" and encoded:
         try:
             client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
-            return client_id, secret
+            return client_id, secret or None
         except (ValueError, binascii.Error):
             return None, None
-    return form.get("client_id"), form.get("client_secret")
+    return _form_text(form, "client_id"), _form_text(form, "client_secret")
 
 
 # --------------------------------------------------------------------------------------------------

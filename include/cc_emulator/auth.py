@@ -3,12 +3,19 @@
 Refresh tokens rotate: each refresh answers a new refresh token and the used one stops working
 (``invalid_grant``), as with CC's recommended "rotating refresh tokens". Access tokens are opaque
 random strings that expire after ``access_token_ttl_seconds`` (24 h by default).
+
+The one-off authorization (authorization code with PKCE) is emulated too: ``/authorize`` consents
+at once and redirects with a code; exchanging the code gives a new set of tokens, and, as on the
+real server, "generating a new set of tokens causes all previous refresh tokens to expire".
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from include.cc_emulator.errors import OAuthError
@@ -19,19 +26,73 @@ DEMO_REFRESH_TOKEN = "demo-refresh-token"
 SCOPE = "account_read contact_data campaign_data offline_access"
 
 
+AUTHORIZATION_CODE_TTL_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class PendingAuthorization:
+    client_id: str
+    redirect_uri: str
+    code_challenge: str | None
+    expires: float
+
+
+def pkce_s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 class TokenStore:
     def __init__(self) -> None:
         self.refresh_tokens: set[str] = {DEMO_REFRESH_TOKEN}
         self.access_tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
+        self.authorization_codes: dict[str, PendingAuthorization] = {}
         self.refresh_count = 0
+
+    def authorize(self, client_id: str, redirect_uri: str, code_challenge: str | None) -> str:
+        """The person consented: a single-use code for ``redirect_uri``, valid for five minutes."""
+        code = secrets.token_urlsafe(24)
+        self.authorization_codes[code] = PendingAuthorization(
+            client_id, redirect_uri, code_challenge, time.time() + AUTHORIZATION_CODE_TTL_SECONDS
+        )
+        return code
+
+    def exchange_code(
+        self,
+        code: str,
+        *,
+        client_id: str,
+        redirect_uri: str | None,
+        code_verifier: str | None,
+        client_authenticated: bool,
+        ttl_seconds: float,
+    ) -> dict[str, Any]:
+        pending = self.authorization_codes.pop(code, None)
+        if pending is None or pending.expires < time.time() or pending.client_id != client_id:
+            raise OAuthError(400, "invalid_grant", "The authorization code is invalid or has expired.")
+        if redirect_uri != pending.redirect_uri:
+            raise OAuthError(
+                400, "invalid_grant", "The redirect_uri does not match the authorization request."
+            )
+        if pending.code_challenge is not None:
+            if not code_verifier or pkce_s256(code_verifier) != pending.code_challenge:
+                raise OAuthError(400, "invalid_grant", "PKCE verification failed.")
+        elif not client_authenticated:
+            raise OAuthError(401, "invalid_client", "Client authentication failed.")
+        # A new set of tokens makes every earlier refresh token expire.
+        self.refresh_tokens = set()
+        return self._new_tokens(ttl_seconds)
 
     def refresh(self, refresh_token: str, ttl_seconds: float) -> dict[str, Any]:
         if refresh_token not in self.refresh_tokens:
             raise OAuthError(400, "invalid_grant", "The refresh token is invalid or expired.")
         self.refresh_tokens.discard(refresh_token)
+        self.refresh_count += 1
+        return self._new_tokens(ttl_seconds)
+
+    def _new_tokens(self, ttl_seconds: float) -> dict[str, Any]:
         new_refresh = secrets.token_urlsafe(32)
         self.refresh_tokens.add(new_refresh)
-        self.refresh_count += 1
         return {
             "access_token": self.issue_access_token(ttl_seconds),
             "refresh_token": new_refresh,

@@ -29,6 +29,7 @@ from include.cc_emulator.auth import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TOKEN_PATH = "/oauth2/default/v1/token"
+AUTHORIZE_PATH = "/oauth2/default/v1/authorize"
 STARTUP_TIMEOUT_SECONDS = 30.0
 
 
@@ -173,6 +174,11 @@ class EmulatorHandle:
     @property
     def token_url(self) -> str:
         return f"{self.base_url}{TOKEN_PATH}"
+
+    @property
+    def authorize_url(self) -> str:
+        """The browser step of the one-off authorization; it consents at once and redirects."""
+        return f"{self.base_url}{AUTHORIZE_PATH}"
 
     @property
     def api_url(self) -> str:

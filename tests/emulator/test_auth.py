@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -107,3 +108,70 @@ def test_lost_refresh_answer_leaves_the_old_token_used_up(emulator: EmulatorHand
     assert _refresh(emulator, DEMO_REFRESH_TOKEN).json()["error"] == "invalid_grant"
     assert _refresh(emulator, emulator.admin.current_refresh_token()).status_code == 200
     assert emulator.admin.counters()["faults"] == {"token_lost_answer": 1}
+
+
+def _authorize(
+    emulator: EmulatorHandle, challenge: str | None, redirect_uri: str = "https://localhost"
+) -> str:
+    params = {
+        "client_id": DEMO_CLIENT_ID,
+        "redirect_uri": redirect_uri,
+        "response_type": "code",
+        "state": "S1",
+    }
+    if challenge:
+        params |= {"code_challenge": challenge, "code_challenge_method": "S256"}
+    response = requests.get(emulator.authorize_url, params=params, allow_redirects=False, timeout=10)
+    assert response.status_code == 302
+    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert query["state"] == ["S1"]
+    return query["code"][0]
+
+
+def _exchange(
+    emulator: EmulatorHandle, code: str, verifier: str | None, secret: str | None
+) -> requests.Response:
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": "https://localhost"}
+    if verifier:
+        form["code_verifier"] = verifier
+    auth = (DEMO_CLIENT_ID, secret) if secret else None
+    if auth is None:
+        form["client_id"] = DEMO_CLIENT_ID
+    return requests.post(emulator.token_url, data=form, auth=auth, timeout=10)
+
+
+@pytest.mark.parametrize("secret", [None, DEMO_CLIENT_SECRET])
+def test_authorization_code_with_pkce_gives_new_tokens_and_expires_old_refresh_tokens(
+    emulator: EmulatorHandle, secret: str | None
+) -> None:
+    verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"  # RFC 7636 appendix B
+    code = _authorize(emulator, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+    answer = _exchange(emulator, code, verifier, secret)
+    assert answer.status_code == 200, answer.text
+    tokens = answer.json()
+    assert _contacts(emulator, tokens["access_token"]).status_code == 200
+    assert _refresh(emulator, DEMO_REFRESH_TOKEN).json()["error"] == "invalid_grant"
+    assert _refresh(emulator, tokens["refresh_token"]).status_code == 200
+    assert _exchange(emulator, code, verifier, secret).json()["error"] == "invalid_grant"  # single use
+
+
+@pytest.mark.parametrize(
+    ("verifier", "redirect_uri", "error"),
+    [
+        ("wrong-verifier-wrong-verifier-wrong-verifier-00", "https://localhost", "invalid_grant"),
+        (None, "https://localhost", "invalid_grant"),
+        ("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "https://elsewhere", "invalid_grant"),
+    ],
+)
+def test_bad_code_exchanges_are_refused(
+    emulator: EmulatorHandle, verifier: str | None, redirect_uri: str, error: str
+) -> None:
+    code = _authorize(emulator, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", redirect_uri)
+    answer = _exchange(emulator, code, verifier, None)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == error
+    assert _refresh(emulator, DEMO_REFRESH_TOKEN).status_code == 200  # nothing was rotated
+
+
+def test_a_made_up_code_is_invalid_grant(emulator: EmulatorHandle) -> None:
+    assert _exchange(emulator, "code", "v" * 43, DEMO_CLIENT_SECRET).json()["error"] == "invalid_grant"
