@@ -286,7 +286,7 @@ class MemberDatabaseHook(BaseHook):
         """
         wanted = normalise_email(pd.Series(list(emails), dtype="string")).dropna().unique().tolist()
         if not wanted:
-            return self._empty_frame()
+            return self.empty_frame()
         col = self.table.c[self.mapping.fields["email"].column]
         key = col if self._engine.dialect.name in ("mysql", "mariadb") else sa.func.lower(sa.func.trim(col))
         frames = [
@@ -306,7 +306,7 @@ class MemberDatabaseHook(BaseHook):
             zip(normalise_name(pairs["first_name"]), normalise_name(pairs["last_name"]), strict=True)
         )  # fmt: skip
         if not wanted:
-            return self._empty_frame()
+            return self.empty_frame()
         fields = self.mapping.fields
         mysql_like = self._engine.dialect.name in ("mysql", "mariadb")
 
@@ -334,16 +334,17 @@ class MemberDatabaseHook(BaseHook):
             for i in range(0, len(values), 5_000)
         ]
         if not frames:
-            return self._empty_frame()
+            return self.empty_frame()
         found = pd.concat(frames, ignore_index=True).drop_duplicates(MEMBER_ID)
         keys = list(zip(normalise_name(found["first_name"]), normalise_name(found["last_name"]), strict=True))
         return found.loc[[k in wanted for k in keys]].reset_index(drop=True)
 
     def _read_all(self, stmt: sa.Select[Any]) -> pd.DataFrame:
         frames = list(self._read_chunks(stmt, DEFAULT_CHUNKSIZE))
-        return pd.concat(frames, ignore_index=True) if frames else self._empty_frame()
+        return pd.concat(frames, ignore_index=True) if frames else self.empty_frame()
 
-    def _empty_frame(self) -> pd.DataFrame:
+    def empty_frame(self) -> pd.DataFrame:
+        """A frame with the extract's columns and no rows."""
         empty = pd.DataFrame({MEMBER_ID: pd.Series([], dtype=object)})
         for c in self._select().selected_columns.keys():  # noqa: SIM118 (a ColumnCollection, not a dict)
             if c != MEMBER_ID:
