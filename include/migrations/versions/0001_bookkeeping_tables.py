@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import context, op
+from sqlalchemy.dialects import mysql
 
 revision = "0001"
 down_revision = None
@@ -18,6 +19,8 @@ depends_on = None
 ID = 64
 RUN_ID = 250
 KEY = 40
+# UTC, naive; MariaDB keeps microseconds only when asked.
+TIMESTAMP = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def _prefix() -> str:
@@ -37,7 +40,7 @@ def upgrade() -> None:
         sa.Column("member_id", sa.String(ID), primary_key=True),
         sa.Column("contact_id", sa.String(ID), nullable=False),
         sa.Column("rule", sa.String(50), nullable=False),
-        sa.Column("linked_at", sa.DateTime(), nullable=False),
+        sa.Column("linked_at", TIMESTAMP, nullable=False),
         sa.Column("run_id", sa.String(RUN_ID)),
     )
     op.create_index(f"{p}ix_links_contact", f"{p}links", ["contact_id"], unique=True)
@@ -48,14 +51,14 @@ def upgrade() -> None:
         sa.Column("field_values", sa.Text(), nullable=False),
         sa.Column("opted_out", sa.Boolean(), nullable=False),
         sa.Column("member_hash", sa.String(KEY)),
-        sa.Column("saved_at", sa.DateTime(), nullable=False),
+        sa.Column("saved_at", TIMESTAMP, nullable=False),
         sa.Column("run_id", sa.String(RUN_ID)),
     )
     op.create_table(
         f"{p}watermarks",
         sa.Column("stream", sa.String(100), primary_key=True),
-        sa.Column("watermark", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("watermark", TIMESTAMP, nullable=False),
+        sa.Column("updated_at", TIMESTAMP, nullable=False),
     )
     op.create_table(
         f"{p}changes",
@@ -69,7 +72,7 @@ def upgrade() -> None:
         sa.Column("old_value", sa.Text()),
         sa.Column("new_value", sa.Text()),
         sa.Column("reason", sa.String(255)),
-        sa.Column("changed_at", sa.DateTime(), nullable=False),
+        sa.Column("changed_at", TIMESTAMP, nullable=False),
     )
     op.create_index(f"{p}ix_changes_key", f"{p}changes", ["change_key"], unique=True)
     op.create_index(f"{p}ix_changes_run", f"{p}changes", ["run_id"])
@@ -85,8 +88,8 @@ def upgrade() -> None:
         sa.Column("email_hint", sa.String(100)),
         sa.Column("detail", sa.Text()),
         sa.Column("run_id", sa.String(RUN_ID)),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("resolved_at", sa.DateTime()),
+        sa.Column("created_at", TIMESTAMP, nullable=False),
+        sa.Column("resolved_at", TIMESTAMP),
     )
     op.create_index(f"{p}ix_reviews_open", f"{p}reviews", ["open_key"], unique=True)
     op.create_index(f"{p}ix_reviews_status", f"{p}reviews", ["status", "kind"])
@@ -98,9 +101,9 @@ def upgrade() -> None:
         sa.Column("contact_id", sa.String(ID)),
         sa.Column("side", sa.String(20), nullable=False),
         sa.Column("source", sa.String(100)),
-        sa.Column("opted_out_at", sa.DateTime()),
+        sa.Column("opted_out_at", TIMESTAMP),
         sa.Column("run_id", sa.String(RUN_ID)),
-        sa.Column("recorded_at", sa.DateTime(), nullable=False),
+        sa.Column("recorded_at", TIMESTAMP, nullable=False),
     )
     op.create_index(f"{p}ix_consent_key", f"{p}consent", ["consent_key"], unique=True)
     op.create_index(f"{p}ix_consent_member", f"{p}consent", ["member_id"])
@@ -114,7 +117,7 @@ def upgrade() -> None:
         sa.Column("campaign_id", sa.String(ID)),
         sa.Column("campaign_activity_id", sa.String(ID)),
         sa.Column("event_type", sa.String(30), nullable=False),
-        sa.Column("occurred_at", sa.DateTime()),
+        sa.Column("occurred_at", TIMESTAMP),
         sa.Column("detail", sa.Text()),
         sa.Column("run_id", sa.String(RUN_ID)),
     )
@@ -126,8 +129,8 @@ def upgrade() -> None:
         sa.Column("dag_id", sa.String(250)),
         sa.Column("kind", sa.String(30), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
-        sa.Column("started_at", sa.DateTime(), nullable=False),
-        sa.Column("finished_at", sa.DateTime()),
+        sa.Column("started_at", TIMESTAMP, nullable=False),
+        sa.Column("finished_at", TIMESTAMP),
         sa.Column("counts", sa.Text()),
         sa.Column("api_calls", sa.Integer(), nullable=False),
     )

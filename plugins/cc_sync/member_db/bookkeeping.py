@@ -81,6 +81,12 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
     impl = sa.DateTime
     cache_ok = True
 
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        # MariaDB's DATETIME drops microseconds unless asked to keep them.
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> datetime | None:
         if value is None or value is pd.NaT:
             return None
@@ -501,6 +507,9 @@ class Bookkeeping:
 
     def set_watermarks(self, marks: Mapping[str, datetime]) -> None:
         """Advance several streams' watermarks in one transaction (after a load has succeeded)."""
+        naive = [s for s, w in marks.items() if w.tzinfo is None]
+        if naive:
+            raise ValueError(f"watermarks for {naive} are naive datetimes; they must be timezone-aware (UTC)")
         now = utcnow()
         rows = [{"stream": s, "watermark": w, "updated_at": now} for s, w in marks.items()]
         with self.engine.begin() as conn:

@@ -1,0 +1,212 @@
+"""Bookkeeping tables on SQLite, PostgreSQL and MariaDB: migrations up and down, idempotent upserts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from cc_sync.member_db import migrate
+from cc_sync.member_db.bookkeeping import Bookkeeping, ReviewKind, RunStatus, build_metadata
+
+RUN = "scheduled__2026-11-22T00:00:00+00:00"
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def books(engine: sa.Engine) -> Bookkeeping:
+    migrate.upgrade(engine)
+    return Bookkeeping(engine)
+
+
+@pytest.mark.parametrize("prefix", ["ccsync_", "sync2_"])
+def test_migrations_up_match_the_table_definitions_and_go_down(engine: sa.Engine, prefix: str) -> None:
+    assert migrate.current_revision(engine, prefix) is None
+    assert not migrate.schema_is_current(engine, prefix)
+    migrate.upgrade(engine, prefix=prefix)
+    assert migrate.schema_is_current(engine, prefix)
+    assert Bookkeeping(engine, prefix).schema_is_current()
+    names = set(sa.inspect(engine).get_table_names())
+    expected = set(build_metadata(prefix).tables)
+    assert expected <= names
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": f"{prefix}alembic_version"})
+        diffs = compare_metadata(context, build_metadata(prefix))
+    # Only the tables of this prefix are compared; another prefix's tables are not ours to judge.
+    assert [d for d in diffs if prefix in repr(d)] == []
+    migrate.downgrade(engine, prefix=prefix)
+    assert not (expected & set(sa.inspect(engine).get_table_names()))
+    assert migrate.current_revision(engine, prefix) is None
+
+
+def test_migrate_cli_check_exit_codes(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert migrate.main(["check", "--db-url", database_url]) == 1
+    assert "make migrate" in capsys.readouterr().out
+    assert migrate.main(["upgrade", "--db-url", database_url]) == 0
+    assert migrate.main(["check", "--db-url", database_url]) == 0
+    assert migrate.main(["downgrade", "--db-url", database_url]) == 0
+    assert migrate.main(["check", "--db-url", database_url]) == 1
+
+
+def test_links_upsert_twice_and_move(books: Bookkeeping) -> None:
+    links = pd.DataFrame(
+        {"member_id": ["1", "2"], "contact_id": ["c-1", "c-2"], "rule": "name+email", "run_id": RUN}
+    )
+    books.upsert_links(links)
+    books.upsert_links(links)
+    got = books.get_links().sort_values("member_id")
+    assert got[["member_id", "contact_id"]].values.tolist() == [["1", "c-1"], ["2", "c-2"]]
+    assert str(got["linked_at"].dt.tz) == "UTC"
+    # Contact c-2 now belongs to member 3 (e.g. after review): the old link gives way.
+    books.upsert_links(
+        pd.DataFrame({"member_id": ["3"], "contact_id": ["c-2"], "rule": "review", "run_id": RUN})
+    )
+    got = books.get_links().sort_values("member_id")
+    assert got[["member_id", "contact_id"]].values.tolist() == [["1", "c-1"], ["3", "c-2"]]
+    assert books.unlink(["c-1"], reason="contact deleted in CC", run_id=RUN) == 1
+    assert books.get_links()["member_id"].tolist() == ["3"]
+    log = books.get_changes(RUN)
+    assert log[["member_id", "field", "old_value", "reason"]].values.tolist() == [
+        ["1", "link", "c-1", "contact deleted in CC"]
+    ]
+
+
+def test_base_round_trip_and_replace(books: Bookkeeping) -> None:
+    base = pd.DataFrame(
+        {
+            "contact_id": ["c-1", "c-2"],
+            "first_name": ["Zoë", None],
+            "birthday_month": [4, None],
+            "cf:favourite_activity": ["chess", "choir"],
+            "opted_out": [False, True],
+            "member_hash": ["00ff", "ff00"],
+        },
+        index=pd.Index(["1", "2"], name="member_id"),
+    )
+    books.save_base(base, run_id=RUN)
+    books.save_base(base.assign(first_name=["Zoé", "Ann"]), run_id=RUN)
+    got = books.load_base()
+    assert sorted(got.index) == ["1", "2"]
+    assert got.loc["1", "first_name"] == "Zoé"
+    assert got.loc["2", "first_name"] == "Ann"
+    assert got.loc["1", "cf:favourite_activity"] == "chess"
+    assert got.loc["1", "birthday_month"] == 4
+    assert pd.isna(got.loc["2", "birthday_month"])
+    assert got["opted_out"].tolist() == [False, True]
+    assert books.load_base(["2"]).index.tolist() == ["2"]
+    assert books.load_member_hashes().to_dict() == {"1": "00ff", "2": "ff00"}
+
+
+def test_watermarks(books: Bookkeeping) -> None:
+    assert books.get_watermark("members") is None
+    first = datetime(2026, 11, 1, 8, 30, 0, 123456, tzinfo=UTC)
+    books.set_watermarks({"members": first, "cc_contacts": first})
+    later = datetime(2026, 11, 2, tzinfo=UTC)
+    books.set_watermarks({"members": later})
+    assert books.get_watermark("members") == later
+    assert books.get_watermark("cc_contacts") == first
+    with pytest.raises(ValueError, match="timezone-aware"):
+        books.set_watermarks({"members": datetime(2026, 1, 1)})
+
+
+def test_change_log_is_idempotent(books: Bookkeeping) -> None:
+    changes = pd.DataFrame(
+        {
+            "run_id": RUN,
+            "direction": ["to_cc", "to_member_db"],
+            "member_id": ["1", "1"],
+            "contact_id": ["c-1", "c-1"],
+            "field": ["first_name", "job_title"],
+            "old_value": ["Ann", None],
+            "new_value": ["Anne", "Chair"],
+            "reason": ["member side changed", "cc side changed"],
+        }
+    )
+    books.append_changes(changes)
+    books.append_changes(changes)
+    log = books.get_changes(RUN)
+    assert len(log) == 2
+    assert log["new_value"].tolist() == ["Anne", "Chair"]
+    assert log["old_value"].isna().tolist() == [False, True]
+
+
+def test_review_queue_one_open_item_per_key(books: Bookkeeping) -> None:
+    items = pd.DataFrame(
+        {
+            "kind": [ReviewKind.NEAR_MATCH.value, ReviewKind.REJECTED_ROW.value],
+            "member_id": ["1", "2"],
+            "contact_id": ["c-9", None],
+            "email_hint": ["a***@example.org", None],
+            "detail": [{"member": "Anne", "contact": "Annabelle"}, "invalid email"],
+        }
+    )
+    books.add_review_items(items, run_id=RUN)
+    books.add_review_items(items, run_id=RUN)
+    open_items = books.list_open_reviews()
+    assert len(open_items) == 2
+    assert '"Annabelle"' in open_items["detail"].iloc[0]
+    books.close_reviews([open_items["id"].iloc[0]])
+    assert len(books.list_open_reviews()) == 1
+    # The same near match found again after it was resolved is a new item.
+    books.add_review_items(items.head(1), run_id=RUN)
+    assert len(books.list_open_reviews(kind=ReviewKind.NEAR_MATCH.value)) == 1
+
+
+def test_consent_ledger_and_activity_are_idempotent(books: Bookkeeping) -> None:
+    opt_outs = pd.DataFrame(
+        {
+            "member_id": ["1", None],
+            "contact_id": ["c-1", "c-7"],
+            "side": ["cc", "cc"],
+            "source": ["Contact", "Account"],
+            "opted_out_at": ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00+01:00"],
+            "run_id": RUN,
+        }
+    )
+    books.record_opt_outs(opt_outs)
+    books.record_opt_outs(opt_outs)
+    ledger = books.get_opt_outs()
+    assert len(ledger) == 2
+    assert pd.to_datetime(ledger["opted_out_at"]).tolist()[1] == pd.Timestamp("2026-11-21 09:00:00", tz="UTC")
+    events = pd.DataFrame(
+        {
+            "contact_id": ["c-1", "c-1", "c-2"],
+            "member_id": ["1", "1", "2"],
+            "campaign_id": "camp-1",
+            "campaign_activity_id": "act-1",
+            "event_type": ["em_opens", "em_clicks", "em_opens"],
+            "occurred_at": pd.to_datetime(["2026-11-20T10:00:00Z"] * 3, utc=True),
+            "detail": [None, "https://example.org", None],
+            "run_id": RUN,
+        }
+    )
+    books.insert_activity(events)
+    books.insert_activity(events)
+    assert len(books.get_activity()) == 3
+
+
+def test_runs(books: Bookkeeping) -> None:
+    books.start_run(RUN, "cc_member_sync", "two_way")
+    assert books.get_run(RUN)["status"] == RunStatus.RUNNING
+    books.finish_run(RUN, RunStatus.SUCCESS, {"to_cc": 3, "to_member_db": 1}, api_calls=7)
+    run = books.get_run(RUN)
+    assert run["status"] == "success"
+    assert run["counts"] == {"to_cc": 3, "to_member_db": 1}
+    assert run["api_calls"] == 7
+    assert run["finished_at"] >= run["started_at"]
+    books.start_run(RUN, "cc_member_sync", "two_way")  # a cleared and re-run task
+    assert books.get_run(RUN)["status"] == RunStatus.RUNNING
+    assert books.get_run("never") is None
+    with pytest.raises(KeyError):
+        books.finish_run("never", RunStatus.FAILED, {})
