@@ -100,3 +100,15 @@ def _airflow(*args: str) -> None:
         cwd=PROJECT_ROOT,
         stdout=subprocess.DEVNULL,
     )
+
+
+def connection_env_in(emulator_url: str, var_dir: Path = VAR_DIR) -> dict[str, str]:
+    """AIRFLOW_CONN_* variables of the local connections, with their var/ files under ``var_dir``
+    (the demo's test builds its world in a temporary folder)."""
+    env: dict[str, str] = {}
+    for conn_id, conn in connections_as_json(render_settings(emulator_url)).items():
+        text = json.dumps(conn)
+        if var_dir != VAR_DIR:
+            text = text.replace(json.dumps(str(VAR_DIR))[1:-1], json.dumps(str(var_dir))[1:-1])
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = text
+    return env

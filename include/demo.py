@@ -1,0 +1,537 @@
+"""``make demo``: the two-way sync start to finish on this machine, told person by person.
+
+It starts fresh each time (it rebuilds the member database, the emulator's account and the API
+token state under var/), then:
+
+1. migrates the Airflow metadata DB and creates a sample member database with the sync's
+   bookkeeping tables;
+2. starts the Constant Contact emulator with production limits (4 requests a second, 10,000 a
+   day) and seeds it with contacts that overlap the members, as an earlier manual upload would;
+3. runs the sync DAG with ``dag.test()``: it links, creates and merges;
+4. changes both sides: a member edit in the database, a subscriber's opt-out in CC, an email
+   change in CC, and the same field of one person changed on both sides, CC's change later;
+5. runs the DAG again and prints, person by person, what the sync did, read from the bookkeeping
+   (the change log, the consent ledger, the review queue) and from both sides afterwards.
+
+Airflow's own logs go to var/demo-airflow.log. The screen shows member ids and masked emails only.
+The member database (var/members.db) and the emulator's state (var/emulator-state.json) stay, so
+``make airflow`` opens the UI on the same world, these runs included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+import sqlalchemy as sa
+
+from include import airflow_env
+from include.airflow_env import PROJECT_ROOT, VAR_DIR
+
+DAG_ID = "constant_contact_sync"
+DEFAULT_MEMBERS = 500
+# The conflicting edit: the member database first, the subscriber in CC later, so CC's value wins.
+CONFLICT_MEMBER_AGO = timedelta(seconds=20)
+CONFLICT_CC_AGO = timedelta(seconds=10)
+
+
+class EditKind(StrEnum):
+    """The four edits the demo makes between the two runs."""
+
+    MEMBER_EDIT = "member edit"
+    CC_OPT_OUT = "opt-out in Constant Contact"
+    CC_EMAIL_CHANGE = "email change in Constant Contact"
+    CONFLICT = "conflicting edit on both sides"
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    """The files one demo world lives in."""
+
+    var_dir: Path
+
+    @property
+    def members_db(self) -> Path:
+        return self.var_dir / "members.db"
+
+    @property
+    def member_db_url(self) -> str:
+        return f"sqlite:///{self.members_db}"
+
+    @property
+    def emulator_state(self) -> Path:
+        return self.var_dir / "emulator-state.json"
+
+    @property
+    def cc_state_db(self) -> Path:
+        return self.var_dir / "cc_api_state.db"
+
+    @property
+    def airflow_log(self) -> Path:
+        return self.var_dir / "demo-airflow.log"
+
+    def start_fresh(self) -> None:
+        """Remove the previous world: the member DB, the emulator's account and the token state
+        must go together (the token state holds the emulator's rotated refresh token)."""
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        for path in (self.members_db, self.emulator_state, self.cc_state_db, self.airflow_log):
+            path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class DemoEdit:
+    """One edit made between the runs; ``field`` is the canonical field it touched."""
+
+    kind: EditKind
+    member_id: str
+    contact_id: str
+    field: str
+    description: str
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One sync run: the DAG run's state, its task states, and the bookkeeping's run record."""
+
+    run_id: str
+    state: str
+    tasks: dict[str, str]
+    status: str | None
+    counts: dict[str, int]
+    api_calls: int
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "success" and self.status == "success"
+
+
+@dataclass
+class DemoResult:
+    paths: DemoPaths
+    seeded: Any
+    first: RunOutcome
+    second: RunOutcome
+    edits: list[DemoEdit] = field(default_factory=list)
+
+
+# ---- printing -------------------------------------------------------------------------------------
+
+REASON_WORDS: dict[str, str] = {
+    "member_changed": "changed in the member database only",
+    "cc_changed": "changed in Constant Contact only",
+    "conflict_member_later": "changed on both sides; the member database's change was later",
+    "conflict_cc_later": "changed on both sides; Constant Contact's change was later",
+    "conflict_tie_member_db": "changed on both sides at the same instant; the member database wins ties",
+    "owner_member_db": "changed on both sides; the mapping makes the member database its owner",
+    "owner_cc": "changed on both sides; the mapping makes Constant Contact its owner",
+    "opt_out": "an opt-out on one side opts out both",
+    "created": "new contact made from the member",
+}
+# The run record's counts worth telling, in the order a reader follows them.
+COUNT_WORDS: dict[str, str] = {
+    "pairs_compared": "pairs compared",
+    "new_links": "newly linked",
+    "cc_creates": "created in CC",
+    "cc_updates": "updated in CC (bulk import)",
+    "cc_puts": "written to CC one by one (PUT)",
+    "cc_email_changes": "email changes sent to CC",
+    "cc_unsubscribes": "unsubscribed in CC",
+    "member_updates": "member rows updated",
+    "member_opt_outs": "opt-outs written to members",
+    "consent": "consent ledger entries",
+    "unlinks": "unlinked",
+    "reviews": "in the review queue",
+    "rejected": "rejected (reasons in the review queue)",
+    "changes": "field changes logged",
+}
+DIRECTION_WORDS = {"to_cc": "-> Constant Contact", "to_member_db": "-> member database", "link": "link"}
+
+
+def shown(field_name: str, value: Any) -> str:
+    """A value as the demo prints it: emails masked, blanks as a dash."""
+    from cc_sync.member_db.validate import mask_email
+
+    if value is None or (not isinstance(value, str) and pd.isna(value)) or value == "":
+        return "-"
+    if field_name == "email":
+        return mask_email(str(value)) or "(invalid email)"
+    return repr(str(value))
+
+
+def run_lines(title: str, outcome: RunOutcome) -> list[str]:
+    """A run's summary: its state, API calls, and what it did in words."""
+    lines = [f"{title}: {outcome.state}, {outcome.api_calls} Constant Contact API call(s)"]
+    done = [f"{outcome.counts[key]} {words}" for key, words in COUNT_WORDS.items() if outcome.counts.get(key)]
+    lines += [f"  {', '.join(done[i : i + 4])}" for i in range(0, len(done), 4)] or ["  nothing to change"]
+    unfinished = {t: s for t, s in outcome.tasks.items() if s not in ("success", "skipped")}
+    if unfinished:
+        lines.append(f"  tasks not successful: {unfinished}")
+    return lines
+
+
+def person_lines(
+    edit: DemoEdit, changes: pd.DataFrame, consent: pd.DataFrame, reviews: pd.DataFrame, now_both: str
+) -> list[str]:
+    """What the second run did for one person, from the bookkeeping."""
+    lines = [
+        f"member {edit.member_id} / contact {edit.contact_id[:8]}: {edit.kind}",
+        f"  edit:   {edit.description}",
+    ]
+    for row in changes.itertuples(index=False):
+        lines.append(
+            f"  sync:   {row.field} {shown(row.field, row.old_value)} -> {shown(row.field, row.new_value)}"
+            f" {DIRECTION_WORDS.get(row.direction, row.direction)}"
+            f"  ({REASON_WORDS.get(str(row.reason), row.reason)})"
+        )
+    for row in consent.itertuples(index=False):
+        when = f"{pd.Timestamp(row.opted_out_at):%H:%M:%S}" if pd.notna(row.opted_out_at) else "unknown"
+        lines.append(f"  consent: ledger says opted out on the {row.side} side at {when} ({row.source})")
+    for row in reviews.itertuples(index=False):
+        lines.append(f"  review queue: {row.kind}: {row.detail}")
+    if changes.empty and consent.empty and reviews.empty:
+        lines.append("  sync:   nothing (see the run's counts)")
+    lines.append(f"  now:    {now_both}")
+    return lines
+
+
+# ---- Airflow ----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def output_to(log_path: Path) -> Iterator[None]:
+    """Send everything written to stdout and stderr, by Python or not, to ``log_path``.
+
+    Airflow logs each task at length to the console; the demo's story is printed between the runs.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with log_path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def load_sync_dag() -> Any:
+    """The project's sync DAG, parsed as the scheduler would (never DagBag(include_examples=...))."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    if bag.import_errors:
+        raise RuntimeError(f"the DAG folder has import errors: {bag.import_errors}")
+    return bag.get_dag(DAG_ID)
+
+
+def run_sync(dag: Any, bookkeeping: Any, emulator: Any) -> RunOutcome:
+    before = emulator.admin.counters()["api_calls"]
+    dag_run = dag.test()
+    record = bookkeeping.get_run(dag_run.run_id) or {}
+    return RunOutcome(
+        run_id=dag_run.run_id,
+        state=str(dag_run.state),
+        tasks={ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()},
+        status=record.get("status"),
+        counts=record.get("counts") or {},
+        api_calls=emulator.admin.counters()["api_calls"] - before,
+    )
+
+
+# ---- the world: picking people and editing both sides ---------------------------------------------
+
+
+def pick_people(engine: sa.Engine, bookkeeping: Any, emulator: Any, count: int) -> list[tuple[str, str]]:
+    """Linked members with an email of their own, subscribed on both sides and with nothing to
+    review: (member_id, contact_id) pairs, lowest member ids first."""
+    with engine.connect() as conn:
+        members = pd.read_sql(
+            sa.text("SELECT member_id, email, email_opt_out FROM members WHERE deleted_at IS NULL"), conn
+        )
+    members["member_id"] = members["member_id"].astype(str)
+    email_key = members["email"].str.strip().str.lower()
+    own_email = email_key.notna() & ~email_key.duplicated(keep=False)
+    candidates = members[own_email & ~members["email_opt_out"].astype(bool)]
+    links = bookkeeping.get_links()
+    in_review = set(bookkeeping.list_open_reviews()["member_id"].dropna().astype(str))
+    linked = candidates.merge(links[["member_id", "contact_id"]], on="member_id")
+    linked = linked[~linked["member_id"].isin(in_review)]
+    linked = linked.sort_values("member_id", key=lambda ids: ids.astype(int))
+    chosen: list[tuple[str, str]] = []
+    for member_id, contact_id in linked[["member_id", "contact_id"]].itertuples(index=False):
+        contact = emulator.admin.get_contact(contact_id)
+        if contact["email_address"].get("permission_to_send") != "unsubscribed":
+            chosen.append((member_id, contact_id))
+        if len(chosen) == count:
+            return chosen
+    raise RuntimeError(f"only {len(chosen)} linked, subscribed people to edit; the demo needs {count}")
+
+
+def edit_member(engine: sa.Engine, member_id: str, at: datetime, **columns: Any) -> None:
+    """An edit as the membership system makes it: the columns, and the last-modified time."""
+    values = {**columns, "updated_at": at.replace(tzinfo=None)}
+    assignments = ", ".join(f"{name} = :{name}" for name in values)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(f"UPDATE members SET {assignments} WHERE member_id = :member_id"),
+            {**values, "member_id": int(member_id)},
+        )
+
+
+def make_edits(
+    engine: sa.Engine, emulator: Any, mapping: Any, people: list[tuple[str, str]], now: datetime
+) -> list[DemoEdit]:
+    """Change both sides as people do between two syncs."""
+    (edited, _), opted_out, moved, conflicted = people
+    column = {name: fm.column for name, fm in mapping.fields.items()}
+
+    edit_member(engine, edited, now, **{column["city"]: "Springfield"})
+    emulator.admin.opt_out(opted_out[1], at=now, source="Contact", reason="Too many emails")
+    new_address = f"moved.{moved[0]}@example.com"
+    emulator.admin.edit_contact(moved[1], {"email_address": {"address": new_address}}, at=now)
+    edit_member(engine, conflicted[0], now - CONFLICT_MEMBER_AGO, **{column["job_title"]: "Treasurer"})
+    emulator.admin.edit_contact(conflicted[1], {"job_title": "Club secretary"}, at=now - CONFLICT_CC_AGO)
+
+    return [
+        DemoEdit(
+            EditKind.MEMBER_EDIT, edited, people[0][1], "city",
+            "the member database sets city 'Springfield'",
+        ),
+        DemoEdit(
+            EditKind.CC_OPT_OUT, *opted_out, "opted_out",
+            "the subscriber clicks 'unsubscribe' in a Constant Contact email",
+        ),
+        DemoEdit(
+            EditKind.CC_EMAIL_CHANGE, *moved, "email",
+            f"the subscriber changes their address to {shown('email', new_address)} in Constant Contact",
+        ),
+        DemoEdit(
+            EditKind.CONFLICT, *conflicted, "job_title",
+            f"job_title 'Treasurer' in the member database at {(now - CONFLICT_MEMBER_AGO):%H:%M:%S}, "
+            f"'Club secretary' in Constant Contact at {(now - CONFLICT_CC_AGO):%H:%M:%S}",
+        ),
+    ]  # fmt: skip
+
+
+def both_sides(engine: sa.Engine, emulator: Any, mapping: Any, edit: DemoEdit) -> str:
+    """The edited field as each side holds it now."""
+    from cc_sync.constant_contact.convert import contacts_to_frame
+
+    contact = contacts_to_frame([emulator.admin.get_contact(edit.contact_id)], {}).iloc[0]
+    column = mapping.opt_out.column if edit.field == "opted_out" else mapping.fields[edit.field].column
+    with engine.connect() as conn:
+        member_value = conn.execute(
+            sa.text(f"SELECT {column} FROM members WHERE member_id = :id"), {"id": int(edit.member_id)}
+        ).scalar_one()
+    if edit.field == "opted_out":
+        member_value = bool(member_value)
+    return (
+        f"member database {column}={shown(edit.field, member_value)}, "
+        f"Constant Contact {edit.field}={shown(edit.field, contact[edit.field])}"
+    )
+
+
+# ---- the demo ---------------------------------------------------------------------------------------
+
+
+class DemoFailed(RuntimeError):
+    """A sync run of the demo failed; the Airflow log file says why."""
+
+
+@dataclass
+class Demo:
+    """One demo world and the steps of its story; :func:`run_demo` runs them in order."""
+
+    paths: DemoPaths
+    out: TextIO
+    mapping: Any
+    engine: sa.Engine
+    bookkeeping: Any
+    emulator: Any = None
+    dag: Any = None
+
+    def say(self, *parts: Any) -> None:
+        print(*parts, file=self.out, flush=True)
+
+    def quietly(self) -> contextlib.AbstractContextManager[None]:
+        return output_to(self.paths.airflow_log)
+
+    def sync(self, title: str) -> RunOutcome:
+        with self.quietly():
+            if self.dag is None:
+                self.dag = load_sync_dag()
+            outcome = run_sync(self.dag, self.bookkeeping, self.emulator)
+        for line in run_lines(title, outcome):
+            self.say("   " + line)
+        if not outcome.succeeded:
+            raise DemoFailed(f"{title} did not succeed: {outcome}; see {self.paths.airflow_log}")
+        return outcome
+
+    def say_reviews(self) -> None:
+        reviews = self.bookkeeping.list_open_reviews()
+        if reviews.empty:
+            return
+        by_kind = reviews["kind"].value_counts().sort_index()
+        self.say("     review queue: " + ", ".join(f"{kind} {n}" for kind, n in by_kind.items()))
+        for row in reviews.drop_duplicates("kind").itertuples(index=False):
+            self.say(f"       e.g. {row.kind}: member {row.member_id}")
+
+    def tell_person_by_person(self, edits: list[DemoEdit], run_id: str) -> None:
+        changes = self.bookkeeping.get_changes(run_id)
+        consent = self.bookkeeping.get_opt_outs()
+        reviews = self.bookkeeping.list_open_reviews()
+
+        def of(frame: pd.DataFrame, member_id: str) -> pd.DataFrame:
+            return frame[(frame["member_id"].astype(str) == member_id) & (frame["run_id"] == run_id)]
+
+        for edit in edits:
+            lines = person_lines(
+                edit,
+                of(changes, edit.member_id),
+                of(consent, edit.member_id),
+                of(reviews, edit.member_id),
+                both_sides(self.engine, self.emulator, self.mapping, edit),
+            )
+            for line in lines:
+                self.say("  " + line)
+        edited = {e.member_id for e in edits}
+        others = changes.loc[~changes["member_id"].astype(str).isin(edited), "member_id"].nunique()
+        self.say(f"  {others} other member(s) changed in the second run")
+
+    def say_consent_counters(self) -> None:
+        counters = self.emulator.admin.counters()
+        self.say(
+            f"\nConsent kept: {counters['resubscribes']} re-subscription(s), "
+            f"{counters['sign_up_form_calls']} sign_up_form call(s); "
+            f"{counters['api_calls']} Constant Contact API call(s) in all"
+        )
+
+    def say_next(self, run_id: str) -> None:
+        db = self.paths.members_db
+        self.say(
+            "\nWhere to look next:\n"
+            "  make airflow   the Airflow UI on http://127.0.0.1:8080: these runs, this member database,\n"
+            "                 this emulator account\n"
+            f"  sqlite3 {db} \\\n"
+            '    "SELECT direction, member_id, field, reason FROM ccsync_changes\n'
+            f"     WHERE run_id = '{run_id}'\"\n"
+            "  its other tables: ccsync_links, ccsync_consent, ccsync_reviews, ccsync_runs, ccsync_base\n"
+            f"  Airflow's logs of these runs: {self.paths.airflow_log}"
+        )
+
+
+def run_demo(
+    var_dir: Path = VAR_DIR,
+    *,
+    members: int = DEFAULT_MEMBERS,
+    out: TextIO | None = None,
+    emulator_settings: dict[str, Any] | None = None,
+) -> DemoResult:
+    """Build a fresh world under ``var_dir``, sync, edit both sides, sync again, tell the story.
+
+    Needs the project's Airflow settings applied (``include.airflow_env``) before Airflow is
+    imported. ``emulator_settings`` override the emulator's production limits (tests only).
+    """
+    from airflow.utils.db import initdb
+
+    from cc_sync.constant_contact.state import dispose_engines
+    from cc_sync.member_db.bookkeeping import Bookkeeping
+    from cc_sync.member_db.mapping import load_mapping
+    from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
+    from cc_sync.timeutil import utcnow
+    from include import local_setup, sync_world
+    from include.cc_emulator.testing import run_emulator
+
+    paths = DemoPaths(var_dir)
+    paths.start_fresh()
+    # A failed task shows at once instead of after two retries two minutes apart.
+    os.environ.setdefault("CC_SYNC_TASK_RETRIES", "0")
+    mapping = load_mapping(os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING_PATH)))
+    engine = sa.create_engine(paths.member_db_url)
+    demo = Demo(
+        paths, out or sys.stdout, mapping, engine, Bookkeeping(engine, mapping.bookkeeping.table_prefix)
+    )
+
+    demo.say(
+        f"1. Airflow metadata DB in {os.environ.get('AIRFLOW_HOME')}; "
+        f"{members} sample members in {paths.members_db}"
+    )
+    with demo.quietly():
+        initdb()
+        sync_world.create_members(paths.member_db_url, members)
+
+    try:
+        with run_emulator(state_file=paths.emulator_state, **(emulator_settings or {})) as emulator:
+            demo.emulator = emulator
+            seeded = sync_world.seed_contacts_from_members(emulator, paths.member_db_url)
+            demo.say(
+                f"2. Constant Contact emulator on {emulator.base_url} "
+                f"({_limits(emulator.admin.settings())}), seeded with contacts: "
+                f"{seeded.same_person} are members, {seeded.renamed} under another first name, "
+                f"{seeded.opted_out} already unsubscribed, {seeded.cc_only} with no member"
+            )
+            os.environ.update(local_setup.connection_env_in(emulator.base_url, paths.var_dir))
+
+            demo.say(f"3. First sync, with dag.test() (Airflow's logs: {paths.airflow_log})")
+            first = demo.sync("first run")
+            demo.say_reviews()
+
+            people = pick_people(engine, demo.bookkeeping, emulator, 4)
+            edits = make_edits(engine, emulator, mapping, people, utcnow())
+            demo.say("4. Edits on both sides:")
+            for edit in edits:
+                demo.say(f"   member {edit.member_id}: {edit.description}")
+
+            demo.say("5. Second sync")
+            second = demo.sync("second run")
+            demo.say("\nPerson by person (from the change log, the consent ledger and the review queue):")
+            demo.tell_person_by_person(edits, second.run_id)
+            demo.say_consent_counters()
+            emulator.admin.save_state()
+    finally:
+        dispose_engines()
+        engine.dispose()
+    demo.say_next(second.run_id)
+    return DemoResult(paths=paths, seeded=seeded, first=first, second=second, edits=edits)
+
+
+def _limits(settings: dict[str, Any]) -> str:
+    rate = settings.get("rate_limit_per_second")
+    quota = settings.get("daily_quota")
+    per_second = f"{rate:g} requests/s" if rate else "no rate limit"
+    per_day = f"{quota:,} a day" if quota else "no daily quota"
+    return f"{per_second}, {per_day}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m include.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--members", type=int, default=DEFAULT_MEMBERS, help="sample members to create")
+    parser.add_argument("--var-dir", type=Path, default=VAR_DIR, help="where the demo's world lives")
+    args = parser.parse_args(argv)
+    # Before Airflow is imported; `make demo` has set them already (setdefault keeps those).
+    airflow_env.apply()
+    try:
+        run_demo(args.var_dir, members=args.members)
+    except DemoFailed as failure:
+        print(f"\nThe demo stopped: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
