@@ -15,7 +15,6 @@ deletes member rows, and never writes an opt-in.
 
 from __future__ import annotations
 
-import io
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
 
@@ -568,55 +569,34 @@ def _frame_from_tuples(rows: list[tuple[Any, ...]], keys: list[str]) -> pd.DataF
     )
 
 
-class _CopyStream(io.RawIOBase):
-    """A readable file over psycopg's COPY blocks, for pyarrow's streaming CSV reader."""
-
-    def __init__(self, blocks: Iterator[bytes]) -> None:
-        self._blocks = blocks
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            block = next(self._blocks, None)
-            if block is None:
-                return 0
-            self._pending = bytes(block)
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
 def _read_postgres_copy(dbapi_conn: Any, sql: str, keys: list[str], chunksize: int) -> Iterator[pd.DataFrame]:
-    import pyarrow as pa
     import pyarrow.csv as pa_csv
 
-    with dbapi_conn.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
-        reader = pa_csv.open_csv(
-            io.BufferedReader(_CopyStream(iter(copy)), buffer_size=1 << 20),
-            read_options=pa_csv.ReadOptions(column_names=keys, block_size=8 << 20),
-            # Unquoted empty is NULL in PostgreSQL's CSV, a quoted "" is an empty string.
-            convert_options=pa_csv.ConvertOptions(
-                column_types={k: pa.string() for k in keys},
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-            ),
+    read_options = pa_csv.ReadOptions(column_names=keys)
+    # Unquoted empty is NULL in PostgreSQL's CSV, a quoted "" is an empty string.
+    convert_options = pa_csv.ConvertOptions(
+        column_types={k: pa.string() for k in keys},
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+
+    def parse(blocks: list[bytes]) -> pd.DataFrame:
+        data = pa.py_buffer(b"".join(blocks))
+        table = pa_csv.read_csv(
+            pa.BufferReader(data), read_options=read_options, convert_options=convert_options
         )
-        pending: list[Any] = []
-        rows = 0
-        for batch in reader:
-            pending.append(batch)
-            rows += batch.num_rows
-            while rows >= chunksize:
-                table = pa.Table.from_batches(pending)
-                yield table.slice(0, chunksize).to_pandas()
-                rest = table.slice(chunksize)
-                pending, rows = rest.to_batches(), rest.num_rows
-        if rows:
-            yield pa.Table.from_batches(pending).to_pandas()
+        return table.to_pandas()
+
+    with dbapi_conn.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
+        # PostgreSQL sends each row in its own CopyData message, so a group of messages is whole rows.
+        blocks: list[bytes] = []
+        for block in copy:
+            blocks.append(bytes(block))
+            if len(blocks) >= chunksize:
+                yield parse(blocks)
+                blocks = []
+        if blocks:
+            yield parse(blocks)
     dbapi_conn.rollback()
 
 
@@ -636,8 +616,14 @@ def _pk_value(member_id: Any, pk_type: sa.types.TypeEngine[Any]) -> Any:
 
 
 def _blank_to_na(values: pd.Series) -> pd.Series:
-    text = values.astype("string").str.strip()
-    return text.mask(text == "")
+    """Text, trimmed, with blanks as NA, computed in Arrow (a few ms per 50,000 values)."""
+    try:
+        arr = pa.array(values, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers or dates in a text field
+        arr = pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
+    arr = pc.utf8_trim_whitespace(arr)
+    arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.large_string()), arr)
+    return pd.Series(pd.arrays.ArrowStringArray(arr), index=values.index)
 
 
 def split_full_name(full: pd.Series) -> tuple[pd.Series, pd.Series]:

@@ -1,0 +1,194 @@
+"""Benchmark of the member database layer: chunked extract and optimistic writes.
+
+- extract 1,000,000 members (100,000 in quick mode) from SQLite and from PostgreSQL through
+  :class:`MemberDatabaseHook` with the demo mapping: rows/s (target >= 200,000/s) and the peak
+  memory of the process doing it (target <= 1.5 GB). Each extract runs in a fresh process so its
+  peak RSS is its own.
+- write 100,000 updates (10,000 in quick mode) with the optimistic check on SQLite: rows/s.
+
+The sample member table is generated once and cached: var/bench/members-<N>.db for SQLite, and the
+database ``ccsync_bench_<N>`` on the local PostgreSQL (skipped, with the reason, when it does not
+answer). Run alone with ``python -m bench.bench_member_db [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = PROJECT_ROOT / "var" / "bench"
+MAPPING = PROJECT_ROOT / "include" / "config" / "member_mapping.yaml"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CC_SYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SEED = 42
+
+
+def _paths() -> None:
+    for path in (str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+def _count(url: str) -> int | None:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM members")).scalar()
+    except sa.exc.DBAPIError:
+        return None
+    finally:
+        engine.dispose()
+
+
+def _ensure_members(url: str, members: int) -> float | None:
+    """Fill ``url`` with ``members`` sample rows unless it already holds them; seconds taken, or None."""
+    from include.sample_data import generate_members, write_members
+
+    if _count(url) == members:
+        return None
+    started = time.perf_counter()
+    engine = sa.create_engine(url)
+    try:
+        write_members(engine, generate_members(members, seed=SEED))
+    finally:
+        engine.dispose()
+    return round(time.perf_counter() - started, 1)
+
+
+def _postgres_url(members: int) -> tuple[str | None, str | None]:
+    """The bench database on PostgreSQL (created if missing), or None and why not."""
+    name = f"ccsync_bench_{members}"
+    try:
+        admin = sa.create_engine(
+            POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+        )
+        with admin.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).scalar()
+            if not exists:
+                conn.execute(sa.text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+    except sa.exc.DBAPIError as exc:
+        return None, f"PostgreSQL does not answer: {str(exc).splitlines()[0][:150]}"
+    return sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False), None
+
+
+def _extract_in_child(url: str, queue: Any) -> None:
+    _paths()
+    from cc_sync.member_db.hook import MemberDatabaseHook
+
+    hook = MemberDatabaseHook.from_url(url, MAPPING)
+    hook.table  # noqa: B018 (reflect before the clock starts)
+    started = time.perf_counter()
+    rows = 0
+    for chunk in hook.extract_members(chunksize=50_000):
+        rows += len(chunk)
+    seconds = time.perf_counter() - started
+    hook.dispose()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((rows, seconds, peak_mb))
+
+
+def _measure_extract(url: str) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_extract_in_child, args=(url, queue))
+    child.start()
+    rows, seconds, peak_mb = queue.get(timeout=1800)
+    child.join()
+    return {
+        "rows_in_scope": rows,
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(rows / seconds),
+        "peak_rss_mb": round(peak_mb),
+    }
+
+
+def _measure_writes(url: str, updates: int) -> dict[str, Any]:
+    import pandas as pd
+
+    from cc_sync.fields import MEMBER_ID
+    from cc_sync.member_db.hook import ROW_VERSION, MemberDatabaseHook
+
+    hook = MemberDatabaseHook.from_url(url, MAPPING)
+    frames = []
+    for chunk in hook.extract_members(chunksize=50_000):
+        frames.append(chunk)
+        if sum(len(f) for f in frames) >= updates:
+            break
+    batch = pd.concat(frames, ignore_index=True).head(updates)
+    todo = batch[[MEMBER_ID, ROW_VERSION]].copy()
+    todo["job_title"] = [f"Bench title {i}" for i in range(len(todo))]
+    todo["city"] = batch["city"].str.upper()
+    started = time.perf_counter()
+    result = hook.apply_member_updates(todo)
+    seconds = time.perf_counter() - started
+    hook.dispose()
+    return {
+        "updates": len(todo),
+        "updated": len(result.updated),
+        "skipped": len(result.skipped),
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(len(result.updated) / seconds),
+    }
+
+
+def run(results: dict[str, Any], *, quick: bool = False) -> None:
+    _paths()
+    members = 100_000 if quick else 1_000_000
+    updates = 10_000 if quick else 100_000
+    results["members"] = members
+    results["targets"] = "extract >= 200,000 rows/s, peak <= 1,500 MB"
+
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    sqlite_file = BENCH_DIR / f"members-{members}.db"
+    sqlite_url = f"sqlite:///{sqlite_file}"
+    generated = _ensure_members(sqlite_url, members)
+    if generated is not None:
+        results["sqlite_generate_s"] = generated
+    for key, value in _measure_extract(sqlite_url).items():
+        results[f"sqlite_extract_{key}"] = value
+
+    pg_url, why_not = _postgres_url(members)
+    if pg_url is None:
+        results["postgresql_extract"] = f"skipped: {why_not}"
+    else:
+        generated = _ensure_members(pg_url, members)
+        if generated is not None:
+            results["postgresql_generate_s"] = generated
+        for key, value in _measure_extract(pg_url).items():
+            results[f"postgresql_extract_{key}"] = value
+
+    # Writes change rows: they go to a copy, so the cached extract database stays as generated.
+    scratch = BENCH_DIR / f"members-{members}-writes.db"
+    shutil.copyfile(sqlite_file, scratch)
+    try:
+        for key, value in _measure_writes(f"sqlite:///{scratch}", updates).items():
+            results[f"sqlite_write_{key}"] = value
+    finally:
+        scratch.unlink(missing_ok=True)
+    if pg_url is not None:
+        for key, value in _measure_writes(pg_url, updates).items():
+            results[f"postgresql_write_{key}"] = value
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    figures: dict[str, Any] = {}
+    run(figures, quick=args.quick)
+    for name, figure in figures.items():
+        print(f"{name}: {figure}")
