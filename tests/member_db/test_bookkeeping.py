@@ -210,3 +210,23 @@ def test_runs(books: Bookkeeping) -> None:
     assert books.get_run("never") is None
     with pytest.raises(KeyError):
         books.finish_run("never", RunStatus.FAILED, {})
+
+
+def test_bookkeeping_in_a_separate_database(tmp_path, members_url: str) -> None:
+    from cc_sync.member_db.mapping import parse_mapping
+    from tests.member_db.conftest import DEMO_MAPPING
+
+    other = f"sqlite:///{tmp_path / 'books.db'}"
+    text = DEMO_MAPPING.read_text(encoding="utf-8").replace(
+        "  table_prefix: ccsync_", f"  table_prefix: org_sync_\n  database_url: {other}"
+    )
+    mapping = parse_mapping(text, source="m.yaml")
+    member_engine = sa.create_engine(members_url)
+    books = Bookkeeping.for_mapping(mapping, member_engine)
+    assert books.prefix == "org_sync_"
+    assert books.engine.url.render_as_string() == other
+    migrate.upgrade(books.engine, prefix=books.prefix)
+    assert books.schema_is_current()
+    assert "org_sync_links" not in sa.inspect(member_engine).get_table_names()
+    books.engine.dispose()
+    member_engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -353,3 +354,48 @@ def test_connection_uri_from_airflow(monkeypatch: pytest.MonkeyPatch, members_ur
     assert hook.get_uri() == members_url
     assert len(all_members(hook)) > 0
     hook.dispose()
+
+
+def test_write_waits_for_an_uncommitted_edit_and_keeps_it(hook: MemberDatabaseHook, members_url: str) -> None:
+    """A staff edit still open (uncommitted) when the sync writes: the sync waits on the row lock,
+    then sees the new version, skips the row, and the edit survives."""
+    frame = all_members(hook).head(3)
+    raced = frame[MEMBER_ID].iloc[1]
+    editing = threading.Event()
+    release = threading.Event()
+
+    def staff_edit() -> None:
+        engine = sa.create_engine(
+            members_url, connect_args={"timeout": 30} if "sqlite" in members_url else {}
+        )
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.text(
+                        "UPDATE members SET job_title = 'Staff edit', updated_at = :t WHERE member_id = :id"
+                    ),
+                    {"t": datetime(2031, 5, 5, 5, 5, 5, 5), "id": int(raced)},
+                )
+                editing.set()
+                release.wait(timeout=30)
+        finally:
+            engine.dispose()
+
+    editor = threading.Thread(target=staff_edit)
+    editor.start()
+    assert editing.wait(timeout=30)
+    updates = frame[[MEMBER_ID, ROW_VERSION]].assign(job_title="From CC")
+    writer_result: list = []
+    writer = threading.Thread(target=lambda: writer_result.append(hook.apply_member_updates(updates)))
+    writer.start()
+    writer.join(timeout=1)  # the writer is now waiting on the editor's lock (or has read around it)
+    release.set()
+    editor.join(timeout=60)
+    writer.join(timeout=60)
+    result = writer_result[0]
+    after = all_members(hook, member_ids=frame[MEMBER_ID]).set_index(MEMBER_ID)
+    assert after.loc[raced, "job_title"] == "Staff edit"
+    assert raced in result.skipped
+    others = [m for m in frame[MEMBER_ID] if m != raced]
+    assert sorted(result.updated) == sorted(others)
+    assert (after.loc[others, "job_title"] == "From CC").all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pandas as pd
 import sqlalchemy as sa
 
@@ -34,7 +36,9 @@ def test_command_fills_each_dialect(database_url: str) -> None:
                 sa.text("SELECT count(*) FROM members WHERE email_opt_out = :t"), {"t": True}
             )
             assert opted.scalar() > 0
-        index_names = {ix["name"] for ix in sa.inspect(engine).get_indexes("members")}
+        with warnings.catch_warnings():  # the lower(trim(email)) index cannot be reflected; fine here
+            warnings.simplefilter("ignore", sa.exc.SAWarning)
+            index_names = {ix["name"] for ix in sa.inspect(engine).get_indexes("members")}
         assert {"ix_members_updated_at", "ix_members_last_name"} <= index_names
     finally:
         engine.dispose()

@@ -24,13 +24,16 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from cc_sync.fields import CONTACT_ID, MEMBER_ID, OPTED_OUT
+
+if TYPE_CHECKING:
+    from cc_sync.member_db.mapping import MemberMapping
 
 DEFAULT_PREFIX = "ccsync_"
 ID_LENGTH = 64  # member ids (as text) and CC contact ids (UUIDs, 36)
@@ -346,6 +349,14 @@ class Bookkeeping:
         self.cc_directory = t[f"{prefix}cc_directory"]
         self.lease = t[f"{prefix}lease"]
         self.load_steps = t[f"{prefix}load_steps"]
+
+    @classmethod
+    def for_mapping(cls, mapping: MemberMapping, member_engine: sa.Engine) -> Bookkeeping:
+        """The bookkeeping the mapping asks for: beside the members, or in its own database."""
+        settings = mapping.bookkeeping
+        if settings.database_url:
+            return cls(sa.create_engine(settings.database_url), prefix=settings.table_prefix)
+        return cls(member_engine, prefix=settings.table_prefix)
 
     # ---- schema ------------------------------------------------------------------------------
 
