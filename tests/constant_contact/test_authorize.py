@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 
+from cc_sync.constant_contact import authorize
 from cc_sync.constant_contact.authorize import (
     SCOPES,
     authorization_url,
@@ -66,18 +69,51 @@ def test_a_wrong_answer_stops_with_a_reason(answer, message):
         code_from_answer(answer, "S1")
 
 
-def test_code_exchange_against_the_emulator(emulator):
-    verifier, _ = pkce_pair()
-    try:
-        exchange_code(
-            emulator.token_url,
-            emulator.client_id,
-            emulator.client_secret,
-            "code",
-            "https://localhost",
-            verifier,
-        )
-    except SystemExit as exc:
-        if "unsupported_grant_type" in str(exc):
-            pytest.skip("the emulator's token endpoint has no authorization_code grant (refresh_token only)")
-        raise
+def authorize_in_the_emulator(emulator, challenge: str, state: str) -> str:
+    """The browser step: the emulator consents at once and redirects with the code."""
+    url = authorization_url(
+        emulator.client_id,
+        "https://localhost",
+        challenge,
+        state,
+        f"{emulator.base_url}/oauth2/default/v1/authorize",
+    )
+    response = requests.get(url, allow_redirects=False, timeout=10)
+    assert response.status_code == 302
+    return response.headers["Location"]
+
+
+@pytest.mark.parametrize("with_secret", [True, False], ids=["confidential-client", "pkce-only"])
+def test_the_exchanged_refresh_token_works_in_the_hook(emulator, make_hook, with_secret):
+    verifier, challenge = pkce_pair()
+    code = code_from_answer(authorize_in_the_emulator(emulator, challenge, "S1"), "S1")
+    secret = emulator.client_secret if with_secret else None
+    tokens = exchange_code(
+        emulator.token_url, emulator.client_id, secret, code, "https://localhost", verifier
+    )
+    hook = make_hook(refresh_token=tokens["refresh_token"])
+    assert hook.test_connection()[0]
+
+
+def test_a_wrong_verifier_is_refused(emulator):
+    _, challenge = pkce_pair()
+    code = code_from_answer(authorize_in_the_emulator(emulator, challenge, "S1"), "S1")
+    with pytest.raises(SystemExit, match="refused the code"):
+        exchange_code(emulator.token_url, emulator.client_id, None, code, "https://localhost", pkce_pair()[0])
+
+
+def test_the_command_prints_the_refresh_token_once_and_never_the_access_token(emulator, monkeypatch, capsys):
+    verifier, challenge = pkce_pair()
+    monkeypatch.setattr(authorize, "pkce_pair", lambda: (verifier, challenge))
+    code = code_from_answer(authorize_in_the_emulator(emulator, challenge, "S1"), "S1")
+    monkeypatch.setattr("sys.stdin", io.StringIO(code + "\n"))
+    monkeypatch.setenv("CC_CLIENT_SECRET", emulator.client_secret)
+    argv = ["--client-id", emulator.client_id, "--token-url", emulator.token_url]
+    argv += ["--authorize-url", f"{emulator.base_url}/oauth2/default/v1/authorize"]
+    assert authorize.main(argv) == 0
+    out = capsys.readouterr().out
+    refresh_token = emulator.admin.current_refresh_token()
+    assert out.count(refresh_token) == 1
+    assert "constant_contact_default" in out
+    assert "offline_access" in out
+    assert "access_token" not in out

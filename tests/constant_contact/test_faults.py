@@ -21,10 +21,11 @@ LIMIT = 100  # 10 pages: enough calls for every fault to strike several times
         ({"error_503_rate": 0.3}, "503"),
         ({"slow_rate": 0.3, "slow_seconds": 3.0}, None),  # the hook's timeout in tests is 1 s
         ({"drop_rate": 0.3}, "drop"),
+        ({"lost_answer_rate": 0.3}, "lost_answer"),
         ({"truncate_rate": 0.3}, "truncate"),
         ({"error_429_rate": 0.1, "error_500_rate": 0.1, "drop_rate": 0.1, "truncate_rate": 0.1}, None),
     ],
-    ids=["throttled", "500", "503", "slow", "dropped", "truncated", "mixed"],
+    ids=["throttled", "500", "503", "slow", "dropped", "lost-answer", "truncated", "mixed"],
 )
 def test_reading_recovers_from_each_fault(emulator, make_hook, faults, counter):
     seeded = set(emulator.admin.seed_contacts(count=CONTACTS))
@@ -87,3 +88,16 @@ def test_a_failed_activity_is_reported_and_a_rerun_converges(emulator, make_hook
     assert rerun.errors == []
     members = next(x for x in emulator.admin.all_lists() if x["list_id"] == lst.list_id)["member_ids"]
     assert len(members) == 20
+
+
+def test_a_write_whose_answer_was_lost_is_not_done_twice(emulator, make_hook):
+    """CC carried out the POST but the answer never came: the retry meets 409 (the list exists),
+    and get_or_create_list finds the list instead of failing or creating a second one."""
+    hook = make_hook(timeout=2, max_attempts=6)
+    emulator.admin.set_faults(lost_answer_rate=0.5, seed=1)
+    lists = [hook.get_or_create_list(f"Lost {i}") for i in range(4)]
+    emulator.admin.clear_faults()
+    assert emulator.admin.counters()["faults"].get("lost_answer", 0) > 0
+    names = [x["name"] for x in emulator.admin.all_lists()]
+    for lst in lists:
+        assert names.count(lst.name) == 1

@@ -167,3 +167,17 @@ def test_no_token_or_secret_in_logs_errors_or_reprs(emulator, make_hook, caplog,
     assert not any("someone.private" in m for m in ours)
     assert "someone.private" not in printed.out
     assert "retrying" in printed.out  # the retries were logged, and are in what was checked
+
+
+def test_a_lost_refresh_answer_is_explained_not_retried_forever(emulator, make_hook):
+    """The token endpoint rotates the token, then the answer is lost: the spent token cannot be
+    reused (that is rotation working), so the hook stops with the reason and the way out."""
+    # Seed 1 draws "lost" for the first token request and "answered" for the retry.
+    emulator.admin.set_faults(token_lost_answer_rate=0.5, seed=1)
+    hook = make_hook()
+    with pytest.raises(ConstantContactAuthError) as caught:
+        hook.get_account_summary()
+    message = str(caught.value)
+    assert "answer with the new one was lost" in message
+    assert "authorize" in message
+    assert DEMO_REFRESH_TOKEN not in message

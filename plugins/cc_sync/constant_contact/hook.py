@@ -371,6 +371,8 @@ class ConstantContactHook(BaseHook):
             pages += 1
             yield from items
             href = ((body.get("_links") or {}).get("next") or {}).get("href")
+            if href and href == next_path:
+                raise ConstantContactMalformedResponse("GET", path, "a next link to the same page")
             next_path, next_params = (href, None) if href else (None, None)
         self.log.debug("Read %d page(s) of %s", pages, path)
 

@@ -245,14 +245,23 @@ class TokenManager:
                     except ValueError:
                         last_problem = "a malformed JSON answer"
                 elif response.status_code in (400, 401, 403):
+                    # A refresh whose answer was lost may still have rotated the token on the
+                    # server: the retry then finds it spent. Nothing client-side can recover that.
+                    lost = (
+                        f" An earlier attempt got no answer ({last_problem}): the server probably "
+                        "rotated the token and the answer with the new one was lost."
+                        if last_problem
+                        else ""
+                    )
                     raise ConstantContactAuthError(
                         f"the token endpoint refused the refresh token ({response.status_code} "
-                        f"{self._oauth_error(response)}). {REAUTHORIZE_HINT}"
+                        f"{self._oauth_error(response)}).{lost} {REAUTHORIZE_HINT}"
                     )
                 else:
                     last_problem = f"status {response.status_code}"
-            log.warning("Token endpoint attempt %d failed with %s; retrying", attempt, last_problem)
-            time.sleep(min(2**attempt, 10))
+            if attempt < TOKEN_ENDPOINT_ATTEMPTS:
+                log.warning("Token endpoint attempt %d failed with %s; retrying", attempt, last_problem)
+                time.sleep(min(2**attempt, 10))
         raise ConstantContactError(
             f"the token endpoint failed {TOKEN_ENDPOINT_ATTEMPTS} times (last: {last_problem})"
         )
