@@ -36,6 +36,10 @@ def blank(value: Any) -> bool:
     )
 
 
+def _email_key(value: Any) -> str | None:
+    return None if blank(value) else normalise_email(pd.Series([value], dtype=object))[0]
+
+
 def _clean(value: Any) -> Any:
     return None if blank(value) else value
 
@@ -171,12 +175,9 @@ class World:
         now = self.now()
         for row in _records(plan.cc_updates):
             # The bulk import is keyed by email: it must find the contact under the email it names.
+            key = _email_key(row["email"])
             matches = [
-                k
-                for k, v in self.contacts.items()
-                if _clean(v["email"])
-                and normalise_email(pd.Series([v["email"]]))[0]
-                == normalise_email(pd.Series([row["email"]]))[0]
+                k for k, v in self.contacts.items() if key is not None and _email_key(v["email"]) == key
             ]
             assert matches == [row["contact_id"]], f"import row keyed by an email CC does not hold: {row}"
             assert not self.contacts[row["contact_id"]]["opted_out"], "an import row for an opted-out contact"
@@ -191,7 +192,11 @@ class World:
                 contact["opted_out_at"] = now
         for row in _records(plan.member_updates):
             member = self.members[row["member_id"]]
-            assert row["row_version"] == member["row_version"], "optimistic check would refuse this write"
+            if row["row_version"] is None:
+                # Not extracted this run, so unchanged since the last sync: the loader checks that.
+                assert member["updated_at"] <= self.last_sync, "member changed but was not extracted"
+            else:
+                assert row["row_version"] == member["row_version"], "optimistic check would refuse this write"
             self._write(member, row, now)
             member["row_version"] += 1
         for row in _records(plan.member_opt_outs):

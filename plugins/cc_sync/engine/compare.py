@@ -150,7 +150,8 @@ def side_opted_out(aligned: AlignedPairs, side: str) -> np.ndarray:
 def changed_pairs(aligned: AlignedPairs, fields: list[str]) -> np.ndarray:
     """True for pairs where some field or the opt-out flag differs from the base on either side.
 
-    A deleted contact counts (it is to be unlinked). A superset on purpose (raw comparison: an email that only changed case counts here); the
+    A deleted contact counts (it is to be unlinked). A superset on purpose (raw comparison: an
+    email that only changed case counts here); the
     resolver decides with normalised values. New links always count.
     """
     changed = aligned.pairs[NEW_LINK].to_numpy(dtype=bool).copy()

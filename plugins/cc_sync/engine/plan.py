@@ -163,9 +163,7 @@ def _tidy(frame: pd.DataFrame, text_columns: tuple[str, ...]) -> pd.DataFrame:
     present = [c for c in text_columns if c in frame.columns and frame[c].dtype != STRING]
     if not present:
         return frame
-    return frame.assign(
-        **{c: frame[c].astype(object).where(frame[c].notna(), None).astype(STRING) for c in present}
-    )
+    return frame.astype(dict.fromkeys(present, STRING))
 
 
 def plan_sync(

@@ -61,7 +61,7 @@ from cc_sync.engine.model import (
     WriteDirection,
     empty_frame,
 )
-from cc_sync.engine.normalise import is_blank, is_valid_email, normalise_email
+from cc_sync.engine.normalise import is_valid_email, normalise_email
 from cc_sync.fields import (
     CONTACT_ID,
     DELETED,
@@ -210,13 +210,33 @@ class _FieldOutcome:
     member_reason: np.ndarray
 
 
-def _equal(left: pd.Series, right: pd.Series, *, email: bool) -> np.ndarray:
-    """Same value, blanks all alike; emails compared normalised."""
-    blank = is_blank(left) & is_blank(right)
-    if email:
-        left, right = normalise_email(left), normalise_email(right)
-    same = (left.astype(object) == right.astype(object)).to_numpy(dtype=bool)
-    return blank | same
+def _blank(values: pa.Array) -> np.ndarray:
+    """No value: null, or text that is empty or only whitespace."""
+    blank = pc.is_null(values)
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), False)
+        blank = pc.or_(blank, empty)
+    return blank.to_numpy(zero_copy_only=False)
+
+
+def _email_keys(values: pa.Array) -> pa.Array:
+    """Normalised emails: trimming and lower-casing do it for ASCII; the rest takes the full path."""
+    if pc.all(pc.fill_null(pc.string_is_ascii(values), True)).as_py():
+        return pc.utf8_lower(pc.utf8_trim_whitespace(values))
+    return to_arrow(normalise_email(_to_series(values)), contiguous=True).cast(values.type)
+
+
+def _equal(left: pa.Array, right: pa.Array, left_blank: np.ndarray, right_blank: np.ndarray) -> np.ndarray:
+    """Same value, all blanks alike."""
+    same = pc.fill_null(pc.equal(left, right), False).to_numpy(zero_copy_only=False)
+    return same | (left_blank & right_blank)
+
+
+def _values(values: pa.Array, blank: np.ndarray) -> pd.Series:
+    """Values for the plan's frames: Python objects, None for every kind of blank."""
+    series = _to_series(values).astype(object)
+    series[blank] = None
+    return series
 
 
 def _conflict_winner(
@@ -257,16 +277,18 @@ def _resolve_field(
     cc = base
     if name in aligned.contacts.columns:
         cc = pc.if_else(pa.array(aligned.has_contact), aligned.aligned("contact", name), base)
-    b, m, c = _to_series(base), _to_series(member), _to_series(cc)
-    email = name == EMAIL
+    raw_base, raw_member, raw_cc = base, member, cc
+    b_blank, m_blank, c_blank = _blank(base), _blank(member), _blank(cc)
+    if name == EMAIL:
+        base, member, cc = _email_keys(base), _email_keys(member), _email_keys(cc)
     to_cc_ok, to_member_ok = policy.flows_to_cc(direction), policy.flows_to_member_db(direction)
 
-    agree = _equal(m, c, email=email)
-    member_changed = ~_equal(m, b, email=email)
-    cc_changed = ~_equal(c, b, email=email)
+    agree = _equal(member, cc, m_blank, c_blank)
+    member_changed = ~_equal(member, base, m_blank, b_blank)
+    cc_changed = ~_equal(cc, base, c_blank, b_blank)
     if not policy.blank_overwrites:
-        member_changed &= ~is_blank(m)
-        cc_changed &= ~is_blank(c)
+        member_changed &= ~m_blank
+        cc_changed &= ~c_blank
     both = member_changed & cc_changed & ~agree
     member_wins_conflict, conflict_reason = _conflict_winner(policy, recency, to_cc_ok, to_member_ok)
     member_wins = member_changed & ~agree & (~cc_changed | member_wins_conflict)
@@ -276,11 +298,15 @@ def _resolve_field(
 
     cc_reason = np.where(both, conflict_reason, ChangeReason.MEMBER_CHANGED.value).astype(object)
     member_reason = np.where(both, conflict_reason, ChangeReason.CC_CHANGED.value).astype(object)
-    new_base = b.astype(object).copy()
-    new_base[agree] = m.astype(object)[agree]
-    new_base[to_cc] = m.astype(object)[to_cc]
-    new_base[to_member] = c.astype(object)[to_member]
-    return _FieldOutcome(to_cc, to_member, m, c, new_base, b.astype(object), cc_reason, member_reason)
+    # Values as the sides hold them (emails un-normalised): they are what gets written.
+    b = _values(raw_base, b_blank)
+    m = _values(raw_member, m_blank)
+    c = _values(raw_cc, c_blank)
+    new_base = b.copy()
+    new_base[agree] = m[agree]
+    new_base[to_cc] = m[to_cc]
+    new_base[to_member] = c[to_member]
+    return _FieldOutcome(to_cc, to_member, m, c, new_base, b.copy(), cc_reason, member_reason)
 
 
 def _frame(columns: tuple[str, ...], data: dict[str, object]) -> pd.DataFrame:
@@ -481,10 +507,12 @@ def resolve_pairs(
         any_cc_write |= outcome.to_cc
         cleared_cc |= outcome.to_cc & outcome.member_value.isna().to_numpy()
     # Email changes and unsubscribes need a PUT; so do opted-out contacts (an import row could
-    # add them to a list) and clears (the import ignores blanks). Everything else goes in bulk.
-    by_put = unsubscribe_cc | email_to_cc | (any_cc_write & (opted_out_now | cleared_cc))
-    by_import = any_cc_write & ~by_put
+    # add them to a list), clears (the import ignores blanks) and contacts whose email CC does
+    # not hold (nothing to key the import on). Everything else goes in bulk.
     cc_email = outcomes[EMAIL].cc_value if EMAIL in outcomes else _take(aligned.base, EMAIL, aligned.b_pos)
+    no_import_key = cc_email.isna().to_numpy()  # the import finds contacts by email alone
+    by_put = unsubscribe_cc | email_to_cc | (any_cc_write & (opted_out_now | cleared_cc | no_import_key))
+    by_import = any_cc_write & ~by_put
     cc_updates = _wide_writes(
         {k: v for k, v in outcomes.items() if k != EMAIL},
         "to_cc",
