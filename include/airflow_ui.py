@@ -1,0 +1,328 @@
+"""``make airflow``: the Airflow UI on this machine, with the project's DAGs, connections and emulator.
+
+It starts the Constant Contact emulator (its account kept in var/emulator-state.json, with the
+production limits: 4 requests a second, 10,000 a day), makes sure the demo member database exists
+and is migrated (var/members.db; `make demo` leaves one behind), loads the connections and pools of
+airflow_settings.yaml into the Airflow metadata DB, and runs ``airflow standalone`` (scheduler,
+dag-processor, API server and triggerer, LocalExecutor) until Ctrl-C; then it stops the emulator.
+
+``--check`` is the same start-up, then a round trip through the REST API: unpause the sync DAG,
+trigger a run, wait for it, print each task's state, and stop everything (exit status 0 on success).
+
+Must run with the project's Airflow settings: ``python -m include.airflow_env python -m include.airflow_ui``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import psutil
+import requests
+
+from include import airflow_env
+from include.airflow_env import PROJECT_ROOT, VAR_DIR
+
+DAG_ID = "constant_contact_sync"
+ADMIN_USER = "admin"
+STARTUP_TIMEOUT_SECONDS = 240.0
+RUN_TIMEOUT_SECONDS = 600.0
+STOP_TIMEOUT_SECONDS = 30.0
+STANDALONE_LOG = VAR_DIR / "airflow-standalone.log"
+EMULATOR_LOG = VAR_DIR / "emulator.log"
+CC_STATE_DB = VAR_DIR / "cc_api_state.db"
+
+
+class RunState(StrEnum):
+    """Terminal states of a DAG run, as the REST API spells them."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+class AirflowUiError(RuntimeError):
+    """Airflow or the emulator did not come up, or the check run did not succeed."""
+
+
+@dataclass(frozen=True)
+class AirflowApi:
+    """The few REST API calls ``--check`` makes (Airflow 3 public API, SimpleAuthManager)."""
+
+    base_url: str
+    timeout: float = 30.0
+
+    def healthy(self) -> bool:
+        """True once the metadatabase, scheduler, dag-processor and triggerer all report healthy."""
+        try:
+            answer = requests.get(f"{self.base_url}/api/v2/monitor/health", timeout=5)
+        except requests.RequestException:
+            return False
+        if not answer.ok:
+            return False
+        parts = answer.json()
+        return all(
+            (parts.get(name) or {}).get("status") == "healthy"
+            for name in ("metadatabase", "scheduler", "dag_processor", "triggerer")
+        )
+
+    def token(self, password: str) -> str:
+        answer = requests.post(
+            f"{self.base_url}/auth/token",
+            json={"username": ADMIN_USER, "password": password},
+            timeout=self.timeout,
+        )
+        answer.raise_for_status()
+        return answer.json()["access_token"]
+
+    def call(self, token: str, method: str, path: str, body: dict | None = None) -> dict:
+        answer = requests.request(
+            method,
+            f"{self.base_url}/api/v2{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=self.timeout,
+        )
+        if not answer.ok:
+            raise AirflowUiError(f"{method} /api/v2{path} -> {answer.status_code}: {answer.text[:500]}")
+        return answer.json()
+
+
+def api_url() -> str:
+    return os.environ.get("AIRFLOW__API__BASE_URL", "http://127.0.0.1:8080")
+
+
+def password_file() -> Path:
+    return Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+
+
+def admin_password() -> str:
+    return json.loads(password_file().read_text())[ADMIN_USER]
+
+
+# ---- the emulator and the member database ---------------------------------------------------------
+
+
+@contextlib.contextmanager
+def emulator_running(port: int) -> Iterator[str]:
+    """The emulator on ``port`` with its account in var/emulator-state.json; yields its base URL.
+
+    A fresh account (no state file yet) cannot know a refresh token rotated by an earlier account,
+    so the hook's token state from that one is dropped.
+    """
+    from include import local_setup
+
+    base_url = f"http://127.0.0.1:{port}"
+    if _answers(f"{base_url}/_admin/health"):
+        raise AirflowUiError(f"something already answers on {base_url}: stop it (make emulator?) first")
+    if not local_setup.EMULATOR_STATE_FILE.exists():
+        CC_STATE_DB.unlink(missing_ok=True)
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "include.cc_emulator", "--host", "127.0.0.1", "--port", str(port),
+               "--state-file", str(local_setup.EMULATOR_STATE_FILE)]  # fmt: skip
+    with EMULATOR_LOG.open("ab") as log:
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not _answers(f"{base_url}/_admin/health"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AirflowUiError(f"the emulator did not start; see {EMULATOR_LOG}")
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        _stop(process)
+
+
+def prepare_member_database(emulator_url: str) -> str:
+    """var/members.db, migrated; a new one gets overlapping contacts in an empty emulator account."""
+    from include import local_setup, sync_world
+    from include.cc_emulator.testing import EmulatorAdmin, EmulatorHandle
+
+    is_new = not local_setup.DEMO_MEMBER_DB.exists()
+    db_path = local_setup.ensure_sample_members()
+    db_url = f"sqlite:///{db_path}"
+    sync_world.migrate_bookkeeping(db_url)
+    handle = EmulatorHandle(base_url=emulator_url, admin=EmulatorAdmin(emulator_url))
+    if is_new and not handle.admin.all_contacts():
+        seeded = sync_world.seed_contacts_from_members(handle, db_url)
+        handle.admin.save_state()
+        return f"new, seeded {seeded.same_person + seeded.renamed} overlapping contacts in the emulator"
+    return "kept from the last run"
+
+
+# ---- airflow standalone ---------------------------------------------------------------------------
+
+
+def start_standalone(log_path: Path | None) -> subprocess.Popen[bytes]:
+    """``airflow standalone`` in its own session: the terminal's Ctrl-C reaches this process only,
+    which then stops standalone in order (:func:`stop_standalone`)."""
+    airflow = str(Path(sys.executable).parent / "airflow")
+    output = log_path.open("ab") if log_path else None
+    try:
+        return subprocess.Popen(
+            [airflow, "standalone"],
+            cwd=PROJECT_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
+        )
+    finally:
+        if output:
+            output.close()
+
+
+def wait_until_healthy(api: AirflowApi, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while not (api.healthy() and password_file().exists()):
+        if process.poll() is not None:
+            raise AirflowUiError(f"airflow standalone exited with {process.returncode}; see {STANDALONE_LOG}")
+        if time.monotonic() > deadline:
+            raise AirflowUiError(f"Airflow was not healthy after {STARTUP_TIMEOUT_SECONDS:.0f} s")
+        time.sleep(2)
+
+
+def trigger_and_wait(api: AirflowApi) -> tuple[str, dict[str, str]]:
+    """Unpause the sync DAG, trigger a manual run, wait for it: (run state, task id -> state)."""
+    token = api.token(admin_password())
+    deadline = time.monotonic() + 60
+    while True:  # the dag-processor may not have parsed the DAG yet
+        try:
+            api.call(token, "PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
+            break
+        except AirflowUiError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+    run = api.call(token, "POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": None})
+    run_path = f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}"
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    state = run["state"]
+    while state not in (RunState.SUCCESS, RunState.FAILED) and time.monotonic() < deadline:
+        time.sleep(3)
+        state = api.call(token, "GET", run_path)["state"]
+    tasks = api.call(token, "GET", f"{run_path}/taskInstances")["task_instances"]
+    return state, {t["task_id"]: t["state"] for t in tasks}
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Interrupt, then terminate, then kill ``process``."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        if process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+
+def stop_standalone(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C for ``airflow standalone``, which stops its four components itself; then whatever of
+    its process tree is left (a scheduler's LocalExecutor workers), terminated, then killed."""
+    try:
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGINT)
+    alive = _still_running(tree, STOP_TIMEOUT_SECONDS)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    for proc in _still_running(alive, 10):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    process.wait()
+
+
+def _still_running(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """The processes still running after up to ``timeout`` seconds of waiting for them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        running = [proc for proc in procs if _is_running(proc)]
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.5)
+
+
+def _is_running(proc: psutil.Process) -> bool:
+    # A zombie has exited; only its parent's wait() (or init) clears it.
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _login_help(url: str) -> str:
+    return (
+        f"Airflow is up: {url}\n"
+        f"  log in as '{ADMIN_USER}'; the password is in {password_file()}\n"
+        f"    (python -c \"import json; print(json.load(open('{password_file()}'))['{ADMIN_USER}'])\")\n"
+        f"  DAG: {DAG_ID} (unpause it, then trigger it; its dry_run and guard-rail params are in the form)\n"
+        f"  Airflow's output: {STANDALONE_LOG}; the emulator's: {EMULATOR_LOG}\n"
+        "Ctrl-C stops Airflow and the emulator."
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from include import local_setup
+
+    parser = argparse.ArgumentParser(prog="python -m include.airflow_ui", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--check", action="store_true", help="trigger one sync through the REST API, then stop"
+    )
+    parser.add_argument("--verbose", action="store_true", help="show airflow standalone's output here")
+    parser.add_argument("--emulator-port", type=int, default=local_setup.DEFAULT_EMULATOR_PORT)
+    args = parser.parse_args(argv)
+    airflow_env.apply()
+    url = api_url()
+    api = AirflowApi(url)
+    if api.healthy():
+        print(f"An Airflow already answers on {url}; stop it first.", file=sys.stderr)
+        return 1
+
+    with emulator_running(args.emulator_port) as emulator_url:
+        print(f"Constant Contact emulator on {emulator_url} (4 requests/s, 10,000 a day); account in "
+              f"{local_setup.EMULATOR_STATE_FILE}")  # fmt: skip
+        print(f"Member database {local_setup.DEMO_MEMBER_DB}: {prepare_member_database(emulator_url)}")
+        local_setup.migrate_airflow_db()
+        local_setup.import_settings_into_airflow(emulator_url)
+        print("Connections and pools of airflow_settings.yaml imported; starting airflow standalone ...")
+        standalone = start_standalone(None if args.verbose else STANDALONE_LOG)
+        try:
+            wait_until_healthy(api, standalone)
+            print(_login_help(url), flush=True)
+            if args.check:
+                state, tasks = trigger_and_wait(api)
+                print(f"Check run of {DAG_ID}: {state}")
+                for task_id, task_state in tasks.items():
+                    print(f"  {task_id}: {task_state}")
+                return 0 if state == RunState.SUCCESS else 1
+            standalone.wait()
+        except KeyboardInterrupt:
+            print("\nStopping Airflow and the emulator ...")
+        except AirflowUiError as error:
+            print(f"{error}", file=sys.stderr)
+            return 1
+        finally:
+            stop_standalone(standalone)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
