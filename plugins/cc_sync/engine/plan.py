@@ -161,7 +161,7 @@ def _concat(frames: list[pd.DataFrame], like: pd.DataFrame) -> pd.DataFrame:
 def _tidy(frame: pd.DataFrame, text_columns: tuple[str, ...]) -> pd.DataFrame:
     """Ids, kinds, reasons and logged values as pyarrow strings with NA (one "missing" marker)."""
     present = [c for c in text_columns if c in frame.columns and frame[c].dtype != STRING]
-    if not present:
+    if not present or not len(frame):
         return frame
     return frame.astype(dict.fromkeys(present, STRING))
 
