@@ -1,0 +1,233 @@
+"""The two-way sync DAG end to end: dag.test(), the emulator over HTTP, real member databases.
+
+Each test is a scenario from issue 4: a first sync, edits on one or both sides, a second sync, and
+what each side holds afterwards. The first group runs on SQLite, PostgreSQL and MariaDB.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from cc_sync.timeutil import utcnow
+from tests.dags.conftest import DEFAULT_CONF, SyncWorld
+
+pytestmark = pytest.mark.slow
+
+
+def _linked_member(world: SyncWorld, *, opted_out: bool = False) -> int:
+    """A linked member with an email of its own (not a household), in the given consent state."""
+    for member_id in world.linked_member_ids():
+        row = world.member(member_id)
+        contact = world.contact_of(member_id)
+        unsubscribed = contact["email_address"]["permission_to_send"] == "unsubscribed"
+        if bool(row["email_opt_out"]) == opted_out and unsubscribed == opted_out:
+            return member_id
+    raise AssertionError("no linked member in that consent state")
+
+
+@pytest.fixture
+def synced(world_factory: Any, database_url: str) -> SyncWorld:
+    """A world on each dialect after its initial sync."""
+    world = world_factory(database_url)
+    first = world.sync()
+    assert first["state"] == "success", first["tasks"]
+    return world
+
+
+def test_initial_sync_links_creates_and_converges(synced: SyncWorld) -> None:
+    first = synced.runs[0]
+    assert first["counts"]["new_links"] > 0
+    assert first["counts"]["cc_creates"] > 0
+    # Every linked person now agrees on both sides.
+    for member_id in synced.linked_member_ids()[:10]:
+        member, contact = synced.member(member_id), synced.contact_of(member_id)
+        assert contact["email_address"]["address"].lower() == member["email"].strip().lower()
+        assert contact.get("last_name") == member["last_name"]
+
+    second = synced.sync()
+    assert second["state"] == "success"
+    assert second["counts"]["changes"] == 0
+    assert second["counts"]["new_links"] == 0
+    assert second["tasks"]["publish"] == "skipped"
+    assert synced.emulator.admin.counters()["resubscribes"] == 0
+    assert synced.emulator.admin.counters()["sign_up_form_calls"] == 0
+
+
+def test_edits_of_different_fields_on_both_sides_are_both_kept(synced: SyncWorld) -> None:
+    member_id = _linked_member(synced)
+    contact = synced.contact_of(member_id)
+    synced.edit_member(member_id, job_title="Treasurer")
+    synced.emulator.admin.edit_contact(contact["contact_id"], {"company_name": "Harbour Choir"})
+
+    run = synced.sync()
+
+    assert run["state"] == "success", run["tasks"]
+    assert synced.contact_of(member_id)["job_title"] == "Treasurer"
+    assert synced.member(member_id)["company"] == "Harbour Choir"
+    assert synced.sync()["counts"]["changes"] == 0
+
+
+def test_opt_outs_cross_over_and_are_never_reversed(synced: SyncWorld) -> None:
+    in_cc = _linked_member(synced)
+    in_members = next(
+        m for m in synced.linked_member_ids() if m != in_cc and not synced.member(m)["email_opt_out"]
+    )
+    synced.emulator.admin.opt_out(synced.contact_of(in_cc)["contact_id"], source="Contact", reason="too many")
+    synced.edit_member(in_members, email_opt_out=True)
+
+    run = synced.sync()
+
+    assert run["state"] == "success", run["tasks"]
+    assert bool(synced.member(in_cc)["email_opt_out"]) is True
+    assert synced.contact_of(in_members)["email_address"]["permission_to_send"] == "unsubscribed"
+    ledger = synced.bookkeeping.get_opt_outs()
+    assert {str(in_cc), str(in_members)} <= set(ledger["member_id"])
+
+    # The member clears the flag by hand: the sync never re-subscribes them in CC.
+    synced.edit_member(in_members, email_opt_out=False)
+    synced.sync()
+    assert synced.contact_of(in_members)["email_address"]["permission_to_send"] == "unsubscribed"
+    assert synced.emulator.admin.counters()["resubscribes"] == 0
+
+
+# ---- SQLite only from here: the rules, not the dialects --------------------------------------
+
+
+def test_conflicting_edits_of_one_field_the_later_wins(world: SyncWorld) -> None:
+    world.sync()
+    member_id = _linked_member(world)
+    contact_id = world.contact_of(member_id)["contact_id"]
+    now = utcnow()
+    world.edit_member(member_id, at=now - timedelta(minutes=3), city="Lyon")
+    world.emulator.admin.edit_contact(
+        contact_id, {"street_addresses": [{"kind": "home", "city": "Nantes"}]}, at=now - timedelta(minutes=1)
+    )
+
+    world.sync()
+
+    assert world.member(member_id)["city"] == "Nantes"
+    assert world.contact_of(member_id)["street_addresses"][0]["city"] == "Nantes"
+    changes = world.bookkeeping.get_changes(world.runs[-1]["run_id"])
+    reasons = set(changes.loc[changes["field"] == "city", "reason"])
+    assert reasons == {"conflict_cc_later"}
+
+
+def test_email_change_follows_the_link_and_a_collision_goes_to_review(world: SyncWorld) -> None:
+    world.sync()
+    mover, other = world.linked_member_ids()[:2]
+    other_email = world.contact_of(other)["email_address"]["address"]
+    world.edit_member(mover, email="moved.house@example.org")
+
+    world.sync()
+    assert world.contact_of(mover)["email_address"]["address"] == "moved.house@example.org"
+
+    world.edit_member(mover, email=other_email)
+    world.sync()
+    assert world.contact_of(mover)["email_address"]["address"] == "moved.house@example.org"
+    collisions = world.reviews("email_collision")
+    assert str(mover) in set(collisions["member_id"])
+
+
+def test_near_matches_and_households_go_to_review_not_links(world_factory: Any, sqlite_url: str) -> None:
+    world = world_factory(sqlite_url, renamed_share=0.2)
+    world.sync()
+    near = world.reviews("near_match")
+    assert len(near) > 0
+    assert not set(near["member_id"]) & set(world.links()["member_id"])
+    assert len(world.reviews("shared_email")) > 0
+
+
+def test_dry_run_writes_nothing(world: SyncWorld) -> None:
+    before = world.emulator.admin.counters()["endpoints"]
+    run = world.sync(dry_run=True)
+    assert run["state"] == "success"
+    assert run["tasks"]["load.constant_contact"] == "skipped"
+    assert world.links().empty
+    endpoints = world.emulator.admin.counters()["endpoints"]
+    writes = {k: v for k, v in endpoints.items() if not k.startswith("GET") and v != before.get(k)}
+    assert writes == {}
+
+
+def test_guard_rail_stops_a_mass_change_before_any_write(world: SyncWorld) -> None:
+    world.sync()
+    for member_id in world.linked_member_ids():
+        world.edit_member(member_id, job_title="Volunteer")
+    puts_before = world.emulator.admin.counters()["endpoints"].get(
+        "POST /v3/activities/contacts_json_import", 0
+    )
+
+    refused = world.sync(max_change_share=0.1)
+    assert refused["state"] == "failed"
+    assert refused["tasks"]["guard"] == "failed"
+    after = world.emulator.admin.counters()["endpoints"].get("POST /v3/activities/contacts_json_import", 0)
+    assert after == puts_before
+
+    allowed = world.sync(max_change_share=0.1, allow_mass_change=True)
+    assert allowed["state"] == "success"
+
+
+def test_deleted_contact_is_unlinked_and_its_member_untouched(world: SyncWorld) -> None:
+    world.sync()
+    member_id = _linked_member(world)
+    before = world.member(member_id)
+    world.emulator.admin.delete_contact(world.contact_of(member_id)["contact_id"])
+
+    world.sync()
+
+    assert str(member_id) not in set(world.links()["member_id"])
+    after = world.member(member_id)
+    assert {k: v for k, v in after.items() if k != "updated_at"} == {
+        k: v for k, v in before.items() if k != "updated_at"
+    }
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"error_429_rate": 0.3},
+        {"error_500_rate": 0.3},
+        {"error_503_rate": 0.3},
+        {"drop_rate": 0.2},
+        {"truncate_rate": 0.2},
+    ],
+    ids=["throttled", "500", "503", "dropped", "truncated"],
+)
+def test_a_run_through_faults_converges(world: SyncWorld, fault: dict[str, float]) -> None:
+    world.emulator.admin.set_faults(seed=3, **fault)
+    run = world.sync()
+    world.emulator.admin.clear_faults()
+    assert run["state"] == "success", run["tasks"]
+    assert world.emulator.admin.counters()["faults"], "the fault was never injected"
+    assert world.sync()["counts"]["changes"] == 0
+
+
+def test_crash_between_cc_and_member_writes_converges_without_writing_twice(world: SyncWorld) -> None:
+    world.sync()
+    member_id = _linked_member(world)
+    contact_id = world.contact_of(member_id)["contact_id"]
+    world.edit_member(member_id, job_title="Secretary")
+    world.emulator.admin.edit_contact(contact_id, {"company_name": "Dockside Rowing"})
+
+    # The worker dies after the CC write: the member write, the record and the rest never ran.
+    crashed = world.dag.test(
+        run_conf=DEFAULT_CONF, mark_success_pattern=r"load\.member_database|load\.record|publish"
+    )
+    assert crashed.state == "success"
+    assert world.contact_of(member_id)["job_title"] == "Secretary"
+    assert world.member(member_id)["company"] != "Dockside Rowing"
+    imports_before = world.emulator.admin.counters()["endpoints"].get(
+        "POST /v3/activities/contacts_json_import", 0
+    )
+
+    world.sync()
+
+    assert world.member(member_id)["company"] == "Dockside Rowing"
+    assert world.contact_of(member_id)["job_title"] == "Secretary"
+    imports_after = world.emulator.admin.counters()["endpoints"].get(
+        "POST /v3/activities/contacts_json_import", 0
+    )
+    assert imports_after == imports_before, "the job title was sent to CC a second time"
+    assert world.sync()["counts"]["changes"] == 0
