@@ -292,3 +292,16 @@ def test_change_log_explains_every_write() -> None:
         ["to_cc", "m1", "city", "Leeds", "Hull", "member_changed"],
         ["to_member_db", "m2", "city", "York", "Bath", "cc_changed"],
     ]
+
+
+def test_import_row_is_keyed_by_the_email_cc_holds_even_when_the_base_lags() -> None:
+    world = linked_world()
+    world.add_member("m3", email="carol@example.org", first_name="Carol", last_name="King")
+    world.edit_contact("c1", email="carol@example.org")  # collides with member m3: to review, not taken
+    first = world.sync()
+    assert first.summary()["review_email_collision"] == 1
+    assert world.base["m1"]["email"] == "anne@example.org"
+    world.edit_member("m1", city="Hull")  # the contact is unchanged since: not extracted
+    plan = world.sync(changed_only=True)
+    assert plan.cc_updates[["contact_id", "email"]].values.tolist() == [["c1", "carol@example.org"]]
+    assert world.contacts["c1"]["city"] == "Hull"

@@ -166,6 +166,28 @@ def _tidy(frame: pd.DataFrame, text_columns: tuple[str, ...]) -> pd.DataFrame:
     return frame.astype(dict.fromkeys(present, STRING))
 
 
+def _import_keys_from_directory(
+    cc_updates: pd.DataFrame, contacts: pd.DataFrame, directory: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Key import rows of contacts not extracted this run by the directory's email, not the base's.
+
+    The bulk import finds a contact by its email alone. For a contact extracted this run the
+    resolver already used the email CC holds; for the others the directory (the sync's mirror of
+    CC) knows it better than the base, which can lag behind CC (a CC value the sync did not take).
+    """
+    if directory is None or not len(cc_updates) or EMAIL not in directory.columns:
+        return cc_updates
+    stale = positions(cc_updates[CONTACT_ID], contacts[CONTACT_ID]) < 0
+    if not stale.any():
+        return cc_updates
+    found = positions(cc_updates[CONTACT_ID], directory[CONTACT_ID])
+    mirrored = directory[EMAIL].astype(object).to_numpy()[np.maximum(found, 0)]
+    use = stale & (found >= 0) & pd.notna(mirrored)
+    emails = cc_updates[EMAIL].astype(object).to_numpy().copy()
+    emails[use] = mirrored[use]
+    return cc_updates.assign(**{EMAIL: emails})
+
+
 def plan_sync(
     members: pd.DataFrame,
     contacts: pd.DataFrame,
@@ -269,13 +291,14 @@ def plan_sync(
             cc_creates, create_changes, too_long = _creates(members, linking.to_create, policies, direction)
             rejected.append(too_long)
 
+    cc_updates = _import_keys_from_directory(resolution.cc_updates, contacts, directory)
     ids = (MEMBER_ID, CONTACT_ID)
     return SyncPlan(
         new_links=_tidy(new_links, NEW_LINKS_COLUMNS),
         reviews=_tidy(_concat(reviews, resolution.reviews), REVIEWS_COLUMNS),
         member_updates=_tidy(resolution.member_updates, (*ids, CLEARED_FIELDS)),
         member_opt_outs=_tidy(resolution.member_opt_outs, (*ids, SOURCE)),
-        cc_updates=_tidy(resolution.cc_updates, ids),
+        cc_updates=_tidy(cc_updates, ids),
         cc_puts=_tidy(resolution.cc_puts, (*ids, EMAIL_CHANGE, CLEARED_FIELDS)),
         cc_creates=_tidy(cc_creates, (MEMBER_ID,)),
         consent=_tidy(resolution.consent, (*ids, SOURCE, DIRECTION)),
