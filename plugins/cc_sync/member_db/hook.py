@@ -234,7 +234,8 @@ class MemberDatabaseHook(BaseHook):
         yield from self._read_chunks(stmt, chunksize)
 
     def _read_chunks(self, stmt: sa.Select[Any], chunksize: int) -> Iterator[pd.DataFrame]:
-        for raw in read_raw_frames(self._engine, stmt, chunksize):
+        page_key = self.table.c[self.mapping.member_id_column]
+        for raw in read_raw_frames(self._engine, stmt, chunksize, page_key=page_key):
             yield self._to_canonical(raw)
 
     def extract_changed_by_hash(
@@ -246,7 +247,10 @@ class MemberDatabaseHook(BaseHook):
         known.index = known.index.astype(str)
         for chunk in self.extract_members(chunksize=chunksize):
             hashes = self.hash_members(chunk)
-            changed = chunk[MEMBER_ID].map(known).to_numpy() != hashes.to_numpy()
+            stored = chunk[MEMBER_ID].astype(object).map(known)
+            changed = stored.isna().to_numpy() | (
+                stored.fillna("").to_numpy(object) != hashes.to_numpy(object)
+            )
             if changed.any():
                 yield chunk.loc[changed].reset_index(drop=True)
 
@@ -258,7 +262,7 @@ class MemberDatabaseHook(BaseHook):
     def _to_canonical(self, raw: pd.DataFrame) -> pd.DataFrame:
         """Raw labelled source columns -> the canonical frame."""
         m = self.mapping
-        out: dict[str, pd.Series] = {MEMBER_ID: raw[MEMBER_ID].astype(str)}
+        out: dict[str, pd.Series] = {MEMBER_ID: _as_text(raw[MEMBER_ID])}
         for name, fm in m.fields.items():
             out[name] = _canonical_values(name, fm, raw[_SRC + fm.column], m)
         frame = pd.DataFrame(out, index=raw.index)
@@ -271,7 +275,7 @@ class MemberDatabaseHook(BaseHook):
         else:
             frame[OPTED_OUT] = False
         if m.last_modified_column:
-            frame[ROW_VERSION] = raw[ROW_VERSION].astype("string")
+            frame[ROW_VERSION] = _as_text(raw[ROW_VERSION])
         else:
             frame[ROW_VERSION] = self.hash_members(frame).astype("string")
         return frame
@@ -527,20 +531,22 @@ def _literal_sql(stmt: sa.Select[Any], dialect: sa.Dialect) -> str:
     )
 
 
-def read_raw_frames(engine: sa.Engine, stmt: sa.Select[Any], chunksize: int) -> Iterator[pd.DataFrame]:
+def read_raw_frames(
+    engine: sa.Engine, stmt: sa.Select[Any], chunksize: int, page_key: sa.ColumnElement[Any] | None = None
+) -> Iterator[pd.DataFrame]:
     """Run ``stmt`` and yield its rows as DataFrames of at most ``chunksize`` rows.
 
-    Rows never become one Python object each: PostgreSQL streams ``COPY (query) TO STDOUT`` as CSV
-    into pyarrow's streaming CSV reader; MariaDB reads through an unbuffered server-side cursor and
-    SQLite through the plain DB-API cursor, both as tuples straight into a DataFrame, a chunk at a time.
+    Rows never become one Python object each. PostgreSQL: ``COPY (query) TO STDOUT`` as CSV parsed
+    by pyarrow, one page at a time (keyset pagination on ``page_key``, the primary key, because
+    libpq buffers whatever the server sends faster than it is read). MariaDB: an unbuffered
+    server-side cursor; SQLite: the plain DB-API cursor; both as tuples straight into a DataFrame.
     """
     keys = list(stmt.selected_columns.keys())
-    sql = _literal_sql(stmt, engine.dialect)
     dialect = engine.dialect.name
     with engine.connect() as conn:
         dbapi_conn = conn.connection.driver_connection
         if dialect == "postgresql":
-            yield from _read_postgres_copy(dbapi_conn, sql, keys, chunksize)
+            yield from _read_postgres_pages(dbapi_conn, engine.dialect, stmt, keys, chunksize, page_key)
             return
         if dialect in ("mysql", "mariadb"):
             import pymysql.cursors
@@ -549,24 +555,40 @@ def read_raw_frames(engine: sa.Engine, stmt: sa.Select[Any], chunksize: int) -> 
         else:
             cursor = dbapi_conn.cursor()
         try:
-            cursor.execute(sql)
+            cursor.execute(_literal_sql(stmt, engine.dialect))
             while rows := cursor.fetchmany(chunksize):
-                yield _frame_from_tuples(rows, keys)
+                yield pd.DataFrame(rows, columns=keys, dtype=object)
         finally:
             cursor.close()
         conn.rollback()
 
 
-def _frame_from_tuples(rows: list[tuple[Any, ...]], keys: list[str]) -> pd.DataFrame:
-    # One column at a time, as object arrays: no per-row work, and no dtype guessing by pandas
-    # (the canonical conversion below types each column once).
-    columns = zip(*rows, strict=True)
-    return pd.DataFrame(
-        {
-            k: pd.Series(np.fromiter(c, dtype=object, count=len(rows)), dtype=object)
-            for k, c in zip(keys, columns, strict=True)
-        }
-    )
+def _read_postgres_pages(
+    dbapi_conn: Any,
+    dialect: sa.Dialect,
+    stmt: sa.Select[Any],
+    keys: list[str],
+    chunksize: int,
+    page_key: sa.ColumnElement[Any] | None,
+) -> Iterator[pd.DataFrame]:
+    if page_key is None:
+        yield from _read_postgres_copy(dbapi_conn, _literal_sql(stmt, dialect), keys, chunksize)
+        return
+    label = keys[0]  # the page key is selected first (member_id)
+    last: Any = None
+    while True:
+        page = stmt.order_by(page_key).limit(chunksize)
+        if last is not None:
+            page = page.where(page_key > last)
+        frames = list(_read_postgres_copy(dbapi_conn, _literal_sql(page, dialect), keys, chunksize))
+        if not frames:
+            return
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        yield frame
+        if len(frame) < chunksize:
+            return
+        tail = frame[label].iloc[-1]
+        last = int(tail) if isinstance(page_key.type, sa.Integer) else str(tail)
 
 
 def _read_postgres_copy(dbapi_conn: Any, sql: str, keys: list[str], chunksize: int) -> Iterator[pd.DataFrame]:
@@ -615,13 +637,20 @@ def _pk_value(member_id: Any, pk_type: sa.types.TypeEngine[Any]) -> Any:
     return int(member_id) if isinstance(pk_type, sa.Integer) else str(member_id)
 
 
+def _arrow_text(values: pd.Series) -> pa.Array:
+    try:
+        return pa.array(values, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers or dates in a text column
+        return pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(_arrow_text(values)), index=values.index)
+
+
 def _blank_to_na(values: pd.Series) -> pd.Series:
     """Text, trimmed, with blanks as NA, computed in Arrow (a few ms per 50,000 values)."""
-    try:
-        arr = pa.array(values, type=pa.large_string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers or dates in a text field
-        arr = pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
-    arr = pc.utf8_trim_whitespace(arr)
+    arr = pc.utf8_trim_whitespace(_arrow_text(values))
     arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.large_string()), arr)
     return pd.Series(pd.arrays.ArrowStringArray(arr), index=values.index)
 
@@ -671,7 +700,7 @@ def _is_opted_out(values: pd.Series, opted_out_values: tuple[Any, ...]) -> pd.Se
         wanted.add(str(v))
         if isinstance(v, bool):
             wanted.add(str(int(v)))
-    return values.astype("string").isin(list(wanted)).fillna(False).astype(bool)
+    return _as_text(values).isin(list(wanted)).fillna(False).astype(bool)
 
 
 def hash_frame(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
