@@ -35,6 +35,20 @@ def positions(keys: pd.Series, within: pd.Series) -> np.ndarray:
     return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
+def is_in(values: pd.Series, candidates: pd.Series) -> np.ndarray:
+    """Element-wise membership as a numpy bool array (NA is never in); pyarrow's hash kernel.
+
+    (pandas' own ``isin`` on pyarrow strings turns the candidates into Python objects first.)
+    """
+    if len(values) == 0 or len(candidates) == 0:
+        return np.zeros(len(values), dtype=bool)
+    value_set = to_arrow(pd.Series(candidates).dropna(), contiguous=True)
+    array = to_arrow(values)
+    if array.type != value_set.type:
+        array = array.cast(value_set.type)
+    return pc.fill_null(pc.is_in(array, value_set=value_set), False).to_numpy(zero_copy_only=False)
+
+
 def is_identity(pos: np.ndarray, length: int) -> bool:
     return len(pos) == length and bool((pos == np.arange(length)).all())
 

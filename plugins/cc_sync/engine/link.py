@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cc_sync.engine.align import is_in
 from cc_sync.engine.model import (
     DETAIL,
     FIELD,
@@ -119,13 +120,13 @@ def find_links(
     # Households: every member (linked or not) on each email this run looks at.
     linked = linked_members[[MEMBER_ID, EMAIL]].copy()
     linked[_KEY] = normalise_email(linked[EMAIL])
-    linked = linked[linked[_KEY].isin(keys).to_numpy()]
+    linked = linked[is_in(linked[_KEY], keys)]
     everyone = pd.concat([members[[MEMBER_ID, _KEY]], linked[[MEMBER_ID, _KEY]]], ignore_index=True)
     members_per_key = everyone.drop_duplicates(MEMBER_ID).groupby(_KEY).size()
 
     pool = contact_pool.copy()
     pool[_KEY] = normalise_email(pool[EMAIL])
-    pool = pool[pool[_KEY].isin(keys).fillna(False).to_numpy()]
+    pool = pool[is_in(pool[_KEY], keys)]
     deleted = (
         pool[DELETED].fillna(False).astype(bool).to_numpy() if DELETED in pool else np.zeros(len(pool), bool)
     )
@@ -142,7 +143,7 @@ def find_links(
     matched = members[[MEMBER_ID, _KEY]].merge(
         one_contact[[_KEY, CONTACT_ID, _NAME, "_contact_name"]], on=_KEY, how="left"
     )
-    contact_linked = matched[CONTACT_ID].isin(linked_contact_ids).fillna(False).to_numpy(dtype=bool)
+    contact_linked = is_in(matched[CONTACT_ID].astype("string[pyarrow]"), linked_contact_ids)
     same_name = (_name_key(members) == matched[_NAME]).fillna(False).to_numpy(dtype=bool)
 
     household = n_members > 1
@@ -151,7 +152,7 @@ def find_links(
     link = ~household & (n_contacts == 1) & ~contact_linked & same_name
     near = ~household & (n_contacts == 1) & ~contact_linked & ~same_name
     nobody = ~household & (n_contacts == 0)
-    revived = nobody & keys.isin(deleted_keys).to_numpy()
+    revived = nobody & is_in(keys, pd.Series(sorted(deleted_keys), dtype="string[pyarrow]"))
     create = nobody & ~revived
 
     with_contact = members.assign(**{CONTACT_ID: matched[CONTACT_ID].to_numpy()})

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from cc_sync.engine.align import to_arrow
 
 STRING = "string[pyarrow]"
 
@@ -45,7 +49,11 @@ def normalise_email(values: pd.Series) -> pd.Series:
 def normalise_name(values: pd.Series) -> pd.Series:
     """``"  ANNE   Marie "`` -> ``"anne marie"``; blank -> NA."""
     folded = _unicode_fold(as_string(values))
-    return _blank_to_na(folded.str.replace(r"\s+", " ", regex=True).str.strip())
+    # NFKC already turned exotic spaces (no-break, thin, ...) into plain ones; RE2 does the rest.
+    collapsed = pc.utf8_trim_whitespace(pc.replace_substring_regex(to_arrow(folded), r"[\s\p{Z}]+", " "))
+    return _blank_to_na(
+        pd.Series(pd.arrays.ArrowStringArray(collapsed.cast(pa.large_string())), index=values.index)
+    )
 
 
 def is_blank(values: pd.Series) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cc_sync.engine.align import duplicated, positions
+from cc_sync.engine.align import duplicated, is_in, positions
 from cc_sync.engine.compare import NEW_LINK, align_pairs, changed_pairs
 from cc_sync.engine.link import CREATABLE, find_links
 from cc_sync.engine.model import (
@@ -104,7 +104,7 @@ def _creates(
     members: pd.DataFrame, ids: pd.Series, policies: dict[str, FieldPolicy], direction: SyncDirection
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Rows to import as new contacts, their change-log rows, and over-long values left out."""
-    rows = members[members[MEMBER_ID].isin(ids).to_numpy()].reset_index(drop=True)
+    rows = members[is_in(members[MEMBER_ID], ids)].reset_index(drop=True)
     fields = [n for n, p in policies.items() if p.flows_to_cc(direction) and n in rows.columns]
     if EMAIL not in fields:
         fields.insert(0, EMAIL)
@@ -263,7 +263,7 @@ def plan_sync(
         new, new_c_pos = new[new_c_pos >= 0].reset_index(drop=True), new_c_pos[new_c_pos >= 0]
         from_candidates = positions(new[MEMBER_ID], members[MEMBER_ID]) < 0
         if from_candidates.any() and candidates is not None:
-            looked_up = candidates[candidates[MEMBER_ID].isin(new.loc[from_candidates, MEMBER_ID]).to_numpy()]
+            looked_up = candidates[is_in(candidates[MEMBER_ID], new.loc[from_candidates, MEMBER_ID])]
             members = pd.concat([members, looked_up], ignore_index=True)
         pairs = pd.concat([pairs, new.assign(**{NEW_LINK: True})], ignore_index=True)
         m_pos = np.concatenate([m_pos, positions(new[MEMBER_ID], members[MEMBER_ID])])
