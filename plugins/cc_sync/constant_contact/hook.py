@@ -16,6 +16,15 @@ on a 401, and retries with exponential backoff and jitter on ``throttled``, 5xx,
 connections and cut-off or malformed 2xx bodies, never on another 4xx. ``quota_exceeded`` fails at
 once, saying when the quota resets. Log lines carry paths, counts and ids, never a token or an
 email address (query strings, which can hold one, are never logged).
+
+Use::
+
+    hook = ConstantContactHook()  # or ConstantContactHook("my_conn_id")
+    frame = convert.contacts_to_frame(
+        hook.iter_contacts(updated_after=watermark), hook.custom_field_names()
+    )
+    result = hook.import_contacts(convert.frame_to_import_rows(changes), [list_id])
+    log.info("import: %s", result.summary())  # counts only; result.errors has the rejected rows
 """
 
 from __future__ import annotations
@@ -285,7 +294,10 @@ class ConstantContactHook(BaseHook):
             wait,
         )
 
-    def _send(self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None) -> Any:
+    def _send(
+        self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None
+    ) -> tuple[requests.Response, str]:
+        """One HTTP exchange: a budget and limiter slot, then the call with the current token."""
         settings = self.settings
         self.state.acquire_call(
             settings.client_id,
@@ -311,7 +323,7 @@ class ConstantContactHook(BaseHook):
         path = urlsplit(url).path
         response, token = self._send(method, url, params, data)
         if response.status_code == 401:
-            # One refresh per call: the token may have expired early or been replaced elsewhere.
+            # One refresh per attempt: the token may have expired early or been replaced elsewhere.
             self.log.info(
                 "Constant Contact answered 401 on %s %s: refreshing the access token once", method, path
             )
