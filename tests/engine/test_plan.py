@@ -140,3 +140,16 @@ def test_plan_is_a_pure_function_of_its_inputs() -> None:
     for frame, copy in zip(frames, copies, strict=True):
         pd.testing.assert_frame_equal(frame, copy)
     pd.testing.assert_frame_equal(first.changes, second.changes)
+
+
+def test_base_may_come_keyed_by_member_id() -> None:
+    world = people(2)
+    world.edit_member("m0", city="Hull")
+    plan = plan_sync(
+        world.member_frame(),
+        world.contact_frame(),
+        world.link_frame(),
+        world.base_frame().set_index("member_id"),
+        policies=default_policies(FIELDS),
+    )
+    assert plan.cc_updates[["contact_id", "city"]].values.tolist() == [["c0", "Hull"]]

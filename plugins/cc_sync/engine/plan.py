@@ -51,6 +51,8 @@ def default_policies(fields: list[str] | tuple[str, ...]) -> dict[str, FieldPoli
 
 
 def _with_string_ids(frame: pd.DataFrame, id_columns: tuple[str, ...], what: str) -> pd.DataFrame:
+    if id_columns[0] not in frame.columns and frame.index.name == id_columns[0]:
+        frame = frame.reset_index()  # keyed by its index, as the bookkeeping may hand it over
     missing = [c for c in id_columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{what} frame lacks the column(s) {', '.join(missing)}")

@@ -16,6 +16,9 @@ Rules (DESIGN.md, issue 4), for each field of each pair, against the base:
   while the base says opted out is sent to review and never copied;
 - a deleted CC contact is unlinked and reported; its member is untouched.
 
+Consent is not subject to the sync direction: an opt-out reaches the other side even in a
+one-way sync, because emailing someone who said no is the one failure that cannot be undone.
+
 A value that CC would refuse (too long, malformed email) is rejected with a reason; the rest of
 the pair still goes through and the base keeps the old value, so the next run tries again.
 """
