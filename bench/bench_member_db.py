@@ -53,9 +53,12 @@ def _count(url: str) -> int | None:
 
 def _ensure_members(url: str, members: int) -> float | None:
     """Fill ``url`` with ``members`` sample rows unless it already holds them; seconds taken, or None."""
-    from include.sample_data import generate_members, write_members
+    from include.sample_data import analyse, generate_members, write_members
 
     if _count(url) == members:
+        engine = sa.create_engine(url)
+        analyse(engine)
+        engine.dispose()
         return None
     started = time.perf_counter()
     engine = sa.create_engine(url)

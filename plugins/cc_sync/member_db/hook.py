@@ -440,8 +440,10 @@ class MemberDatabaseHook(BaseHook):
             with conn.begin():
                 current_rows = conn.execute(self._select().where(pk.in_(ids)).with_for_update()).all()
                 current = self._to_canonical(
-                    pd.DataFrame.from_records(
-                        current_rows, columns=list(self._select().selected_columns.keys())
+                    pd.DataFrame(
+                        [tuple(r) for r in current_rows],
+                        columns=list(self._select().selected_columns.keys()),
+                        dtype=object,
                     )
                 ).set_index(MEMBER_ID)
                 versions = batch[MEMBER_ID].map(current[ROW_VERSION])
