@@ -153,3 +153,17 @@ def test_base_may_come_keyed_by_member_id() -> None:
         policies=default_policies(FIELDS),
     )
     assert plan.cc_updates[["contact_id", "city"]].values.tolist() == [["c0", "Hull"]]
+
+
+def test_a_link_without_a_base_is_merged_like_a_new_link() -> None:
+    # Lets a DAG split the work: one task links, a later one plans with links + new links.
+    world = World()
+    world.add_member("m1", email="anne@example.org", first_name="Anne", last_name="Smith", city="Leeds")
+    world.add_contact("c1", email="anne@example.org", first_name="Anne", last_name="Smith", phone_home="555")
+    in_one_go = world.plan()
+    world.links["m1"] = "c1"
+    in_two_steps = world.plan()
+    assert in_one_go.new_links["contact_id"].tolist() == ["c1"]
+    assert in_two_steps.new_links.empty
+    for name in ("member_updates", "cc_updates", "changes", "new_base"):
+        pd.testing.assert_frame_equal(getattr(in_one_go, name), getattr(in_two_steps, name), obj=name)

@@ -38,6 +38,11 @@ Inputs (column names from ``cc_sync.fields``; ids are strings, other types are c
 If ``plan.hydrate`` lists contacts, members were linked to contacts not extracted this run: fetch
 those contacts, add them to ``contacts`` and plan again so the new links are merged field by field.
 
+A link with no base row is merged as a first merge (both sides count as changed from empty, so
+values fill blanks and conflicts go by recency), exactly like a link made in this run. So a DAG may
+split the work: plan once to get ``new_links`` (plus reviews, creates, rejects), store the links,
+then plan again with them; or simply take the single plan.
+
 Steps: ``link`` (matching and review), ``compare`` (the full-length, vectorised three-way pass),
 ``resolve`` (field-by-field decisions on the changed pairs), ``plan`` (the orchestration),
 ``guard`` (mass-change rails); ``normalise`` holds the email and name normalisation everyone uses;
