@@ -231,7 +231,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=STOP_TIMEOUT_SECONDS)
 
 
-def stop_standalone(process: subprocess.Popen[bytes]) -> None:
+def stop_standalone(process: subprocess.Popen[bytes], grace: float = STOP_TIMEOUT_SECONDS) -> None:
     """Ctrl-C for ``airflow standalone``, which stops its four components itself; then whatever of
     its process tree is left (a scheduler's LocalExecutor workers), terminated, then killed."""
     try:
@@ -240,13 +240,15 @@ def stop_standalone(process: subprocess.Popen[bytes]) -> None:
         tree = []
     with contextlib.suppress(ProcessLookupError):
         process.send_signal(signal.SIGINT)
-    alive = _still_running(tree, STOP_TIMEOUT_SECONDS)
+    alive = _still_running(tree, grace)
     for proc in alive:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
-    for proc in _still_running(alive, 10):
+    stubborn = _still_running(alive, grace / 3)
+    for proc in stubborn:
         with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
+    _still_running(stubborn, grace / 3)
     process.wait()
 
 

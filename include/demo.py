@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -162,6 +163,8 @@ def shown(field_name: str, value: Any) -> str:
 
     if value is None or (not isinstance(value, str) and pd.isna(value)) or value == "":
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if field_name == "email":
         return mask_email(str(value)) or "(invalid email)"
     return repr(str(value))
@@ -256,22 +259,79 @@ def run_sync(dag: Any, bookkeeping: Any, emulator: Any) -> RunOutcome:
 # ---- the world: picking people and editing both sides ---------------------------------------------
 
 
-def pick_people(engine: sa.Engine, bookkeeping: Any, emulator: Any, count: int) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class MemberTable:
+    """The member table as the mapping describes it, read and edited as the membership system would."""
+
+    engine: sa.Engine
+    mapping: Any
+
+    @cached_property
+    def table(self) -> sa.Table:
+        return sa.Table(
+            self.mapping.table, sa.MetaData(), autoload_with=self.engine, schema=self.mapping.schema
+        )
+
+    def column(self, field_name: str) -> str:
+        """The table column of a canonical field (``opted_out``: the opt-out flag)."""
+        if field_name == "opted_out":
+            return self.mapping.opt_out.column
+        return self.mapping.fields[field_name].column
+
+    def key(self, member_id: str) -> Any:
+        """A member id (text, as the sync handles it) as the primary key column's type."""
+        column = self.table.c[self.mapping.member_id_column]
+        try:
+            return column.type.python_type(member_id)
+        except (NotImplementedError, TypeError, ValueError):
+            return member_id
+
+    def in_scope(self) -> pd.DataFrame:
+        """member_id (text), email and opted_out of every member the sync covers."""
+        t = self.table
+        query = sa.select(
+            t.c[self.mapping.member_id_column].label("member_id"),
+            t.c[self.column("email")].label("email"),
+            t.c[self.column("opted_out")].label("opted_out"),
+        ).where(self.mapping.where_in_scope(t))
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(query, conn)
+        frame["member_id"] = frame["member_id"].astype(str)
+        frame["opted_out"] = frame["opted_out"].isin(self.mapping.opt_out.opted_out_values)
+        return frame
+
+    def value(self, member_id: str, field_name: str) -> Any:
+        t = self.table
+        query = sa.select(t.c[self.column(field_name)]).where(
+            t.c[self.mapping.member_id_column] == self.key(member_id)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
+    def edit(self, member_id: str, at: datetime, **fields: Any) -> None:
+        """Set canonical ``fields`` of one member, and its last-modified time to ``at``."""
+        t = self.table
+        values = {self.column(name): value for name, value in fields.items()}
+        if self.mapping.last_modified_column:
+            values[self.mapping.last_modified_column] = at.replace(tzinfo=None)
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.update().where(t.c[self.mapping.member_id_column] == self.key(member_id)).values(values)
+            )
+
+
+def pick_people(members: MemberTable, bookkeeping: Any, emulator: Any, count: int) -> list[tuple[str, str]]:
     """Linked members with an email of their own, subscribed on both sides and with nothing to
     review: (member_id, contact_id) pairs, lowest member ids first."""
-    with engine.connect() as conn:
-        members = pd.read_sql(
-            sa.text("SELECT member_id, email, email_opt_out FROM members WHERE deleted_at IS NULL"), conn
-        )
-    members["member_id"] = members["member_id"].astype(str)
-    email_key = members["email"].str.strip().str.lower()
+    frame = members.in_scope()
+    email_key = frame["email"].str.strip().str.lower()
     own_email = email_key.notna() & ~email_key.duplicated(keep=False)
-    candidates = members[own_email & ~members["email_opt_out"].astype(bool)]
+    candidates = frame[own_email & ~frame["opted_out"]]
     links = bookkeeping.get_links()
     in_review = set(bookkeeping.list_open_reviews()["member_id"].dropna().astype(str))
     linked = candidates.merge(links[["member_id", "contact_id"]], on="member_id")
     linked = linked[~linked["member_id"].isin(in_review)]
-    linked = linked.sort_values("member_id", key=lambda ids: ids.astype(int))
+    linked = linked.sort_values("member_id", key=lambda ids: pd.to_numeric(ids, errors="coerce"))
     chosen: list[tuple[str, str]] = []
     for member_id, contact_id in linked[["member_id", "contact_id"]].itertuples(index=False):
         contact = emulator.admin.get_contact(contact_id)
@@ -282,29 +342,17 @@ def pick_people(engine: sa.Engine, bookkeeping: Any, emulator: Any, count: int) 
     raise RuntimeError(f"only {len(chosen)} linked, subscribed people to edit; the demo needs {count}")
 
 
-def edit_member(engine: sa.Engine, member_id: str, at: datetime, **columns: Any) -> None:
-    """An edit as the membership system makes it: the columns, and the last-modified time."""
-    values = {**columns, "updated_at": at.replace(tzinfo=None)}
-    assignments = ", ".join(f"{name} = :{name}" for name in values)
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(f"UPDATE members SET {assignments} WHERE member_id = :member_id"),
-            {**values, "member_id": int(member_id)},
-        )
-
-
 def make_edits(
-    engine: sa.Engine, emulator: Any, mapping: Any, people: list[tuple[str, str]], now: datetime
+    members: MemberTable, emulator: Any, people: list[tuple[str, str]], now: datetime
 ) -> list[DemoEdit]:
     """Change both sides as people do between two syncs."""
     (edited, _), opted_out, moved, conflicted = people
-    column = {name: fm.column for name, fm in mapping.fields.items()}
 
-    edit_member(engine, edited, now, **{column["city"]: "Springfield"})
+    members.edit(edited, now, city="Springfield")
     emulator.admin.opt_out(opted_out[1], at=now, source="Contact", reason="Too many emails")
     new_address = f"moved.{moved[0]}@example.com"
     emulator.admin.edit_contact(moved[1], {"email_address": {"address": new_address}}, at=now)
-    edit_member(engine, conflicted[0], now - CONFLICT_MEMBER_AGO, **{column["job_title"]: "Treasurer"})
+    members.edit(conflicted[0], now - CONFLICT_MEMBER_AGO, job_title="Treasurer")
     emulator.admin.edit_contact(conflicted[1], {"job_title": "Club secretary"}, at=now - CONFLICT_CC_AGO)
 
     return [
@@ -328,21 +376,18 @@ def make_edits(
     ]  # fmt: skip
 
 
-def both_sides(engine: sa.Engine, emulator: Any, mapping: Any, edit: DemoEdit) -> str:
+def both_sides(members: MemberTable, emulator: Any, edit: DemoEdit) -> str:
     """The edited field as each side holds it now."""
     from cc_sync.constant_contact.convert import contacts_to_frame
 
     contact = contacts_to_frame([emulator.admin.get_contact(edit.contact_id)], {}).iloc[0]
-    column = mapping.opt_out.column if edit.field == "opted_out" else mapping.fields[edit.field].column
-    with engine.connect() as conn:
-        member_value = conn.execute(
-            sa.text(f"SELECT {column} FROM members WHERE member_id = :id"), {"id": int(edit.member_id)}
-        ).scalar_one()
+    member_value, cc_value = members.value(edit.member_id, edit.field), contact[edit.field]
     if edit.field == "opted_out":
-        member_value = bool(member_value)
+        member_value = member_value in members.mapping.opt_out.opted_out_values
+        cc_value = bool(cc_value)
     return (
-        f"member database {column}={shown(edit.field, member_value)}, "
-        f"Constant Contact {edit.field}={shown(edit.field, contact[edit.field])}"
+        f"member database {members.column(edit.field)}={shown(edit.field, member_value)}, "
+        f"Constant Contact {edit.field}={shown(edit.field, cc_value)}"
     )
 
 
@@ -359,8 +404,7 @@ class Demo:
 
     paths: DemoPaths
     out: TextIO
-    mapping: Any
-    engine: sa.Engine
+    members: MemberTable
     bookkeeping: Any
     emulator: Any = None
     dag: Any = None
@@ -405,7 +449,7 @@ class Demo:
                 of(changes, edit.member_id),
                 of(consent, edit.member_id),
                 of(reviews, edit.member_id),
-                both_sides(self.engine, self.emulator, self.mapping, edit),
+                both_sides(self.members, self.emulator, edit),
             )
             for line in lines:
                 self.say("  " + line)
@@ -454,7 +498,7 @@ def run_demo(
     from cc_sync.member_db.mapping import load_mapping
     from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
     from cc_sync.timeutil import utcnow
-    from include import local_setup, sync_world
+    from include import local_setup, sample_data, sync_world
     from include.cc_emulator.testing import run_emulator
 
     paths = DemoPaths(var_dir)
@@ -463,9 +507,8 @@ def run_demo(
     os.environ.setdefault("CC_SYNC_TASK_RETRIES", "0")
     mapping = load_mapping(os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING_PATH)))
     engine = sa.create_engine(paths.member_db_url)
-    demo = Demo(
-        paths, out or sys.stdout, mapping, engine, Bookkeeping(engine, mapping.bookkeeping.table_prefix)
-    )
+    bookkeeping = Bookkeeping(engine, prefix=mapping.bookkeeping.table_prefix)
+    demo = Demo(paths, out or sys.stdout, MemberTable(engine, mapping), bookkeeping)
 
     demo.say(
         f"1. Airflow metadata DB in {os.environ.get('AIRFLOW_HOME')}; "
@@ -473,7 +516,9 @@ def run_demo(
     )
     with demo.quietly():
         initdb()
-        sync_world.create_members(paths.member_db_url, members)
+        # What sync_world.create_members does, without starting another interpreter.
+        sample_data.main(["--members", str(members), "--db-url", paths.member_db_url, "--seed", "7"])
+        sync_world.migrate_bookkeeping(paths.member_db_url)
 
     try:
         with run_emulator(state_file=paths.emulator_state, **(emulator_settings or {})) as emulator:
@@ -491,8 +536,8 @@ def run_demo(
             first = demo.sync("first run")
             demo.say_reviews()
 
-            people = pick_people(engine, demo.bookkeeping, emulator, 4)
-            edits = make_edits(engine, emulator, mapping, people, utcnow())
+            people = pick_people(demo.members, bookkeeping, emulator, 4)
+            edits = make_edits(demo.members, emulator, people, utcnow())
             demo.say("4. Edits on both sides:")
             for edit in edits:
                 demo.say(f"   member {edit.member_id}: {edit.description}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -21,7 +22,7 @@ from include.demo import DemoPaths, DemoResult, EditKind, run_demo
 
 pytestmark = pytest.mark.slow
 
-MEMBERS = 120
+MEMBERS = 80
 # Anything that looks like an address with more than its first letter shown.
 FULL_EMAIL = re.compile(r"[\w.+-]{2,}@[\w-]+\.[\w.]+")
 
@@ -34,6 +35,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, str]
     (var_dir / "emulator-state.json").write_text("{not json")
     (var_dir / "members.db").write_text("not a database")
     out = io.StringIO()
+    # pytest's log capture formats each of Airflow's many INFO records; the demo's own log file
+    # keeps them, so the report only needs warnings (this halves the test's time).
+    handlers = [(handler, handler.level) for handler in logging.getLogger().handlers]
+    for handler, _ in handlers:
+        handler.setLevel(max(handler.level, logging.WARNING))
     try:
         result = run_demo(
             var_dir,
@@ -44,6 +50,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, str]
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        for handler, level in handlers:
+            handler.setLevel(level)
     return result, out.getvalue()
 
 
@@ -150,3 +158,64 @@ def test_a_fresh_start_removes_the_previous_world(tmp_path: Path) -> None:
     keep.mkdir()
     paths.start_fresh()
     assert sorted(p.name for p in paths.var_dir.iterdir()) == ["bench"]
+
+
+def test_every_resolver_rule_has_words_in_the_story() -> None:
+    from cc_sync.engine.model import ChangeReason
+    from cc_sync.member_db.bookkeeping import ChangeDirection
+    from include.demo import DIRECTION_WORDS, REASON_WORDS
+
+    assert set(REASON_WORDS) == {reason.value for reason in ChangeReason}
+    assert set(DIRECTION_WORDS) == {direction.value for direction in ChangeDirection}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("email", "anne.smith@example.org", "a***@example.org"),
+        ("email", "not-an-address", "(invalid email)"),
+        ("email", None, "-"),
+        ("city", "Springfield", "'Springfield'"),
+        ("city", "", "-"),
+        ("opted_out", True, "yes"),
+    ],
+)
+def test_values_are_shown_with_emails_masked(field: str, value: object, expected: str) -> None:
+    from include.demo import shown
+
+    assert shown(field, value) == expected
+
+
+# ---- make airflow: stopping airflow standalone ------------------------------------------------------
+
+# Stands in for `airflow standalone`: a parent that dies on Ctrl-C, and a component (like a scheduler
+# stuck with its workers) that ignores both SIGINT and SIGTERM.
+_STUBBORN_TREE = """
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", "import signal, time\\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, signal.SIG_IGN)\\n"
+    "time.sleep(600)"])
+time.sleep(600)
+"""
+
+
+def test_stopping_standalone_leaves_no_process_of_its_tree_running() -> None:
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from include.airflow_ui import stop_standalone
+
+    parent = subprocess.Popen([sys.executable, "-c", _STUBBORN_TREE], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not psutil.Process(parent.pid).children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (component,) = psutil.Process(parent.pid).children()
+    time.sleep(0.5)  # let the component install its signal handlers
+
+    stop_standalone(parent, grace=2)
+
+    assert parent.poll() is not None
+    assert not component.is_running() or component.status() == psutil.STATUS_ZOMBIE
