@@ -30,13 +30,19 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import pandas as pd
 import sqlalchemy as sa
 
 from include import airflow_env
 from include.airflow_env import PROJECT_ROOT, VAR_DIR
+
+if TYPE_CHECKING:  # Airflow and the plugins are imported only once the Airflow settings are applied
+    from cc_sync.member_db.bookkeeping import Bookkeeping
+    from cc_sync.member_db.mapping import MemberMapping
+    from include.cc_emulator.testing import EmulatorHandle
+    from include.sync_world import SeedReport
 
 DAG_ID = "constant_contact_sync"
 DEFAULT_MEMBERS = 500
@@ -118,7 +124,7 @@ class RunOutcome:
 @dataclass
 class DemoResult:
     paths: DemoPaths
-    seeded: Any
+    seeded: SeedReport
     first: RunOutcome
     second: RunOutcome
     edits: list[DemoEdit] = field(default_factory=list)
@@ -242,7 +248,7 @@ def load_sync_dag() -> Any:
     return bag.get_dag(DAG_ID)
 
 
-def run_sync(dag: Any, bookkeeping: Any, emulator: Any) -> RunOutcome:
+def run_sync(dag: Any, bookkeeping: Bookkeeping, emulator: EmulatorHandle) -> RunOutcome:
     before = emulator.admin.counters()["api_calls"]
     dag_run = dag.test()
     record = bookkeeping.get_run(dag_run.run_id) or {}
@@ -264,7 +270,7 @@ class MemberTable:
     """The member table as the mapping describes it, read and edited as the membership system would."""
 
     engine: sa.Engine
-    mapping: Any
+    mapping: MemberMapping
 
     @cached_property
     def table(self) -> sa.Table:
@@ -320,7 +326,9 @@ class MemberTable:
             )
 
 
-def pick_people(members: MemberTable, bookkeeping: Any, emulator: Any, count: int) -> list[tuple[str, str]]:
+def pick_people(
+    members: MemberTable, bookkeeping: Bookkeeping, emulator: EmulatorHandle, count: int
+) -> list[tuple[str, str]]:
     """Linked members with an email of their own, subscribed on both sides and with nothing to
     review: (member_id, contact_id) pairs, lowest member ids first."""
     frame = members.in_scope()
@@ -343,12 +351,12 @@ def pick_people(members: MemberTable, bookkeeping: Any, emulator: Any, count: in
 
 
 def make_edits(
-    members: MemberTable, emulator: Any, people: list[tuple[str, str]], now: datetime
+    members: MemberTable, emulator: EmulatorHandle, people: list[tuple[str, str]], now: datetime
 ) -> list[DemoEdit]:
     """Change both sides as people do between two syncs."""
-    (edited, _), opted_out, moved, conflicted = people
+    edited, opted_out, moved, conflicted = people
 
-    members.edit(edited, now, city="Springfield")
+    members.edit(edited[0], now, city="Springfield")
     emulator.admin.opt_out(opted_out[1], at=now, source="Contact", reason="Too many emails")
     new_address = f"moved.{moved[0]}@example.com"
     emulator.admin.edit_contact(moved[1], {"email_address": {"address": new_address}}, at=now)
@@ -357,7 +365,7 @@ def make_edits(
 
     return [
         DemoEdit(
-            EditKind.MEMBER_EDIT, edited, people[0][1], "city",
+            EditKind.MEMBER_EDIT, *edited, "city",
             "the member database sets city 'Springfield'",
         ),
         DemoEdit(
@@ -376,7 +384,7 @@ def make_edits(
     ]  # fmt: skip
 
 
-def both_sides(members: MemberTable, emulator: Any, edit: DemoEdit) -> str:
+def both_sides(members: MemberTable, emulator: EmulatorHandle, edit: DemoEdit) -> str:
     """The edited field as each side holds it now."""
     from cc_sync.constant_contact.convert import contacts_to_frame
 
@@ -405,8 +413,8 @@ class Demo:
     paths: DemoPaths
     out: TextIO
     members: MemberTable
-    bookkeeping: Any
-    emulator: Any = None
+    bookkeeping: Bookkeeping
+    emulator: EmulatorHandle | None = None
     dag: Any = None
 
     def say(self, *parts: Any) -> None:
