@@ -22,7 +22,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.engine.world import World, blank
+from tests.engine.world import World, at, blank
 
 PEOPLE = 3
 FIELDS = ("email", "first_name", "last_name", "city", "phone_home")
@@ -36,6 +36,7 @@ class Event:
     kind: str  # "edit", "blank", "opt_out", "resubscribe"
     field: str
     value: int
+    same_instant: bool  # at the very time of the previous event (to exercise the tie rule)
 
 
 events = st.builds(
@@ -45,6 +46,7 @@ events = st.builds(
     kind=st.sampled_from(["edit", "edit", "edit", "blank", "opt_out", "resubscribe"]),
     field=st.sampled_from(EDITABLE),
     value=st.integers(0, 3),
+    same_instant=st.booleans(),
 )
 rounds = st.lists(st.tuples(st.lists(events, max_size=6), st.booleans()), min_size=1, max_size=3)
 
@@ -77,12 +79,16 @@ def _apply_event(world: World, event: Event) -> None:
     member_id, contact_id = f"m{event.person}", f"c{event.person}"
     edit = world.edit_member if event.side == "member" else world.edit_contact
     target = member_id if event.side == "member" else contact_id
+    previous = at(world.clock)
+    # (Only after an edit of this round: an edit at the instant of the last sync would be missed
+    # by an incremental extract, which is the extractor's overlap's job, not the engine's.)
+    when = previous if event.same_instant and previous > world.last_sync else world.now()
     if event.kind in ("edit", "blank"):
-        edit(target, **{event.field: _value(event)})
+        edit(target, when=when, **{event.field: _value(event)})
     elif event.kind == "opt_out":
-        edit(target, opted_out=True)
+        edit(target, when=when, opted_out=True)
     else:
-        edit(target, opted_out=False)
+        edit(target, when=when, opted_out=False)
 
 
 def _snapshot(world: World) -> dict[str, Any]:
