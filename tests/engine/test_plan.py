@@ -167,3 +167,23 @@ def test_a_link_without_a_base_is_merged_like_a_new_link() -> None:
     assert in_two_steps.new_links.empty
     for name in ("member_updates", "cc_updates", "changes", "new_base"):
         pd.testing.assert_frame_equal(getattr(in_one_go, name), getattr(in_two_steps, name), obj=name)
+
+
+@pytest.mark.parametrize("values", [[12345, "LS1 4AP"], [12345, 67890]], ids=["mixed", "ints"])
+def test_text_fields_holding_other_python_types_compare_as_text(values: list[object]) -> None:
+    world = World(fields=("email", "first_name", "last_name", "postal_code"))
+    world.add_linked("m0", "c0", email="a@example.org", first_name="A", last_name="B", postal_code="12345")
+    world.add_linked("m1", "c1", email="b@example.org", first_name="C", last_name="D", postal_code="LS1 4AP")
+    members = world.member_frame()
+    members["postal_code"] = pd.Series([values[0], values[1]], dtype=object)
+    plan = plan_sync(
+        members,
+        world.contact_frame(),
+        world.link_frame(),
+        world.base_frame(),
+        None,
+        policies=default_policies(world.fields),
+    )
+    changed = [str(v) for v, old in zip(values, ["12345", "LS1 4AP"], strict=True) if str(v) != old]
+    written = plan.cc_updates["postal_code"].astype(str).tolist() if len(plan.cc_updates) else []
+    assert written == changed

@@ -31,7 +31,11 @@ def arrow_column(frame: pd.DataFrame, name: str) -> pa.Array:
     wanted = arrow_type(name)
     if name not in frame.columns:
         return pa.nulls(len(frame), type=wanted)
-    array = to_arrow(frame[name], contiguous=True)
+    try:
+        array = to_arrow(frame[name], contiguous=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Mixed Python objects (say, a postal code column with ints and strings): compare as text.
+        array = to_arrow(frame[name].map(str, na_action="ignore").astype("string[pyarrow]"), contiguous=True)
     if array.type != wanted:
         if pa.types.is_floating(array.type) and wanted == pa.int64():
             array = array.cast(pa.int64(), safe=False)
