@@ -8,9 +8,12 @@ changes cost the same among 10,000 members as among 1,000,000.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
 
 from cc_sync.constant_contact.convert import contacts_to_frame
 from cc_sync.constant_contact.hook import ConstantContactHook
@@ -58,7 +61,10 @@ def gather_inputs(
 
     A full read (``full``) already holds every member in scope and every contact: no lookups.
     """
-    links = bookkeeping.get_links()
+    if full:
+        links = bookkeeping.get_links()
+    else:
+        links = links_touching(bookkeeping, members[MEMBER_ID], contacts[CONTACT_ID] if len(contacts) else [])
     member_ids = set(members[MEMBER_ID].astype(str))
     contact_ids = set(contacts[CONTACT_ID].astype(str)) if len(contacts) else set()
     touched = links[links[MEMBER_ID].isin(member_ids) | links[CONTACT_ID].isin(contact_ids)]
@@ -78,7 +84,33 @@ def gather_inputs(
         candidates = member_hook.lookup_by_email(contact_emails) if contact_emails else None
         member_emails = normalise_email(members[EMAIL]).dropna().unique().tolist()
         directory = bookkeeping.load_directory(member_emails)
+        more = links_touching(
+            bookkeeping,
+            candidates[MEMBER_ID] if candidates is not None else [],
+            directory[CONTACT_ID],
+        )
+        links = pd.concat([links, more], ignore_index=True).drop_duplicates([MEMBER_ID, CONTACT_ID])
     return PlanningInputs(members, contacts, links, base, directory, candidates)
+
+
+def links_touching(
+    bookkeeping: Bookkeeping, member_ids: Iterable[Any], contact_ids: Iterable[Any]
+) -> pd.DataFrame:
+    """The links of these members or contacts: what an incremental run needs, not the whole table."""
+    table = bookkeeping.links
+    columns = [table.c.member_id, table.c.contact_id, table.c.rule]
+    frames = []
+    with bookkeeping.engine.connect() as conn:
+        for column, ids in ((table.c.member_id, member_ids), (table.c.contact_id, contact_ids)):
+            keys = sorted({str(i) for i in ids if not pd.isna(i)})
+            for start in range(0, len(keys), 5_000):
+                query = sa.select(*columns).where(column.in_(keys[start : start + 5_000]))
+                frames.append(pd.read_sql(query, conn))
+    if not frames:
+        return pd.DataFrame({MEMBER_ID: pd.Series([], dtype=str), CONTACT_ID: pd.Series([], dtype=str)})
+    return (
+        pd.concat(frames, ignore_index=True).drop_duplicates([MEMBER_ID, CONTACT_ID]).reset_index(drop=True)
+    )
 
 
 def make_plan(

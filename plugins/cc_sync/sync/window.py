@@ -6,6 +6,7 @@ Watermarks move only in :mod:`.recording`, after the load succeeded, so a failed
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -15,8 +16,8 @@ from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.timeutil import iso, parse_utc
 
 # Reads overlap the previous window by this much: CC indexes changes with a short lag, and a member
-# row may commit with an updated_at just before the last read finished.
-OVERLAP = timedelta(minutes=5)
+# row may commit with an updated_at just before the last read finished. (Benchmarks shorten it.)
+OVERLAP = timedelta(seconds=float(os.environ.get("CC_SYNC_READ_OVERLAP_SECONDS", "300")))
 # A full reconcile this often catches what incremental reads cannot see (e.g. list-only changes).
 RECONCILE_EVERY = timedelta(days=7)
 
