@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cc_sync.timeutil import utcnow
+from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
 from tests.dags.conftest import DEFAULT_CONF, SyncWorld
 
 pytestmark = pytest.mark.slow
@@ -231,3 +232,60 @@ def test_crash_between_cc_and_member_writes_converges_without_writing_twice(worl
     )
     assert imports_after == imports_before, "the job title was sent to CC a second time"
     assert world.sync()["counts"]["changes"] == 0
+
+
+def test_a_second_sync_waits_for_the_lease(world: SyncWorld) -> None:
+    from cc_sync.sync import steps
+    from cc_sync.sync.resources import SyncResources
+
+    world.sync()
+    resources = SyncResources(mapping_path=str(DEFAULT_MAPPING_PATH))
+    assert steps.acquire_lease(resources, "backfill__2026-11-01")
+    assert not steps.acquire_lease(resources, "scheduled__2026-11-02")
+    assert steps.acquire_lease(resources, "backfill__2026-11-01"), "a retry of the holder takes it again"
+    steps.release_lease(resources, "backfill__2026-11-01")
+    assert steps.acquire_lease(resources, "scheduled__2026-11-02")
+    steps.release_lease(resources, "scheduled__2026-11-02")
+
+
+def test_a_cleared_and_rerun_load_writes_nothing_twice(world: SyncWorld) -> None:
+    from cc_sync.sync.loading import Journal, load_constant_contact, load_member_database
+    from cc_sync.sync.resources import SyncResources
+    from cc_sync.sync.xcom import plan_from_xcom
+
+    world.sync()
+    member_id = _linked_member(world)
+    world.edit_member(member_id, job_title="Archivist")
+    world.emulator.admin.edit_contact(world.contact_of(member_id)["contact_id"], {"company_name": "Quay Band"})
+    run = world.sync()
+    dag_run = world.dag.get_dagrun(run_id=run["run_id"]) if hasattr(world.dag, "get_dagrun") else None
+    plan_value = _xcom(run["run_id"], "resolve")
+    plan = plan_from_xcom(plan_value)
+    assert len(plan.changes) > 0, dag_run
+
+    resources = SyncResources(mapping_path=str(DEFAULT_MAPPING_PATH))
+    calls_before = world.emulator.admin.counters()["api_calls"]
+    changes_before = len(world.bookkeeping.get_changes())
+    journal = Journal(world.bookkeeping, run["run_id"])
+    cc = load_constant_contact(resources.cc, plan, main_list_name="Members", journal=journal)
+    members = load_member_database(resources.members, plan, journal=journal)
+
+    assert world.emulator.admin.counters()["api_calls"] == calls_before
+    assert members.counts["member_updates"] == len(plan.member_updates)
+    assert cc.failed.empty
+    assert len(world.bookkeeping.get_changes()) == changes_before
+
+
+def _xcom(run_id: str, task_id: str) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter(XComModel.run_id == run_id, XComModel.task_id == task_id, XComModel.key == "return_value")
+            .one()
+        )
+        from airflow.sdk.execution_time.xcom import XCom
+
+        return XCom.deserialize_value(row)
