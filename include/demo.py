@@ -273,10 +273,11 @@ class MemberTable:
     mapping: MemberMapping
 
     @cached_property
-    def table(self) -> sa.Table:
-        return sa.Table(
-            self.mapping.table, sa.MetaData(), autoload_with=self.engine, schema=self.mapping.schema
-        )
+    def table(self) -> sa.TableClause:
+        # Columns only: reflecting the whole table would warn about expression-based indexes.
+        name, schema = self.mapping.table, self.mapping.schema
+        columns = sa.inspect(self.engine).get_columns(name, schema=schema)
+        return sa.table(name, *(sa.column(c["name"], c["type"]) for c in columns), schema=schema)
 
     def column(self, field_name: str) -> str:
         """The table column of a canonical field (``opted_out``: the opt-out flag)."""
@@ -578,6 +579,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Before Airflow is imported; `make demo` has set them already (setdefault keeps those).
     airflow_env.apply()
+    from include.airflow_ui import AirflowApi, api_url
+
+    if args.var_dir == VAR_DIR and AirflowApi(api_url()).healthy():
+        # Its scheduler would run the sync on the very files the demo is about to rebuild.
+        print(f"`make airflow` is running ({api_url()}) on var/: stop it (Ctrl-C) first.", file=sys.stderr)
+        return 1
     try:
         run_demo(args.var_dir, members=args.members)
     except DemoFailed as failure:
