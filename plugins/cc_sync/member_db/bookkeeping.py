@@ -606,7 +606,7 @@ class Bookkeeping:
         data = frame.reindex(
             columns=[MEMBER_ID, CONTACT_ID, "side", "source", "opted_out_at", "run_id"]
         ).copy()
-        data["opted_out_at"] = pd.to_datetime(data["opted_out_at"], utc=True)
+        data["opted_out_at"] = pd.to_datetime(data["opted_out_at"], utc=True, format="ISO8601")
         data["consent_key"] = [
             natural_key(side, member, contact, None if pd.isna(at) else at.isoformat())
             for side, member, contact, at in data[["side", MEMBER_ID, CONTACT_ID, "opted_out_at"]].itertuples(
@@ -632,7 +632,7 @@ class Bookkeeping:
             return 0
         cols = [CONTACT_ID, MEMBER_ID, "campaign_id", "campaign_activity_id", "event_type", "occurred_at"]
         data = frame.reindex(columns=[*cols, "detail", "run_id"]).copy()
-        data["occurred_at"] = pd.to_datetime(data["occurred_at"], utc=True)
+        data["occurred_at"] = pd.to_datetime(data["occurred_at"], utc=True, format="ISO8601")
         key_cols = [CONTACT_ID, "campaign_activity_id", "event_type", "occurred_at", "detail"]
         data["event_key"] = [
             natural_key(*(v.isoformat() if isinstance(v, pd.Timestamp) else v for v in row))

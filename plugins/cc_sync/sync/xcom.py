@@ -7,6 +7,7 @@ files; a dataclass of our own would need allow-listing in every deployment, a di
 from __future__ import annotations
 
 from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -39,9 +40,14 @@ def plan_from_xcom(value: dict[str, Any]) -> SyncPlan:
 
 
 def _arrow_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns of mixed Python objects become strings, so parquet can hold them."""
+    """Object columns typed for parquet: times stay times (UTC), anything else becomes text."""
     frame = frame.reset_index(drop=True)
     for column in frame.columns:
-        if frame[column].dtype == object:
+        if frame[column].dtype != object:
+            continue
+        present = frame[column].dropna()
+        if len(present) and all(isinstance(v, datetime) for v in present):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        else:
             frame[column] = frame[column].astype("string[pyarrow]")
     return frame
