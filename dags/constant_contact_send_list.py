@@ -1,0 +1,164 @@
+"""
+### Send a member segment to a Constant Contact list
+
+Realm's "send a list", run by hand from the trigger form:
+
+- **who**: a named segment of the member mapping, a filter on mapped fields (`[{"field": "city",
+  "op": "eq", "value": "Boston"}]`; never SQL), or both;
+- **where**: an existing list (its name or id) or a new name;
+- **how**: `create_new` (fails if a list has that name), `update` (add and update only) or `replace`
+  (then take off the list whoever is no longer in the segment: removed from the list, never
+  unsubscribed).
+
+People are matched on email alone. Each member sent is linked to the contact holding their email
+(the scheduled sync takes them from then on), and CC's names and mapped fields are made those of
+the member database by one bulk import per 40,000 people. Nobody who opted out is ever sent or
+re-subscribed: members opted out in the database and contacts unsubscribed in CC are reported,
+with the members whose email is missing or invalid. A **dry run** plans and reports, writing
+nothing. The summary (added, updated, linked, skipped with reasons) is in the `finish` task's log
+and the sync's runs table.
+
+Connections `constant_contact_default` and `member_db_default`; mapping
+`include/config/member_mapping.yaml` (its `segments`).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, Param, task, teardown
+
+from cc_sync import send_list
+from cc_sync.member_db.mapping import ConditionOp, load_mapping
+from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
+
+DAG_ID = "constant_contact_send_list"
+CC_CONN_ID = "constant_contact_default"
+MEMBER_DB_CONN_ID = "member_db_default"
+MAPPING_PATH = os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING_PATH))
+
+
+def _form_choices() -> tuple[list[str] | None, list[str] | None]:
+    """The mapping's segment and field names for the form's dropdowns: a local file read, no
+    database. A mapping that does not load leaves free text, checked when the run starts."""
+    try:
+        mapping = load_mapping(MAPPING_PATH)
+    except Exception:
+        return None, None
+    return sorted(mapping.segments), send_list.filterable_fields(mapping)
+
+
+SEGMENTS, FIELDS = _form_choices()
+_segment_schema = {"enum": [None, *SEGMENTS]} if SEGMENTS else {}
+_field_schema = {"type": "string", **({"enum": FIELDS} if FIELDS else {})}
+
+
+def _resources() -> SyncResources:
+    return SyncResources(CC_CONN_ID, MEMBER_DB_CONN_ID, MAPPING_PATH)
+
+
+with DAG(
+    dag_id=DAG_ID,
+    description="Send a member segment to a Constant Contact list (create new, replace or update)",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "retries": int(os.environ.get("CC_SYNC_TASK_RETRIES", "2")),
+        "retry_delay": timedelta(minutes=2),
+    },
+    tags=["constant_contact", "member_db", "send_list"],
+    params={
+        "segment": Param(
+            None,
+            type=["null", "string"],
+            title="Segment",
+            description="A named segment of the member mapping (its `segments`); combined with the filter.",
+            **_segment_schema,
+        ),
+        "filter": Param(
+            [],
+            type="array",
+            title="Filter",
+            description=(
+                'Conditions on mapped fields, all must hold: [{"field": "city", "op": "eq", "value": '
+                '"Boston"}]. Ops: ' + ", ".join(op.value for op in ConditionOp) + ". Never SQL."
+            ),
+            items={
+                "type": "object",
+                "properties": {
+                    "field": _field_schema,
+                    "op": {"type": "string", "enum": [op.value for op in ConditionOp]},
+                    "value": {},
+                },
+                "required": ["field", "op"],
+                "additionalProperties": False,
+            },
+        ),
+        "list": Param(
+            "",
+            type="string",
+            title="List",
+            description="An existing Constant Contact list (its exact name or its id), or a new list's name.",
+        ),
+        "mode": Param(
+            send_list.SendMode.UPDATE.value,
+            type="string",
+            enum=[m.value for m in send_list.SendMode],
+            title="Mode",
+            description=(
+                "create_new: a new list (fails if the name is taken); update: add and update only; "
+                "replace: also take off the list whoever is no longer in the segment (never unsubscribed)."
+            ),
+        ),
+        "dry_run": Param(
+            False, type="boolean", title="Dry run", description="Plan and report; write nothing."
+        ),
+    },
+) as dag:
+
+    @task(show_return_value_in_logs=False)
+    def plan(params: dict, run_id: str | None = None) -> dict:
+        """Read the segment and what is known of CC; decide who is sent and who is skipped, and why."""
+        resources = _resources()
+        send_list.start(resources, run_id=run_id, dag_id=DAG_ID)
+        return send_list.plan_send(
+            resources,
+            segment=params["segment"],
+            filter=params["filter"],
+            list_ref=params["list"],
+            mode=params["mode"],
+        ).as_xcom()
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def go(params: dict) -> bool:
+        """A dry run stops here: the plan's counts are the report."""
+        return not params["dry_run"]
+
+    @task(pool="constant_contact_api", show_return_value_in_logs=False)
+    def send(planned: dict, run_id: str | None = None) -> dict:
+        """Import the segment into the list, link the members, and (replace) take off the others."""
+        return send_list.execute_send(
+            _resources(), send_list.SendPlan.from_xcom(planned), run_id=run_id
+        ).as_xcom()
+
+    @teardown
+    def finish(params: dict, ti=None, run_id: str | None = None) -> dict:
+        """Close the run record with the summary: added, updated, linked, skipped (with reasons)."""
+        planned = ti.xcom_pull(task_ids="plan")
+        sent = ti.xcom_pull(task_ids="send")
+        if params["dry_run"]:
+            counts = planned["counts"] | {"api_calls": planned["api_calls"]} if planned else None
+            succeeded = planned is not None
+        else:
+            counts, succeeded = (sent["counts"] if sent else None), sent is not None
+        return send_list.finish(
+            _resources(), run_id=run_id, succeeded=succeeded, dry_run=params["dry_run"], counts=counts
+        )
+
+    planned = plan()
+    sent = send(planned)
+    planned >> go() >> sent >> finish()

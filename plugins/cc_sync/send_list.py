@@ -1,0 +1,638 @@
+"""Send a member segment to a Constant Contact list (Realm's "send a list"), as plain functions.
+
+The DAG ``constant_contact_send_list`` calls :func:`plan_send` (read-only: who would be sent, who
+is skipped and why) and then :func:`execute_send` (the writes). Tests call them directly too.
+
+How people are matched, and why this way:
+
+- **On email alone** (normalised: trimmed, Unicode-folded, lower-cased), as CC keys its contacts.
+- **Before sending**, what we already know about CC is used, not a contact-by-contact lookup (a
+  read of every segment email is 1 call per person, far too many for a large account): the sync's
+  CC **directory** (every contact a sync read, with its opt-out state) and, when the list already
+  exists, one **read of the list's members** (500 a call). A contact known to be unsubscribed is
+  reported and not sent.
+- **The bulk import** (``contacts_json_import``, 40,000 a request) does the rest: it updates the
+  contact that has the email, or creates it, makes its names and mapped fields those of the member
+  database (a blank never wipes a CC value), and adds it to the list. CC never puts an unsubscribed
+  contact back on a list, and never changes its permission through an import: an opt-out we did
+  not know about is still kept (and reported below).
+- **After the import**, one read of the list's members gives the contact ids to link (rule
+  ``send_list``) and refreshes the directory. Members sent but not on the list afterwards (CC
+  refused them) are looked up one by one, at most :data:`MAX_REFUSAL_LOOKUPS`, to say why.
+
+Replace removes from the list only contacts whose email is no longer a segment member's, through
+``remove_list_memberships``: nobody is unsubscribed. Nothing here ever sends a permission.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+
+from cc_sync.constant_contact.convert import frame_to_import_rows
+from cc_sync.constant_contact.errors import ConstantContactApiError
+from cc_sync.constant_contact.hook import ConstantContactHook
+from cc_sync.constant_contact.models import ContactList, PermissionToSend
+from cc_sync.engine.normalise import normalise_email
+from cc_sync.fields import CONTACT_ID, DELETED, MEMBER_ID, OPTED_OUT, UPDATED_AT, is_custom_field
+from cc_sync.member_db.bookkeeping import RunStatus
+from cc_sync.member_db.hook import MemberDatabaseHook
+from cc_sync.member_db.mapping import Condition, ConditionOp, MemberMapping, NamePart
+from cc_sync.member_db.validate import mask_email, validate_outgoing
+from cc_sync.sync.loading import ensure_custom_fields
+from cc_sync.sync.resources import SyncResources
+from cc_sync.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+LINK_RULE = "send_list"
+RUN_KIND = "send_list"
+# The segment the form's choices add up to, added to a copy of the mapping under this name.
+FORM_SEGMENT = "__send_list_form__"
+# Members refused by the import are looked up by email to say why; beyond this many, they are
+# reported without a lookup (each lookup is one API call).
+MAX_REFUSAL_LOOKUPS = 200
+EMAIL_KEY = "email_key"
+SKIPPED_COLUMNS = (MEMBER_ID, "email_hint", "category", "reason")
+_VALUELESS_OPS = {ConditionOp.IS_NULL, ConditionOp.NOT_NULL}
+_LIST_OPS = {ConditionOp.IN, ConditionOp.NOT_IN}
+
+
+class SendMode(StrEnum):
+    CREATE_NEW = "create_new"  # a new list; fail if one has that name
+    REPLACE = "replace"  # add the segment, then take off the list whoever is no longer in it
+    UPDATE = "update"  # add and update only
+
+
+class SkipCategory(StrEnum):
+    """Why a member of the segment was not sent (the ``category`` of the skipped report)."""
+
+    OPTED_OUT = "opted_out"  # in the member database
+    UNSUBSCRIBED_IN_CC = "unsubscribed_in_cc"
+    INVALID = "invalid"  # missing or invalid email, over-long value... (validate_outgoing)
+    DUPLICATE_EMAIL = "duplicate_email"  # another segment member has the same email
+    REFUSED_BY_CC = "refused_by_cc"  # sent, but not on the list after the import
+
+
+class SendListError(ValueError):
+    """The form's choices cannot be carried out (unknown segment, bad filter, list exists...)."""
+
+
+# ---- the form's choices ------------------------------------------------------------------------
+
+
+def filterable_fields(mapping: MemberMapping) -> list[str]:
+    """Canonical fields a filter may name: those mapped to a whole column (not a birthday part)."""
+    return [name for name, fm in mapping.fields.items() if fm.part == NamePart.WHOLE]
+
+
+def filter_conditions(
+    raw: Sequence[Mapping[str, Any]] | None, mapping: MemberMapping
+) -> tuple[Condition, ...]:
+    """The form's filter (``[{field, op, value}]`` on mapped fields) as mapping conditions.
+
+    Declarative on purpose: a field name and an operator from a fixed list, never SQL. Every problem
+    is a :class:`SendListError` naming the condition.
+    """
+    if not raw:
+        return ()
+    if not isinstance(raw, list | tuple):
+        raise SendListError("the filter must be a list of {field, op, value} conditions")
+    columns = {name: mapping.fields[name].column for name in filterable_fields(mapping)}
+    conditions = []
+    for number, item in enumerate(raw, 1):
+        where = f"filter condition {number}"
+        if not isinstance(item, Mapping):
+            raise SendListError(f"{where}: expected an object with field, op and value")
+        unknown = set(item) - {"field", "op", "value"}
+        if unknown:
+            raise SendListError(f"{where}: unknown key(s) {sorted(unknown)} (use field, op, value)")
+        name = item.get("field")
+        if name not in columns:
+            raise SendListError(f"{where}: {name!r} is not a mapped field (choose from {sorted(columns)})")
+        try:
+            op = ConditionOp(item.get("op"))
+        except ValueError:
+            raise SendListError(
+                f"{where}: unknown op {item.get('op')!r} (choose from {[o.value for o in ConditionOp]})"
+            ) from None
+        value = item.get("value")
+        if op in _VALUELESS_OPS:
+            value = None
+        elif op in _LIST_OPS:
+            if not isinstance(value, list | tuple) or not value or not all(_is_scalar(v) for v in value):
+                raise SendListError(f"{where}: {op.value} needs a non-empty list of values")
+            value = list(value)
+        elif value is None or not _is_scalar(value):
+            raise SendListError(f"{where}: {op.value} needs one value (text, number or true/false)")
+        conditions.append(Condition(columns[name], op, value))
+    return tuple(conditions)
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
+def selection_mapping(
+    mapping: MemberMapping, segment: str | None, conditions: Sequence[Condition]
+) -> MemberMapping:
+    """A copy of the mapping with the chosen segment and filter combined as :data:`FORM_SEGMENT`."""
+    segment = segment or None
+    if segment is None and not conditions:
+        raise SendListError("choose a segment, a filter, or both: sending every member is not a default")
+    if segment is not None and segment not in mapping.segments:
+        raise SendListError(f"unknown segment {segment!r}; the mapping defines {sorted(mapping.segments)}")
+    combined = (*mapping.segments.get(segment or "", ()), *conditions)
+    return dataclasses.replace(mapping, segments={**mapping.segments, FORM_SEGMENT: combined})
+
+
+# ---- reading both sides ------------------------------------------------------------------------
+
+
+def find_list(hook: ConstantContactHook, ref: str) -> ContactList | None:
+    """The list whose id or exact name is ``ref`` (accounts hold at most 1,000 lists: 1-2 calls)."""
+    ref = ref.strip()
+    by_name = None
+    for contact_list in hook.iter_lists():
+        if contact_list.list_id == ref:
+            return contact_list
+        if contact_list.name == ref and by_name is None:
+            by_name = contact_list
+    return by_name
+
+
+def list_members(hook: ConstantContactHook, list_id: str) -> pd.DataFrame:
+    """The list's members (contact_id, email, names, opted_out, deleted, updated_at, created_at, email_key),
+    read 500 a call without subresources."""
+    contacts = list(hook.iter_contacts(status="all", lists=[list_id], include=None))
+    emails = [c.get("email_address") or {} for c in contacts]
+    frame = pd.DataFrame(
+        {
+            CONTACT_ID: pd.array([c.get("contact_id") for c in contacts], dtype="string"),
+            "email": pd.array([e.get("address") for e in emails], dtype="string"),
+            "first_name": pd.array([c.get("first_name") for c in contacts], dtype="string"),
+            "last_name": pd.array([c.get("last_name") for c in contacts], dtype="string"),
+            OPTED_OUT: pd.array(
+                [e.get("permission_to_send") == PermissionToSend.UNSUBSCRIBED for e in emails], dtype="bool"
+            ),
+            DELETED: pd.array([bool(c.get("deleted_at")) for c in contacts], dtype="bool"),
+            UPDATED_AT: pd.to_datetime([c.get("updated_at") for c in contacts], utc=True, format="ISO8601"),
+            "created_at": pd.to_datetime([c.get("created_at") for c in contacts], utc=True, format="ISO8601"),
+        }
+    )
+    frame[EMAIL_KEY] = normalise_email(frame["email"])
+    return frame
+
+
+def read_segment(member_hook: MemberDatabaseHook) -> pd.DataFrame:
+    """Every in-scope member of :data:`FORM_SEGMENT` (the hook's mapping must come from
+    :func:`selection_mapping`), as one canonical frame."""
+    chunks = list(member_hook.extract_members(segment=FORM_SEGMENT))
+    return pd.concat(chunks, ignore_index=True) if chunks else member_hook.empty_frame()
+
+
+# ---- the plan ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SendPlan:
+    """Who goes to the list and who does not; computed without writing anything."""
+
+    list_ref: str
+    mode: SendMode
+    list_id: str | None  # None: the list is to be created
+    list_name: str
+    # The members to send: member_id, email_key and the fields that flow to CC.
+    send: pd.DataFrame
+    # member_id, email_hint (masked), category, reason.
+    skipped: pd.DataFrame
+    # Every segment member's normalised email (replace keeps these on the list).
+    segment_keys: pd.DataFrame
+    # The list's members before the send (contact_id, email_key); empty for a new list.
+    before: pd.DataFrame
+    api_calls: int = 0
+
+    @property
+    def to_remove(self) -> pd.DataFrame:
+        """Replace mode: who the list holds now that the segment does not (as the plan sees it)."""
+        if self.mode != SendMode.REPLACE or self.before.empty:
+            return self.before.iloc[0:0]
+        keep = set(self.segment_keys[EMAIL_KEY].dropna())
+        return self.before.loc[~self.before[EMAIL_KEY].isin(keep).fillna(False).to_numpy(bool)]
+
+    def counts(self) -> dict[str, int]:
+        counts = {
+            "segment_members": len(self.segment_keys),
+            "to_send": len(self.send),
+            "skipped": len(self.skipped),
+            "on_list_before": len(self.before),
+        }
+        counts.update(skip_counts(self.skipped))
+        if self.mode == SendMode.REPLACE:
+            counts["to_remove"] = len(self.to_remove)
+        return counts
+
+    def as_xcom(self) -> dict[str, Any]:
+        return {
+            "list_ref": self.list_ref,
+            "mode": self.mode.value,
+            "list_id": self.list_id,
+            "list_name": self.list_name,
+            "send": self.send,
+            "skipped": self.skipped,
+            "segment_keys": self.segment_keys,
+            "before": self.before[[CONTACT_ID, EMAIL_KEY]],
+            "api_calls": self.api_calls,
+            "counts": self.counts(),
+        }
+
+    @classmethod
+    def from_xcom(cls, value: Mapping[str, Any]) -> SendPlan:
+        return cls(
+            list_ref=value["list_ref"],
+            mode=SendMode(value["mode"]),
+            list_id=value["list_id"],
+            list_name=value["list_name"],
+            send=value["send"],
+            skipped=value["skipped"],
+            segment_keys=value["segment_keys"],
+            before=value["before"],
+            api_calls=int(value.get("api_calls") or 0),
+        )
+
+
+def skip_counts(skipped: pd.DataFrame) -> dict[str, int]:
+    """``skipped_<category>`` -> count."""
+    if skipped.empty:
+        return {}
+    return {f"skipped_{k}": int(v) for k, v in skipped["category"].value_counts().items()}
+
+
+def _skipped(members: pd.DataFrame, category: SkipCategory, reason: str | pd.Series) -> pd.DataFrame:
+    hints = [
+        mask_email(e) if isinstance(e, str) else None for e in members.get("email", [None] * len(members))
+    ]
+    return pd.DataFrame(
+        {
+            MEMBER_ID: members[MEMBER_ID].astype("string").to_numpy(),
+            "email_hint": pd.array(hints, dtype="string"),
+            "category": category.value,
+            "reason": reason.to_numpy() if isinstance(reason, pd.Series) else reason,
+        }
+    ).astype("string")
+
+
+def _empty_skipped() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype="string") for c in SKIPPED_COLUMNS})
+
+
+def _concat_skipped(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else _empty_skipped()
+
+
+def outgoing_fields(mapping: MemberMapping) -> list[str]:
+    """The canonical fields a send writes to CC: every mapped field that may flow to CC."""
+    return [name for name, fm in mapping.fields.items() if fm.policy.flows_to_cc(mapping.direction)]
+
+
+def split_members(
+    members: pd.DataFrame, mapping: MemberMapping, unsubscribed_keys: Iterable[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Segment members -> (to send [member_id, email_key, fields], skipped report).
+
+    Skipped, in this order: opted out in the member database; invalid (validate_outgoing's reasons,
+    per field); a CC contact known to be unsubscribed; a second member with an email already taken
+    by one before it (CC holds one contact per email; the lowest member id is sent).
+    """
+    reports = []
+    opted_out = members[OPTED_OUT].fillna(False).astype(bool).to_numpy()
+    reports.append(
+        _skipped(members.loc[opted_out], SkipCategory.OPTED_OUT, "opted out in the member database")
+    )
+    candidates = members.loc[~opted_out, [MEMBER_ID, *[f for f in outgoing_fields(mapping) if f in members]]]
+
+    valid, rejected = validate_outgoing(candidates, mapping)
+    if len(rejected):
+        reasons = (
+            (rejected["field"].astype(str) + ": " + rejected["reason"].astype(str))
+            .groupby(rejected[MEMBER_ID].astype(str))
+            .agg("; ".join)
+        )
+        bad = candidates.loc[candidates[MEMBER_ID].astype(str).isin(reasons.index)]
+        reports.append(
+            _skipped(
+                bad, SkipCategory.INVALID, bad[MEMBER_ID].astype(str).map(reasons).reset_index(drop=True)
+            )
+        )
+    valid = valid.assign(**{EMAIL_KEY: normalise_email(valid["email"]).to_numpy()})
+
+    unsubscribed = valid[EMAIL_KEY].isin(set(unsubscribed_keys)).fillna(False).to_numpy(bool)
+    reports.append(
+        _skipped(
+            valid.loc[unsubscribed],
+            SkipCategory.UNSUBSCRIBED_IN_CC,
+            "unsubscribed in Constant Contact (never re-subscribed)",
+        )
+    )
+    valid = valid.loc[~unsubscribed]
+
+    order = pd.to_numeric(valid[MEMBER_ID], errors="coerce")
+    valid = valid.assign(_order=order.to_numpy()).sort_values(["_order", MEMBER_ID], kind="stable")
+    duplicate = valid[EMAIL_KEY].duplicated().to_numpy()
+    reports.append(
+        _skipped(
+            valid.loc[duplicate],
+            SkipCategory.DUPLICATE_EMAIL,
+            "another member of the segment has the same email (one Constant Contact contact per email)",
+        )
+    )
+    send = valid.loc[~duplicate].drop(columns="_order").reset_index(drop=True)
+    send[MEMBER_ID] = send[MEMBER_ID].astype("string")
+    return send, _concat_skipped(reports)
+
+
+def plan_send(
+    resources: SyncResources,
+    *,
+    segment: str | None,
+    filter: Sequence[Mapping[str, Any]] | None,
+    list_ref: str,
+    mode: SendMode | str,
+) -> SendPlan:
+    """Read the segment and what is known of CC, and decide who is sent and who is skipped (no writes)."""
+    mode = SendMode(mode)
+    list_ref = (list_ref or "").strip()
+    if not list_ref:
+        raise SendListError("name the list: an existing list's name or id, or a new name")
+    mapping = selection_mapping(resources.mapping, segment, filter_conditions(filter, resources.mapping))
+    hook = resources.cc
+    calls_before = hook.api_calls
+
+    existing = find_list(hook, list_ref)
+    if mode == SendMode.CREATE_NEW and existing is not None:
+        raise SendListError(
+            f"a Constant Contact list named {existing.name!r} already exists (id {existing.list_id}): "
+            "choose the update or replace mode to send to it, or another name for a new list"
+        )
+    before = list_members(hook, existing.list_id) if existing else list_members_empty()
+
+    member_hook = MemberDatabaseHook(resources.member_db_conn_id, mapping)
+    try:
+        members = read_segment(member_hook)
+    finally:
+        member_hook.dispose()
+    segment_keys = pd.DataFrame({EMAIL_KEY: normalise_email(members["email"]).to_numpy()}).astype("string")
+
+    keys = segment_keys[EMAIL_KEY].dropna().unique().tolist()
+    directory = resources.bookkeeping.load_directory(keys)
+    unsubscribed = set(directory.loc[directory[OPTED_OUT] & ~directory[DELETED], "email"].map(_key).dropna())
+    unsubscribed |= set(before.loc[before[OPTED_OUT], EMAIL_KEY].dropna())
+    send, skipped = split_members(members, resources.mapping, unsubscribed)
+
+    plan = SendPlan(
+        list_ref=list_ref,
+        mode=mode,
+        list_id=existing.list_id if existing else None,
+        list_name=existing.name if existing else list_ref,
+        send=send,
+        skipped=skipped,
+        segment_keys=segment_keys,
+        before=before,
+        api_calls=hook.api_calls - calls_before,
+    )
+    log.info(
+        "Send to list %r (%s, %s): %s",
+        plan.list_name,
+        "new" if plan.list_id is None else plan.list_id,
+        mode.value,
+        plan.counts(),
+    )
+    log_skipped(plan.skipped)
+    return plan
+
+
+def _key(email: Any) -> str | None:
+    if not isinstance(email, str):
+        return None
+    value = normalise_email(pd.Series([email])).iloc[0]
+    return None if pd.isna(value) else str(value)
+
+
+def list_members_empty() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            CONTACT_ID: pd.Series([], dtype="string"),
+            "email": pd.Series([], dtype="string"),
+            OPTED_OUT: pd.Series([], dtype="bool"),
+            EMAIL_KEY: pd.Series([], dtype="string"),
+        }
+    )
+
+
+def log_skipped(skipped: pd.DataFrame, examples: int = 20) -> None:
+    """Counts by reason, then a few member ids with their reason (emails masked)."""
+    if skipped.empty:
+        log.info("No member of the segment was skipped")
+        return
+    log.warning("%d member(s) not sent: %s", len(skipped), skip_counts(skipped))
+    for row in skipped.head(examples).itertuples(index=False):
+        log.warning("  member %s (%s): %s", row.member_id, row.email_hint or "no email", row.reason)
+    if len(skipped) > examples:
+        log.warning("  ... and %d more (see the task's return value)", len(skipped) - examples)
+
+
+# ---- the writes --------------------------------------------------------------------------------
+
+
+@dataclass
+class SendResult:
+    counts: dict[str, int]
+    skipped: pd.DataFrame
+
+    def as_xcom(self) -> dict[str, Any]:
+        return {"counts": dict(self.counts), "skipped": self.skipped}
+
+
+def execute_send(resources: SyncResources, plan: SendPlan, *, run_id: str) -> SendResult:
+    """Create the list if needed, import the segment into it, link, and (replace) take off the rest.
+
+    Rerunnable: the list a create_new run made is remembered under the run id, so a retry sends to
+    it instead of failing on the name it took; the import and the links converge on a rerun.
+    """
+    hook = resources.cc
+    bookkeeping = resources.bookkeeping
+    calls_before = hook.api_calls
+    started = utcnow()
+    counts: dict[str, int] = {}
+
+    contact_list = _target_list(resources, plan, run_id)
+    counts["list_created"] = int(plan.list_id is None)
+
+    fields = [c for c in plan.send.columns if c not in (MEMBER_ID, EMAIL_KEY)]
+    ensure_custom_fields(hook, [c for c in fields if is_custom_field(c)])
+    imported = hook.import_contacts(frame_to_import_rows(plan.send[fields]), [contact_list.list_id])
+    counts["import_requests"] = len(imported.activities)
+    counts["import_errors"] = len(imported.errors)
+    counts["cannot_add_to_list"] = imported.cannot_add_to_list_count
+    for error in imported.errors[:20]:
+        log.warning("Import error%s: %s", "" if error.row is None else f" (row {error.row})", error.reason)
+
+    after = list_members(hook, contact_list.list_id)
+    bookkeeping.upsert_directory(after)
+    sent = plan.send[[MEMBER_ID, EMAIL_KEY]].merge(
+        after.loc[~after[DELETED], [EMAIL_KEY, CONTACT_ID, "created_at"]].drop_duplicates(EMAIL_KEY),
+        on=EMAIL_KEY,
+        how="left",
+    )
+    on_list = sent.loc[sent[CONTACT_ID].notna()]
+    missing = sent.loc[sent[CONTACT_ID].isna()]
+    refused = explain_refusals(hook, bookkeeping, missing, plan.send)
+
+    before_ids = set(plan.before[CONTACT_ID].dropna())
+    created = on_list["created_at"].notna() & (on_list["created_at"] >= started)
+    counts["sent"] = len(plan.send)
+    counts["added"] = int((~on_list[CONTACT_ID].isin(before_ids)).sum())
+    counts["created"] = int(created.sum())
+    counts["updated"] = int(len(on_list) - created.sum())
+    counts.update(link_members(bookkeeping, on_list[[MEMBER_ID, CONTACT_ID]], run_id=run_id))
+
+    if plan.mode == SendMode.REPLACE:
+        keep = set(plan.segment_keys[EMAIL_KEY].dropna())
+        leaving = after.loc[~after[EMAIL_KEY].isin(keep).fillna(False).to_numpy(bool), CONTACT_ID]
+        if len(leaving):
+            hook.remove_list_memberships(list(leaving), [contact_list.list_id])
+        counts["removed"] = len(leaving)
+
+    skipped = _concat_skipped([plan.skipped, refused])
+    counts["skipped"] = len(skipped)
+    counts.update(skip_counts(skipped))
+    counts["api_calls"] = plan.api_calls + hook.api_calls - calls_before
+    log.info("Sent to list %r (%s): %s", contact_list.name, contact_list.list_id, counts)
+    log_skipped(refused)
+    return SendResult(counts, skipped)
+
+
+def _target_list(resources: SyncResources, plan: SendPlan, run_id: str) -> ContactList:
+    hook, bookkeeping = resources.cc, resources.bookkeeping
+    if plan.list_id is not None:
+        return ContactList(list_id=plan.list_id, name=plan.list_name)
+    made = bookkeeping.step_detail(run_id, "send_list:create_list")
+    if made:  # a retry of this run: the list is the one it created
+        return ContactList(list_id=made["list_id"], name=made["name"])
+    try:
+        if plan.mode == SendMode.CREATE_NEW:
+            created = hook.create_list(plan.list_name, description="Sent from the member database")
+        else:
+            created = hook.get_or_create_list(plan.list_name, description="Sent from the member database")
+    except ConstantContactApiError as exc:
+        if exc.status == 409:
+            raise SendListError(
+                f"a Constant Contact list named {plan.list_name!r} was created since the plan: "
+                "choose update or replace, or another name"
+            ) from None
+        raise
+    bookkeeping.mark_step_done(
+        run_id, "send_list:create_list", {"list_id": created.list_id, "name": created.name}
+    )
+    log.info("Created the Constant Contact list %r (%s)", created.name, created.list_id)
+    return created
+
+
+def explain_refusals(
+    hook: ConstantContactHook, bookkeeping: Any, missing: pd.DataFrame, send: pd.DataFrame
+) -> pd.DataFrame:
+    """Members sent but not on the list after the import: why (looked up by email, up to a limit)."""
+    if missing.empty:
+        return _empty_skipped()
+    emails = send.set_index(MEMBER_ID)["email"]
+    reports = []
+    looked_up = []
+    for position, member_id in enumerate(missing[MEMBER_ID]):
+        email = emails.get(member_id)
+        member = pd.DataFrame({MEMBER_ID: [member_id], "email": [email]})
+        if position >= MAX_REFUSAL_LOOKUPS:
+            reports.append(_skipped(member, SkipCategory.REFUSED_BY_CC, "not on the list after the import"))
+            continue
+        contact = next(iter(hook.iter_contacts(status="all", email=email, include=None, limit=1)), None)
+        if contact is None:
+            reason, category = "refused by the import (see its errors)", SkipCategory.REFUSED_BY_CC
+        elif (contact.get("email_address") or {}).get("permission_to_send") == PermissionToSend.UNSUBSCRIBED:
+            reason = "unsubscribed in Constant Contact (never re-subscribed)"
+            category = SkipCategory.UNSUBSCRIBED_IN_CC
+            looked_up.append(contact)
+        else:
+            reason, category = "not put on the list by Constant Contact", SkipCategory.REFUSED_BY_CC
+            looked_up.append(contact)
+        reports.append(_skipped(member, category, reason))
+    if looked_up:
+        frame = pd.DataFrame(
+            {
+                CONTACT_ID: [c.get("contact_id") for c in looked_up],
+                "email": [(c.get("email_address") or {}).get("address") for c in looked_up],
+                "first_name": [c.get("first_name") for c in looked_up],
+                "last_name": [c.get("last_name") for c in looked_up],
+                OPTED_OUT: [
+                    (c.get("email_address") or {}).get("permission_to_send") == PermissionToSend.UNSUBSCRIBED
+                    for c in looked_up
+                ],
+                DELETED: [bool(c.get("deleted_at")) for c in looked_up],
+            }
+        )
+        bookkeeping.upsert_directory(frame)
+    return _concat_skipped(reports)
+
+
+def link_members(bookkeeping: Any, pairs: pd.DataFrame, *, run_id: str) -> dict[str, int]:
+    """Link each sent member to the contact holding its email, so the scheduled sync takes them.
+
+    An existing link is kept, never moved: a member linked to another contact (the sync follows
+    email changes through its link) or a contact linked to another member (a shared email) is
+    counted in ``link_kept`` and left to the sync's review rules.
+    """
+    links = bookkeeping.get_links()
+    member_link = dict(zip(links[MEMBER_ID].astype(str), links[CONTACT_ID].astype(str), strict=True))
+    contact_link = dict(zip(links[CONTACT_ID].astype(str), links[MEMBER_ID].astype(str), strict=True))
+    members = pairs[MEMBER_ID].astype(str)
+    contacts = pairs[CONTACT_ID].astype(str)
+    linked_to = members.map(member_link)
+    held_by = contacts.map(contact_link)
+    already = (linked_to == contacts).fillna(False).to_numpy(bool)
+    elsewhere = ~already & (linked_to.notna() | held_by.notna()).to_numpy(bool)
+    new = pairs.loc[~already & ~elsewhere, [MEMBER_ID, CONTACT_ID]].astype(str)
+    bookkeeping.upsert_links(new.assign(rule=LINK_RULE, run_id=run_id))
+    return {"linked": len(new), "already_linked": int(already.sum()), "link_kept": int(elsewhere.sum())}
+
+
+# ---- the run record ----------------------------------------------------------------------------
+
+
+def start(resources: SyncResources, *, run_id: str, dag_id: str) -> None:
+    resources.require_current_schema()
+    resources.bookkeeping.start_run(run_id, dag_id, kind=RUN_KIND)
+
+
+def finish(
+    resources: SyncResources,
+    *,
+    run_id: str,
+    succeeded: bool,
+    dry_run: bool,
+    counts: Mapping[str, int] | None,
+) -> dict[str, Any]:
+    """Close the run record with the summary; returns it (the task log shows it)."""
+    status = RunStatus.FAILED
+    if succeeded:
+        status = RunStatus.DRY_RUN if dry_run else RunStatus.SUCCESS
+    counts = {k: int(v) for k, v in (counts or {}).items()}
+    if resources.bookkeeping.get_run(run_id) is not None:
+        resources.bookkeeping.finish_run(run_id, status, counts, api_calls=counts.get("api_calls", 0))
+    report = {"status": status.value, **counts}
+    log.info("Send-list summary: %s", report)
+    return report
