@@ -31,7 +31,11 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, TaskGroup, task, teardown
 from airflow.sdk.exceptions import AirflowSkipException
 
-from cc_sync.operators.constant_contact import ConstantContactExtractOperator, ConstantContactLoadOperator
+from cc_sync.operators.constant_contact import (
+    API_CALLS_KEY,
+    ConstantContactExtractOperator,
+    ConstantContactLoadOperator,
+)
 from cc_sync.operators.member_db import MemberDatabaseExtractOperator, MemberDatabaseLoadOperator
 from cc_sync.sync import steps
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
@@ -167,12 +171,17 @@ with DAG(
     def finish(params: dict, ti=None, run_id: str | None = None) -> dict:
         """Close the run record with its counts and API usage, and release the lease."""
         counts = ti.xcom_pull(task_ids="load.record")
+        linked = ti.xcom_pull(task_ids="link") or {}
+        calls = [
+            ti.xcom_pull(task_ids=t, key=API_CALLS_KEY) for t in ("extract.contacts", "load.constant_contact")
+        ]
         return steps.finish(
             _resources(),
             run_id=run_id,
             succeeded=counts is not None or params["dry_run"],
             counts=counts,
             dry_run=params["dry_run"],
+            api_calls=sum(c or 0 for c in calls) + int(linked.get("api_calls") or 0),
         )
 
     lease = wait_for_lease()

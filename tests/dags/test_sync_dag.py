@@ -289,3 +289,12 @@ def _xcom(run_id: str, task_id: str) -> Any:
         from airflow.sdk.execution_time.xcom import XCom
 
         return XCom.deserialize_value(row)
+
+
+def test_the_run_record_counts_every_api_call_of_the_run(world: SyncWorld) -> None:
+    before = world.emulator.admin.counters()["api_calls"]
+    run = world.sync()
+    used = world.emulator.admin.counters()["api_calls"] - before
+    # Every call but the token refresh (which goes to the authorization server) is the run's.
+    assert run["api_calls"] == used
+    assert run["counts"]["api_calls"] == used

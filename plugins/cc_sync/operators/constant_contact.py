@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+# The XCom key under which tasks that call Constant Contact leave their call count for the run summary.
+API_CALLS_KEY = "api_calls"
+
+
 class ConstantContactExtractOperator(BaseOperator):
     """Read contacts from Constant Contact into one canonical DataFrame (returned as XCom).
 
@@ -65,12 +69,14 @@ class ConstantContactExtractOperator(BaseOperator):
         since = None if truthy(self.full) else parse_utc(self.updated_after)
         frame = contacts_to_frame(self._contacts(hook, since), hook.custom_field_names())
         frame = latest_per_contact(frame)
+        calls = hook.api_calls - calls_before
         self.log.info(
             "Read %d contact(s) from Constant Contact (%s) in %d API call(s)",
             len(frame),
             "full" if since is None else f"changed since {since.isoformat()}",
-            hook.api_calls - calls_before,
+            calls,
         )
+        context["ti"].xcom_push(key=API_CALLS_KEY, value=calls)
         return frame
 
     def _contacts(self, hook: ConstantContactHook, since: datetime | None) -> Iterator[dict[str, Any]]:
@@ -148,4 +154,5 @@ class ConstantContactLoadOperator(BaseOperator):
             journal=Journal(resources.bookkeeping, run_key),
         )
         self.log.info("Constant Contact load: %s", result.counts)
+        context["ti"].xcom_push(key=API_CALLS_KEY, value=result.counts.get("api_calls", 0))
         return result.as_xcom()

@@ -130,14 +130,16 @@ def describe_changes(inputs: PlanningInputs, field_names: list[str]) -> pd.DataF
 def link(resources: SyncResources, compared: dict[str, Any]) -> dict[str, Any]:
     """Link the unlinked; read from CC only the contacts linked this run that were not extracted."""
     inputs = _inputs_from_xcom(compared)
+    calls_before = resources.cc.api_calls
     plan, contacts = make_plan(inputs, member_hook=resources.members, cc_hook=resources.cc)
+    api_calls = resources.cc.api_calls - calls_before
     log.info(
         "Linked %d pair(s); %d to review; %d member(s) to create in Constant Contact",
         len(plan.new_links),
         len(plan.reviews),
         len(plan.cc_creates),
     )
-    return {**compared, "contacts": contacts, "new_links": plan.new_links}
+    return {**compared, "contacts": contacts, "new_links": plan.new_links, "api_calls": api_calls}
 
 
 def resolve(resources: SyncResources, linked: dict[str, Any]) -> dict[str, Any]:
@@ -200,6 +202,7 @@ def finish(
     succeeded: bool,
     counts: dict[str, int] | None,
     dry_run: bool,
+    api_calls: int = 0,
 ) -> dict[str, Any]:
     """Close the run record with its counts and the day's API usage, and release the lease."""
     bookkeeping = resources.bookkeeping
@@ -207,9 +210,9 @@ def finish(
     status = RunStatus.FAILED
     if succeeded:
         status = RunStatus.DRY_RUN if dry_run else RunStatus.SUCCESS
-    counts = dict(counts or {})
+    counts = {**(counts or {}), "api_calls": api_calls}
     if bookkeeping.get_run(run_id) is not None:
-        bookkeeping.finish_run(run_id, status, counts, api_calls=counts.get("load_api_calls", 0))
+        bookkeeping.finish_run(run_id, status, counts, api_calls=api_calls)
     release_lease(resources, run_id)
     report = {
         "status": status.value,
