@@ -215,3 +215,34 @@ async def save(request: Request) -> Response:
         raise bad_request("the emulator runs without a state file")
     state.save()
     return _ok({"state_file": str(state.settings.state_file)})
+
+
+@router.post("/campaigns/send")
+async def send_campaign(request: Request) -> Response:
+    """Create a campaign and send it: ``{name, list_ids, contact_ids, at, events}``; ``events`` are
+    what recipients then do (see ``track_campaign_activity``)."""
+    body = await _body(request)
+    state = _state(request)
+    campaign = state.campaigns.send(
+        state.store,
+        name=body.get("name") or "",
+        list_ids=body.get("list_ids") or (),
+        contact_ids=body.get("contact_ids") or (),
+        at=body.get("at"),
+    )
+    primary = campaign["campaign_activities"][0]["campaign_activity_id"]
+    if body.get("events"):
+        state.campaigns.track(state.store, primary, body["events"])
+    state.mark_dirty()
+    return _ok(campaign, 201)
+
+
+@router.post("/campaign_activities/{campaign_activity_id}/track")
+async def track_campaign_activity(request: Request, campaign_activity_id: str) -> Response:
+    """Recipients act on a sent activity: ``{events: [{type: open|click|bounce|optout, contact_id,
+    at, link_url, bounce_code, reason}]}``; an opt-out also unsubscribes the contact."""
+    body = await _body(request)
+    state = _state(request)
+    count = state.campaigns.track(state.store, campaign_activity_id, body.get("events") or [])
+    state.mark_dirty()
+    return _ok({"events": count})

@@ -349,6 +349,9 @@ def create_app(settings: EmulatorSettings | None = None) -> FastAPI:
     _add_account_routes(app)
 
     from include.cc_emulator.admin import router as admin_router
+    from include.cc_emulator.campaign_routes import add_campaign_routes
+
+    add_campaign_routes(app)
 
     app.include_router(admin_router)
     return app

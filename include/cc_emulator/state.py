@@ -18,6 +18,7 @@ from typing import Any
 
 from include.cc_emulator.activities import ActivityQueue
 from include.cc_emulator.auth import TokenStore
+from include.cc_emulator.campaigns import CampaignStore
 from include.cc_emulator.clock import now_timestamp
 from include.cc_emulator.limits import DailyQuota, FaultInjector, RateLimiter
 from include.cc_emulator.settings import EmulatorSettings, FaultSettings
@@ -33,6 +34,7 @@ class EmulatorState:
         self.initial_settings = settings
         self.settings = settings
         self.store = AccountStore()
+        self.campaigns = CampaignStore()
         self.tokens = TokenStore()
         self.faults = FaultInjector(settings.faults)
         self.activities = ActivityQueue(
@@ -72,6 +74,7 @@ class EmulatorState:
         """A fresh account and the start-up settings (plus ``changes``); the state file is kept."""
         self.activities.cancel_all()
         self.store = AccountStore()
+        self.campaigns = CampaignStore()
         self.tokens = TokenStore()
         self.settings = self.initial_settings
         self.faults.configure(self.settings.faults)
@@ -127,6 +130,7 @@ class EmulatorState:
             "format_version": STATE_FORMAT_VERSION,
             "saved_at": now_timestamp(),
             "account": self.store.to_dict(),
+            "campaigns": self.campaigns.to_dict(),
             "tokens": self.tokens.to_dict(),
             "activities": self.activities.to_dict(),
         }
@@ -149,6 +153,7 @@ class EmulatorState:
         if data.get("format_version") != STATE_FORMAT_VERSION:
             raise ValueError(f"{path}: unknown emulator state format {data.get('format_version')!r}")
         self.store = AccountStore.from_dict(data.get("account", {}))
+        self.campaigns = CampaignStore.from_dict(data.get("campaigns", {}))
         self.tokens = TokenStore.from_dict(data.get("tokens", {}))
         self.activities.load(data.get("activities", []))
         log.info("emulator state loaded from %s: %d contacts", path, len(self.store.contacts))

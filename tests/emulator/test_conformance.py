@@ -44,6 +44,11 @@ UNDOCUMENTED_QUERY_PARAMETERS = {
     # The real API pages with an opaque `cursor` in `_links.next.href` (e.g. /v3/contact_tags
     # description: "/v3/contact_tags?limit=1&cursor=..."), without listing it as a parameter.
     ("get", "/contacts"): {"cursor"},
+    ("get", "/emails"): {"cursor"},
+    **{
+        ("get", f"/reports/email_reports/{{campaign_activity_id}}/tracking/{kind}"): {"cursor"}
+        for kind in ("sends", "opens", "clicks", "bounces", "optouts")
+    },
 }
 # 429s come from the gateway for every endpoint (rate_limits.html), not only where the spec lists them.
 STATUSES_ANY_ENDPOINT = {401, 429}
@@ -287,6 +292,37 @@ def _run_scenario(emulator: EmulatorHandle) -> list[Exchange]:
     r.wait(list_delete["activity_id"])
     r.call("DELETE", "/contact_custom_fields/{custom_field_id}", ids={"custom_field_id": field_id})
     r.call("GET", "/account/summary", params={"extra_fields": "physical_address"})
+    # campaigns and tracking
+    recipients = emulator.admin.seed_contacts(count=4, seed=21)
+    campaign = emulator.admin.send_campaign("Conformance news", contact_ids=recipients)
+    activity = campaign["campaign_activity_id"]
+    emulator.admin.track(
+        activity,
+        [
+            {"type": "open", "contact_id": recipients[0]},
+            {"type": "open", "contact_id": recipients[1]},
+            {"type": "click", "contact_id": recipients[0], "link_url": "https://example.org/news"},
+            {"type": "bounce", "contact_id": recipients[2], "bounce_code": "B"},
+            {"type": "optout", "contact_id": recipients[3], "reason": "too many emails"},
+        ],
+    )
+    campaigns = r.call("GET", "/emails", params={"limit": 1, "after_date": "2020-01-01T00:00:00Z"})
+    r.call("GET", "/emails", params={"before_date": "2020-01-01T00:00:00Z"})
+    r.call("GET", "/emails/{campaign_id}", ids={"campaign_id": campaigns["campaigns"][0]["campaign_id"]})
+    r.call("GET", "/emails/{campaign_id}", ids={"campaign_id": "00000000-0000-0000-0000-000000000000"})  # 404
+    report = "/reports/email_reports/{campaign_activity_id}/tracking/"
+    for kind in ("sends", "opens", "clicks", "bounces", "optouts"):
+        page = r.call("GET", report + kind, ids={"campaign_activity_id": activity}, params={"limit": 1})
+        href = (page["_links"].get("next") or {}).get("href")
+        if href:
+            r.call("GET", report + kind, url=emulator.base_url + href)
+    r.call("GET", report + "clicks", ids={"campaign_activity_id": activity}, params={"url_id": 1})
+    r.call(
+        "GET", report + "bounces", ids={"campaign_activity_id": activity}, params={"bounce_code": ["B", "F"]}
+    )
+    r.call(
+        "GET", report + "opens", ids={"campaign_activity_id": "00000000-0000-0000-0000-000000000000"}
+    )  # 404
     # auth error
     r.session.headers["Authorization"] = "Bearer expired"
     r.call("GET", "/contacts")
