@@ -66,6 +66,8 @@ from cc_sync.constant_contact.models import (
 )
 from cc_sync.constant_contact.state import SharedState, next_utc_midnight
 from cc_sync.constant_contact.tokens import DEFAULT_TOKEN_URL, TokenManager
+from cc_sync.constant_contact.tracking import EmailCampaign, TrackingKind
+from cc_sync.timeutil import parse_utc
 
 DEFAULT_BASE_URL = "https://api.cc.email"
 API_PREFIX = "/v3"
@@ -647,6 +649,61 @@ class ConstantContactHook(BaseHook):
     ) -> list[Activity]:
         """Remove contacts from lists, 500 contact ids per activity."""
         return self._membership_activities("activities/remove_list_memberships", contact_ids, list_ids, wait)
+
+    # -- campaigns and tracking reports (scope campaign_data) -----------------------------------
+
+    def iter_campaigns(
+        self,
+        *,
+        after: datetime | str | None = None,
+        before: datetime | str | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> Iterator[EmailCampaign]:
+        """Email campaigns (``GET /v3/emails``) last updated after ``after`` and before ``before``.
+
+        The collection leaves out the campaigns' activities: :meth:`get_campaign` has them.
+        """
+        params: dict[str, Any] = {"limit": limit}
+        if after is not None:
+            params["after_date"] = _iso(after)
+        if before is not None:
+            params["before_date"] = _iso(before)
+        for body in self.paginate("emails", "campaigns", params):
+            yield EmailCampaign.from_api(body)
+
+    def get_campaign(self, campaign_id: str) -> EmailCampaign:
+        """One campaign with its activities (``GET /v3/emails/{campaign_id}``)."""
+        return EmailCampaign.from_api(self._expect_dict("GET", f"emails/{campaign_id}"))
+
+    def iter_tracking(
+        self,
+        campaign_activity_id: str,
+        kind: TrackingKind | str,
+        *,
+        stop_at: datetime | None = None,
+        limit: int = PAGE_SIZE,
+    ) -> Iterator[dict[str, Any]]:
+        """Tracking events of one campaign activity, most recent first, as the report lists them.
+
+        With ``stop_at`` (a high-water mark), stops at the first event created at or before it and
+        reads no further page: an incremental pull costs the pages of new events only (plus one).
+        """
+        kind = TrackingKind(kind)
+        path = f"reports/email_reports/{campaign_activity_id}/tracking/{kind.value}"
+        for event in self.paginate(path, "tracking_activities", {"limit": limit}):
+            if stop_at is not None:
+                created = parse_utc(event.get("created_time"))
+                if created is None:
+                    raise ConstantContactMalformedResponse(
+                        "GET", path, "a tracking event without created_time"
+                    )
+                if created <= stop_at:
+                    return
+            yield event
+
+    def get_account_details(self) -> dict[str, Any]:
+        """The account summary with its physical address (one call to ``GET /v3/account/summary``)."""
+        return self._expect_dict("GET", "account/summary", params={"extra_fields": "physical_address"})
 
     # -- account -------------------------------------------------------------------------------
 
