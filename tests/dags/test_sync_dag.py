@@ -298,3 +298,24 @@ def test_the_run_record_counts_every_api_call_of_the_run(world: SyncWorld) -> No
     # Every call but the token refresh (which goes to the authorization server) is the run's.
     assert run["api_calls"] == used
     assert run["counts"]["api_calls"] == used
+
+
+def test_a_member_leaving_scope_leaves_the_main_list_only(world: SyncWorld) -> None:
+    world.sync()
+    member_id = _linked_member(world)
+    contact_id = world.contact_of(member_id)["contact_id"]
+    members_list = next(lst for lst in world.emulator.admin.all_lists() if lst["name"] == "Members")
+    assert contact_id in members_list["member_ids"]
+
+    world.edit_member(member_id, membership_status="lapsed")
+    run = world.sync()
+
+    assert run["state"] == "success", run["tasks"]
+    members_list = next(lst for lst in world.emulator.admin.all_lists() if lst["name"] == "Members")
+    assert contact_id not in members_list["member_ids"]
+    contact = world.emulator.admin.get_contact(contact_id)
+    assert contact["email_address"]["permission_to_send"] != "unsubscribed"
+    assert world.emulator.admin.counters()["endpoints"].get("DELETE /v3/contacts/{contact_id}", 0) == 0
+    changes = world.bookkeeping.get_changes(run["run_id"])
+    assert set(changes.loc[changes["field"] == "list_membership", "member_id"]) == {str(member_id)}
+    assert world.sync()["counts"]["changes"] == 0

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from cc_sync.member_db.mapping import ConditionOp, MappingError, NamePart, load_mapping, parse_mapping
+from cc_sync.member_db.mapping import (
+    ConditionOp,
+    LeavingScope,
+    MappingError,
+    NamePart,
+    load_mapping,
+    parse_mapping,
+)
 from cc_sync.member_db.states import StateFormat
 from cc_sync.policy import FieldDirection, FieldOwner, SyncDirection
 
@@ -190,3 +197,22 @@ def test_demo_mapping_fits_the_sample_table(members_url: str, demo_mapping) -> N
         demo_mapping.validate_against(engine)
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("", LeavingScope.REMOVE_FROM_LIST),
+        ("  leaving_scope: keep\n", LeavingScope.KEEP),
+        ("  leaving_scope: remove_from_list\n", LeavingScope.REMOVE_FROM_LIST),
+    ],
+    ids=["default", "keep", "remove"],
+)
+def test_leaving_scope_setting(setting: str, expected: LeavingScope) -> None:
+    m = parse_mapping(BASE + "cc_scope:\n  main_list: Members\n" + setting, source="m.yaml")
+    assert m.cc_scope.leaving_scope == expected
+
+
+def test_leaving_scope_refuses_a_delete_with_the_line() -> None:
+    with pytest.raises(MappingError, match=r"m\.yaml, line 11: cc_scope\.leaving_scope must be one of"):
+        parse_mapping(BASE + "cc_scope:\n  main_list: Members\n  leaving_scope: delete\n", source="m.yaml")

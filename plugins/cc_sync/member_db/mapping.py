@@ -33,6 +33,7 @@ __all__ = [
     "Condition",
     "ConditionOp",
     "FieldMapping",
+    "LeavingScope",
     "MappingError",
     "MemberMapping",
     "NamePart",
@@ -131,11 +132,19 @@ class SoftDelete:
         return sa.or_(col.is_(None), col == sa.false())
 
 
+class LeavingScope(StrEnum):
+    """What happens in CC to a linked member who leaves the mapping's scope (lapsed, soft-deleted)."""
+
+    KEEP = "keep"  # nothing: the contact stays as it is
+    REMOVE_FROM_LIST = "remove_from_list"  # off the main list; still a contact, never unsubscribed
+
+
 @dataclass(frozen=True)
 class CcScope:
     """Which Constant Contact contacts the sync covers: one main list (by exact name) or all."""
 
     main_list: str | None = None
+    leaving_scope: LeavingScope = LeavingScope.REMOVE_FROM_LIST
 
     @property
     def all_contacts(self) -> bool:
@@ -632,8 +641,17 @@ class _Reader:
                 cc_scope = CcScope()
             else:
                 node = self.mapping_at(value, cline, "cc_scope (a mapping with main_list, or all_contacts)")
-                self.check_keys(node, {"main_list"}, "cc_scope")
-                cc_scope = CcScope(main_list=self.text_at(node.get("main_list"), cline, "cc_scope.main_list"))
+                self.check_keys(node, {"main_list", "leaving_scope"}, "cc_scope")
+                leaving = self.enum_at(
+                    LeavingScope,
+                    node.get("leaving_scope", LeavingScope.REMOVE_FROM_LIST.value),
+                    node.key_lines.get("leaving_scope", cline),
+                    "cc_scope.leaving_scope",
+                )
+                cc_scope = CcScope(
+                    main_list=self.text_at(node.get("main_list"), cline, "cc_scope.main_list"),
+                    leaving_scope=leaving,
+                )
 
         bookkeeping = BookkeepingSettings()
         if root.get("bookkeeping") is not None:

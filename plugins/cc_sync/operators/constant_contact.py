@@ -139,7 +139,7 @@ class ConstantContactLoadOperator(BaseOperator):
         self.journal_key = journal_key
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from cc_sync.sync.loading import Journal, load_constant_contact
+        from cc_sync.sync.loading import LEAVING_SCOPE, Journal, load_constant_contact
         from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
         from cc_sync.sync.xcom import plan_from_xcom
 
@@ -152,6 +152,7 @@ class ConstantContactLoadOperator(BaseOperator):
             plan_from_xcom(self.plan),
             main_list_name=resources.mapping.cc_scope.main_list,
             journal=Journal(resources.bookkeeping, run_key),
+            leaving_scope=self.plan.get(LEAVING_SCOPE),
         )
         self.log.info("Constant Contact load: %s", result.counts)
         context["ti"].xcom_push(key=API_CALLS_KEY, value=result.counts.get("api_calls", 0))

@@ -46,6 +46,8 @@ MEMBER_BATCH = 2_000
 # Contacts created by an import are found again by created_after, from a little before it began.
 CREATED_LOOKBACK = timedelta(minutes=2)
 FAILED_COLUMNS = (MEMBER_ID, CONTACT_ID, "side", REASON)
+# The plan's XCom carries, beside the engine's frames, the linked members who left the scope.
+LEAVING_SCOPE = "leaving_scope"
 
 
 @dataclass
@@ -121,6 +123,7 @@ def load_constant_contact(
     *,
     main_list_name: str | None,
     journal: Journal,
+    leaving_scope: pd.DataFrame | None = None,
 ) -> LoadResult:
     """Imports (updates and new contacts), then one GET + PUT per email change or unsubscribe."""
     result = LoadResult()
@@ -203,6 +206,17 @@ def load_constant_contact(
         done_puts += 1
     result.add_failures(pd.DataFrame(failures, columns=list(FAILED_COLUMNS)))
     result.counts.update({"cc_puts": done_puts, "cc_failed": len(result.failed)})
+    if (
+        leaving_scope is not None
+        and len(leaving_scope)
+        and main_list_name
+        and not journal.done("cc_leaving_scope")
+    ):
+        main_list = hook.get_list_by_name(main_list_name)
+        if main_list is not None:
+            hook.remove_list_memberships(leaving_scope[CONTACT_ID].astype(str).tolist(), [main_list.list_id])
+        journal.mark("cc_leaving_scope", {"removed": len(leaving_scope)})
+        result.counts["cc_removed_from_list"] = len(leaving_scope)
     result.counts["api_calls"] = hook.api_calls - calls_before
     return result
 

@@ -145,3 +145,38 @@ def make_plan(
         fetched = contacts_to_frame((cc_hook.get_contact(cid) for cid in ids), custom_fields)
         contacts = latest_per_contact(pd.concat([contacts, fetched], ignore_index=True))
     return plan, contacts
+
+
+def members_leaving_scope(
+    member_hook: MemberDatabaseHook,
+    bookkeeping: Bookkeeping,
+    *,
+    in_scope_ids: Iterable[Any],
+    since: Any,
+    full: bool,
+) -> pd.DataFrame:
+    """member_id, contact_id of linked members who are no longer in the mapping's scope.
+
+    A full read compares every link with the members read in scope. An incremental read asks the
+    member table only for rows modified since the watermark that fall outside the scope (a lapsed
+    or soft-deleted member's row was modified when it left).
+    """
+    in_scope = {str(m) for m in in_scope_ids}
+    if full:
+        links = bookkeeping.get_links()
+        return links.loc[~links[MEMBER_ID].isin(in_scope), [MEMBER_ID, CONTACT_ID]].reset_index(drop=True)
+    mapping = member_hook.mapping
+    if since is None or not mapping.last_modified_column:
+        # Without a last-modified column a member leaving scope is found by the next full reconcile.
+        return pd.DataFrame({MEMBER_ID: pd.Series([], dtype=str), CONTACT_ID: pd.Series([], dtype=str)})
+    table = member_hook.table
+    id_column = table.c[mapping.member_id_column]
+    query = sa.select(id_column).where(
+        table.c[mapping.last_modified_column] >= since, sa.not_(mapping.where_in_scope(table))
+    )
+    with member_hook.get_engine().connect() as conn:
+        left = [str(m) for m in conn.execute(query).scalars()]
+    if not left:
+        return pd.DataFrame({MEMBER_ID: pd.Series([], dtype=str), CONTACT_ID: pd.Series([], dtype=str)})
+    links = links_touching(bookkeeping, left, [])
+    return links.loc[links[MEMBER_ID].isin(left), [MEMBER_ID, CONTACT_ID]].reset_index(drop=True)

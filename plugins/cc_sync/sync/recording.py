@@ -15,7 +15,7 @@ import pandas as pd
 
 from cc_sync.engine import SyncPlan
 from cc_sync.engine.model import DIRECTION, SOURCE, WHEN
-from cc_sync.fields import CONTACT_ID, MEMBER_ID, OPTED_OUT
+from cc_sync.fields import CONTACT_ID, MEMBER_ID
 from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.member_db.validate import mask_email
 from cc_sync.sync.loading import LoadResult
@@ -25,6 +25,7 @@ from cc_sync.timeutil import parse_utc
 log = logging.getLogger(__name__)
 
 CREATED_RULE = "created"
+LEFT_SCOPE = "left_scope"  # change-log reason: a linked member left the mapping's scope
 
 
 def blocked_pairs(plan: SyncPlan, cc: LoadResult, members: LoadResult) -> tuple[set[str], set[str]]:
@@ -44,6 +45,8 @@ def record_run(
     contacts: pd.DataFrame,
     cc: LoadResult,
     members: LoadResult,
+    leaving_scope: pd.DataFrame | None = None,
+    main_list_name: str | None = None,
 ) -> dict[str, int]:
     """Write everything the run learned; return the counts for the run record."""
     blocked_members, blocked_contacts = blocked_pairs(plan, cc, members)
@@ -73,6 +76,20 @@ def record_run(
     bookkeeping.save_base(base, run_id=run_id)
 
     changes = landed(plan.changes).assign(run_id=run_id)
+    if leaving_scope is not None and len(leaving_scope) and cc.counts.get("cc_removed_from_list"):
+        removed = pd.DataFrame(
+            {
+                "direction": "to_cc",
+                MEMBER_ID: leaving_scope[MEMBER_ID].astype(str),
+                CONTACT_ID: leaving_scope[CONTACT_ID].astype(str),
+                "field": "list_membership",
+                "old_value": main_list_name,
+                "new_value": None,
+                "reason": LEFT_SCOPE,
+                "run_id": run_id,
+            }
+        )
+        changes = pd.concat([changes, removed], ignore_index=True)
     bookkeeping.append_changes(changes)
 
     consent = plan.consent
@@ -141,6 +158,3 @@ def record_run(
 def person_label(member_id: Any, email: Any) -> str:
     """How logs name a person: the member id and a masked email, never the address."""
     return f"member {member_id} ({mask_email(email) or 'no email'})"
-
-
-__all__ = ["OPTED_OUT", "blocked_pairs", "person_label", "record_run"]

@@ -18,12 +18,14 @@ from cc_sync.engine.compare import NEW_LINK, align_pairs, changed_pairs
 from cc_sync.engine.model import empty_frame
 from cc_sync.fields import CONTACT_ID, MEMBER_ID
 from cc_sync.member_db.bookkeeping import RunStatus
-from cc_sync.sync.loading import LoadResult
-from cc_sync.sync.planning import PlanningInputs, gather_inputs, make_plan
+from cc_sync.member_db.mapping import LeavingScope
+from cc_sync.sync.loading import LEAVING_SCOPE, LoadResult
+from cc_sync.sync.planning import PlanningInputs, gather_inputs, make_plan, members_leaving_scope
 from cc_sync.sync.recording import record_run
 from cc_sync.sync.resources import SyncResources
 from cc_sync.sync.window import SyncWindow, plan_window
 from cc_sync.sync.xcom import plan_from_xcom, plan_to_xcom
+from cc_sync.timeutil import parse_utc
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,14 @@ def compare(
         full=window_from_xcom(window).full,
     )
     diff = describe_changes(inputs, list(resources.mapping.policies()))
+    window_ = window_from_xcom(window)
+    leaving = members_leaving_scope(
+        resources.members,
+        resources.bookkeeping,
+        in_scope_ids=members[MEMBER_ID],
+        since=parse_utc(window_.members_since),
+        full=window_.full,
+    )
     log.info(
         "Compared: %d member(s) and %d contact(s) read; %d linked pair(s) changed (%d field change(s))",
         len(members),
@@ -99,7 +109,9 @@ def compare(
         diff[[MEMBER_ID, CONTACT_ID]].drop_duplicates().shape[0] if len(diff) else 0,
         len(diff),
     )
-    return {**_inputs_to_xcom(inputs), "diff": diff}
+    if len(leaving):
+        log.info("%d linked member(s) left the mapping's scope", len(leaving))
+    return {**_inputs_to_xcom(inputs), "diff": diff, LEAVING_SCOPE: leaving}
 
 
 def describe_changes(inputs: PlanningInputs, field_names: list[str]) -> pd.DataFrame:
@@ -146,7 +158,10 @@ def resolve(resources: SyncResources, linked: dict[str, Any]) -> dict[str, Any]:
     """Merge every changed or newly linked pair field by field into the plan the load writes."""
     plan, _ = make_plan(_inputs_from_xcom(linked), member_hook=resources.members, cc_hook=None)
     log.info("Plan: %s", {k: v for k, v in plan.summary().items() if v})
-    return plan_to_xcom(plan)
+    leaving = linked.get(LEAVING_SCOPE)
+    if leaving is not None and resources.mapping.cc_scope.leaving_scope == LeavingScope.KEEP:
+        leaving = leaving.iloc[0:0]
+    return {**plan_to_xcom(plan), LEAVING_SCOPE: leaving if leaving is not None else pd.DataFrame()}
 
 
 def guard(
@@ -185,6 +200,8 @@ def record(
         contacts=contacts,
         cc=LoadResult.from_xcom(cc_result),
         members=LoadResult.from_xcom(member_result),
+        leaving_scope=plan_value.get(LEAVING_SCOPE),
+        main_list_name=resources.mapping.cc_scope.main_list,
     )
     return counts
 
