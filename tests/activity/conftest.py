@@ -1,0 +1,145 @@
+"""A world for the activity DAG: a member database, the emulator with a contact per active member
+(plus contacts no member has), some of them linked as a sync would have linked them, and a helper
+to run the DAG over a given hourly window with dag.test()."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from cc_sync.constant_contact.state import dispose_engines
+from cc_sync.member_db.bookkeeping import Bookkeeping
+from include import sync_world
+from include.airflow_env import PROJECT_ROOT
+from include.cc_emulator.testing import EmulatorHandle
+
+# A failed task fails the scenario at once (task retries would only slow the suite down).
+os.environ.setdefault("CC_SYNC_TASK_RETRIES", "0")
+
+DAG_ID = "constant_contact_activity"
+MEMBERS = 40
+UNKNOWN_CONTACTS = 3
+WINDOW_LENGTH = timedelta(hours=1)  # the DAG's default hourly schedule
+# Every run gets every param (dag.test(run_conf=...) leaves a run's conf on the DAG's params).
+DEFAULT_CONF: dict[str, Any] = {"lookback_days": 7}
+
+
+@pytest.fixture(scope="session")
+def activity_dag(airflow_db: Path) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+    assert bag.import_errors == {}
+    return bag.get_dag(DAG_ID)
+
+
+@dataclass
+class Person:
+    """A CC contact of the world and the member it belongs to (None for an address no member has)."""
+
+    contact_id: str
+    email: str
+    member_id: str | None
+    linked: bool
+
+
+@dataclass
+class ActivityWorld:
+    dag: Any
+    emulator: EmulatorHandle
+    engine: sa.Engine
+    bookkeeping: Bookkeeping
+    people: list[Person]
+
+    def run(self, window_start: datetime, **conf: Any) -> dict[str, Any]:
+        """Run the DAG for the hour starting at ``window_start``; its run record and task states.
+
+        dag.test() infers a manual run's interval as the last whole one before its logical date
+        (``infer_manual_data_interval``), so the hour [10:00, 11:00) is the run "at" 11:00.
+        """
+        dag_run = self.dag.test(logical_date=window_start + WINDOW_LENGTH, run_conf={**DEFAULT_CONF, **conf})
+        assert dag_run.data_interval_start == window_start
+        states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+        account = dag_run.get_task_instance("account_summary").xcom_pull(task_ids="account_summary")
+        record = self.bookkeeping.get_run(dag_run.run_id) or {}
+        return {"state": dag_run.state, "tasks": states, "account": account, **record}
+
+    def pick(self, *, linked: bool | None = None, member: bool = True, skip: int = 0) -> Person:
+        chosen = [
+            p
+            for p in self.people
+            if (p.member_id is not None) == member and (linked is None or p.linked == linked)
+        ]
+        return chosen[skip]
+
+    def activity(self) -> pd.DataFrame:
+        return self.bookkeeping.get_activity()
+
+    def member_opted_out(self, member_id: str) -> bool:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.text("SELECT email_opt_out FROM members WHERE member_id = :id"), {"id": int(member_id)}
+            ).scalar_one()
+        return bool(value)
+
+
+def _members_by_unique_email(engine: sa.Engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT member_id, email FROM members "
+                "WHERE membership_status = 'active' AND deleted_at IS NULL AND email IS NOT NULL"
+            )
+        ).all()
+    seen: dict[str, list[str]] = {}
+    for member_id, email in rows:
+        seen.setdefault(email.strip().lower(), []).append(str(member_id))
+    return {email: ids[0] for email, ids in seen.items() if len(ids) == 1}
+
+
+@pytest.fixture
+def world_factory(
+    activity_dag: Any, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Any]:
+    """``world_factory(db_url)`` -> an :class:`ActivityWorld` on that member database."""
+    engines: list[sa.Engine] = []
+
+    def make(db_url: str) -> ActivityWorld:
+        sync_world.create_members(db_url, MEMBERS)
+        sync_world.seed_contacts_from_members(
+            emulator, db_url, share=1.0, renamed_share=0.0, opted_out_share=0.0, cc_only=UNKNOWN_CONTACTS
+        )
+        state = f"sqlite:///{tmp_path / 'cc_state.db'}"
+        for key, value in sync_world.connection_env(emulator, db_url, state).items():
+            monkeypatch.setenv(key, value)
+        engine = sa.create_engine(db_url)
+        engines.append(engine)
+        bookkeeping = Bookkeeping(engine)
+        members = _members_by_unique_email(engine)
+        people: list[Person] = []
+        links = []
+        for contact in emulator.admin.all_contacts():
+            email = contact["email_address"]["address"]
+            member_id = members.get(email.strip().lower())
+            # Every other member is linked (as a sync would have done); the rest are found by email.
+            linked = member_id is not None and len(links) * 2 <= len(people)
+            if linked:
+                links.append(
+                    {"member_id": member_id, "contact_id": contact["contact_id"], "rule": "name_email"}
+                )
+            people.append(Person(contact["contact_id"], email, member_id, linked))
+        bookkeeping.upsert_links(pd.DataFrame(links))
+        return ActivityWorld(activity_dag, emulator, engine, bookkeeping, people)
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+    dispose_engines()
