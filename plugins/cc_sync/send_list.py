@@ -307,8 +307,9 @@ def split_members(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Segment members -> (to send [member_id, email_key, fields], skipped report).
 
-    Skipped, in this order: opted out in the member database; invalid (validate_outgoing's reasons,
-    per field); a CC contact known to be unsubscribed; a second member with an email already taken
+    Skipped, in this order: opted out in the member database (or sharing the email of a segment
+    member who did); invalid (validate_outgoing's reasons, per field); a CC contact known to be
+    unsubscribed; a second member with an email already taken
     by one before it (CC holds one contact per email; the lowest member id is sent).
     """
     reports = []
@@ -332,6 +333,18 @@ def split_members(
             )
         )
     valid = valid.assign(**{EMAIL_KEY: normalise_email(valid["email"]).to_numpy()})
+
+    # One email, one CC contact: a household member's opt-out holds for the address they share.
+    opted_out_keys = set(normalise_email(members.loc[opted_out, "email"]).dropna())
+    shared = valid[EMAIL_KEY].isin(opted_out_keys).fillna(False).to_numpy(bool)
+    reports.append(
+        _skipped(
+            valid.loc[shared],
+            SkipCategory.OPTED_OUT,
+            "another member with the same email opted out in the member database",
+        )
+    )
+    valid = valid.loc[~shared]
 
     unsubscribed = valid[EMAIL_KEY].isin(set(unsubscribed_keys)).fillna(False).to_numpy(bool)
     reports.append(
@@ -443,7 +456,8 @@ def log_skipped(skipped: pd.DataFrame, examples: int = 20) -> None:
         return
     log.warning("%d member(s) not sent: %s", len(skipped), skip_counts(skipped))
     for row in skipped.head(examples).itertuples(index=False):
-        log.warning("  member %s (%s): %s", row.member_id, row.email_hint or "no email", row.reason)
+        hint = row.email_hint if isinstance(row.email_hint, str) else "no email"
+        log.warning("  member %s (%s): %s", row.member_id, hint, row.reason)
     if len(skipped) > examples:
         log.warning("  ... and %d more (see the task's return value)", len(skipped) - examples)
 
@@ -515,7 +529,8 @@ def execute_send(resources: SyncResources, plan: SendPlan, *, run_id: str) -> Se
     counts.update(skip_counts(skipped))
     counts["api_calls"] = plan.api_calls + hook.api_calls - calls_before
     log.info("Sent to list %r (%s): %s", contact_list.name, contact_list.list_id, counts)
-    log_skipped(refused)
+    if len(refused):
+        log_skipped(refused)
     return SendResult(counts, skipped)
 
 
