@@ -22,6 +22,7 @@ PARTS = {
     "member_db": "bench.bench_member_db",
     "engine": "bench.bench_engine",
     "sync": "bench.bench_sync",
+    "send_list": "bench.bench_send_list",
 }
 OUT_DIR = Path(__file__).resolve().parent
 
@@ -32,13 +33,16 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(PARTS), action="append", help="run only these parts")
     args = parser.parse_args()
 
-    results: dict[str, Any] = {
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
-        "quick": args.quick,
-    }
+    suffix = "-quick" if args.quick else ""
+    results_file = OUT_DIR / f"results{suffix}.json"
+    # `--only` refreshes some parts and keeps the others' last figures (each part says when it ran).
+    results: dict[str, Any] = (
+        json.loads(results_file.read_text()) if args.only and results_file.exists() else {}
+    )
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    results.update({"machine": f"{platform.machine()}, {python}", "quick": args.quick})
     for name in args.only or PARTS:
-        part: dict[str, Any] = {}
+        part: dict[str, Any] = {"ran_at": datetime.now(UTC).isoformat(timespec="seconds")}
         started = time.perf_counter()
         try:
             module = importlib.import_module(PARTS[name])
@@ -51,8 +55,7 @@ def main() -> None:
         results[name] = part
         print(f"== {name}: {json.dumps(part, default=str)}", flush=True)
 
-    suffix = "-quick" if args.quick else ""
-    (OUT_DIR / f"results{suffix}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    results_file.write_text(json.dumps(results, indent=2, default=str) + "\n")
     (OUT_DIR / f"RESULTS{suffix}.md").write_text(render_markdown(results))
     print(f"written: bench/RESULTS{suffix}.md")
 
@@ -61,7 +64,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"Run {results['started_at']} on {results['machine']} (2 cores, 24 GiB)"
+        f"On {results['machine']} (2 cores, 24 GiB), each part when its `ran_at` says"
         + (" — quick mode, smaller sizes." if results["quick"] else "."),
         "Produced by `make bench` (bench/__main__.py); every figure below is measured, none typed in.",
         "",
