@@ -11,8 +11,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 
+from cc_sync.engine.normalise import is_valid_email
 from include.airflow_env import PROJECT_ROOT
 from include.cc_emulator import DEMO_REFRESH_TOKEN
 from include.cc_emulator.testing import EmulatorHandle
@@ -77,9 +79,11 @@ def seed_contacts_from_members(
     contacts: list[dict[str, Any]] = []
     renamed = opted_out = 0
     opt_outs: list[int] = []
-    for email, first, last in rows:
+    valid = is_valid_email(pd.Series([r[0] for r in rows], dtype="string")) if rows else []
+    for (email, first, last), ok in zip(rows, valid, strict=True):
         key = email.strip().lower()
-        if key in seen or "@" not in key or rng.random() >= share:
+        # CC holds only well-formed addresses: the members' malformed ones stay members only.
+        if not ok or key in seen or rng.random() >= share:
             continue
         seen.add(key)
         roll = rng.random()
