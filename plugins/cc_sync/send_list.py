@@ -41,7 +41,7 @@ from cc_sync.constant_contact.hook import ConstantContactHook
 from cc_sync.constant_contact.models import ContactList, PermissionToSend
 from cc_sync.engine.normalise import normalise_email
 from cc_sync.fields import CONTACT_ID, DELETED, MEMBER_ID, OPTED_OUT, UPDATED_AT, is_custom_field
-from cc_sync.member_db.bookkeeping import RunStatus
+from cc_sync.member_db.bookkeeping import Bookkeeping, RunStatus
 from cc_sync.member_db.hook import MemberDatabaseHook
 from cc_sync.member_db.mapping import Condition, ConditionOp, MemberMapping, NamePart
 from cc_sync.member_db.validate import mask_email, validate_outgoing
@@ -405,7 +405,9 @@ def plan_send(
 
     keys = segment_keys[EMAIL_KEY].dropna().unique().tolist()
     directory = resources.bookkeeping.load_directory(keys)
-    unsubscribed = set(directory.loc[directory[OPTED_OUT] & ~directory[DELETED], "email"].map(_key).dropna())
+    unsubscribed = set(
+        normalise_email(directory.loc[directory[OPTED_OUT] & ~directory[DELETED], "email"]).dropna()
+    )
     unsubscribed |= set(before.loc[before[OPTED_OUT], EMAIL_KEY].dropna())
     send, skipped = split_members(members, resources.mapping, unsubscribed)
 
@@ -429,13 +431,6 @@ def plan_send(
     )
     log_skipped(plan.skipped)
     return plan
-
-
-def _key(email: Any) -> str | None:
-    if not isinstance(email, str):
-        return None
-    value = normalise_email(pd.Series([email])).iloc[0]
-    return None if pd.isna(value) else str(value)
 
 
 def list_members_empty() -> pd.DataFrame:
@@ -561,7 +556,7 @@ def _target_list(resources: SyncResources, plan: SendPlan, run_id: str) -> Conta
 
 
 def explain_refusals(
-    hook: ConstantContactHook, bookkeeping: Any, missing: pd.DataFrame, send: pd.DataFrame
+    hook: ConstantContactHook, bookkeeping: Bookkeeping, missing: pd.DataFrame, send: pd.DataFrame
 ) -> pd.DataFrame:
     """Members sent but not on the list after the import: why (looked up by email, up to a limit)."""
     if missing.empty:
@@ -604,7 +599,7 @@ def explain_refusals(
     return _concat_skipped(reports)
 
 
-def link_members(bookkeeping: Any, pairs: pd.DataFrame, *, run_id: str) -> dict[str, int]:
+def link_members(bookkeeping: Bookkeeping, pairs: pd.DataFrame, *, run_id: str) -> dict[str, int]:
     """Link each sent member to the contact holding its email, so the scheduled sync takes them.
 
     An existing link is kept, never moved: a member linked to another contact (the sync follows
