@@ -3,7 +3,9 @@
 - extract 1,000,000 members (100,000 in quick mode) from SQLite and from PostgreSQL through
   :class:`MemberDatabaseHook` with the demo mapping: rows/s (target >= 200,000/s) and the peak
   memory of the process doing it (target <= 1.5 GB). Each extract runs in a fresh process so its
-  peak RSS is its own.
+  peak RSS is its own. The default ADBC read path is measured, then the DB-API path (cursor,
+  COPY) as the reference; each also reports the CPU seconds of its process (all its threads), and
+  the machine's load average is recorded, because on a shared machine wall time is mostly waiting.
 - write 100,000 updates (10,000 in quick mode) with the optimistic check on SQLite: rows/s.
 
 The sample member table is generated once and cached: var/bench/members-<N>.db for SQLite, and the
@@ -88,35 +90,44 @@ def _postgres_url(members: int) -> tuple[str | None, str | None]:
     return sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False), None
 
 
-def _extract_in_child(url: str, queue: Any) -> None:
+def _extract_in_child(url: str, read_path: str, queue: Any) -> None:
     _paths()
     from cc_sync.member_db.hook import MemberDatabaseHook
 
-    hook = MemberDatabaseHook.from_url(url, MAPPING)
+    hook = MemberDatabaseHook.from_url(url, MAPPING, read_path=read_path)
     hook.table  # noqa: B018 (reflect before the clock starts)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     rows = 0
     for chunk in hook.extract_members(chunksize=50_000):
         rows += len(chunk)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     hook.dispose()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((rows, seconds, peak_mb))
+    queue.put((rows, seconds, cpu_seconds, peak_mb))
 
 
-def _measure_extract(url: str) -> dict[str, Any]:
+def _measure_extract(url: str, read_path: str) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    child = ctx.Process(target=_extract_in_child, args=(url, queue))
+    child = ctx.Process(target=_extract_in_child, args=(url, read_path, queue))
+    load_before = os.getloadavg()[0]
     child.start()
-    rows, seconds, peak_mb = queue.get(timeout=1800)
+    rows, seconds, cpu_seconds, peak_mb = queue.get(timeout=1800)
     child.join()
     return {
         "rows_in_scope": rows,
         "seconds": round(seconds, 2),
         "rows_per_s": round(rows / seconds),
+        "cpu_s": round(cpu_seconds, 2),
         "peak_rss_mb": round(peak_mb),
+        "load_avg_1m": round(max(load_before, os.getloadavg()[0]), 2),
     }
+
+
+def _measure_extracts(results: dict[str, Any], prefix: str, url: str) -> None:
+    for read_path, label in (("adbc", "extract"), ("dbapi", "extract_dbapi")):
+        for key, value in _measure_extract(url, read_path).items():
+            results[f"{prefix}_{label}_{key}"] = value
 
 
 def _measure_writes(url: str, updates: int) -> dict[str, Any]:
@@ -161,8 +172,8 @@ def run(results: dict[str, Any], *, quick: bool = False) -> None:
     generated = _ensure_members(sqlite_url, members)
     if generated is not None:
         results["sqlite_generate_s"] = generated
-    for key, value in _measure_extract(sqlite_url).items():
-        results[f"sqlite_extract_{key}"] = value
+    results["cpus"] = os.cpu_count()
+    _measure_extracts(results, "sqlite", sqlite_url)
 
     pg_url, why_not = _postgres_url(members)
     if pg_url is None:
@@ -171,8 +182,7 @@ def run(results: dict[str, Any], *, quick: bool = False) -> None:
         generated = _ensure_members(pg_url, members)
         if generated is not None:
             results["postgresql_generate_s"] = generated
-        for key, value in _measure_extract(pg_url).items():
-            results[f"postgresql_extract_{key}"] = value
+        _measure_extracts(results, "postgresql", pg_url)
 
     # Writes change rows: they go to a copy, so the cached extract database stays as generated.
     scratch = BENCH_DIR / f"members-{members}-writes.db"
