@@ -294,3 +294,26 @@ def test_filter_conditions_use_the_mapped_columns() -> None:
     combined = send_list.selection_mapping(mapping, "runners", conditions)
     assert len(combined.segments[send_list.FORM_SEGMENT]) == 3
     assert combined.segments["runners"] == mapping.segments["runners"]
+
+
+def test_the_scheduled_sync_takes_the_linked_people_over(world: SendWorld) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from include.airflow_env import PROJECT_ROOT
+    from tests.dags.conftest import DEFAULT_CONF as SYNC_CONF
+
+    sent = world.send(segment=WITH_COMPANY, list="Handover", mode="create_new")
+    assert sent["state"] == "success", sent["tasks"]
+    links_after_send = world.links().set_index("member_id")["contact_id"]
+
+    sync_dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags")).get_dag("constant_contact_sync")
+    synced = sync_dag.test(run_conf=SYNC_CONF)
+
+    assert synced.state == "success"
+    links = world.links().set_index("member_id")
+    # The send's links stand (the sync did not relink them) and no sent email got a second contact.
+    assert (links.loc[links_after_send.index, "contact_id"] == links_after_send).all()
+    assert set(links.loc[links_after_send.index, "rule"]) == {"send_list"}
+    emails = [c["email_address"]["address"].lower() for c in world.emulator.admin.all_contacts()]
+    assert len(emails) == len(set(emails))
+    assert world.emulator.admin.counters()["resubscribes"] == 0
