@@ -230,3 +230,22 @@ def test_bookkeeping_in_a_separate_database(tmp_path, members_url: str) -> None:
     assert "org_sync_links" not in sa.inspect(member_engine).get_table_names()
     books.engine.dispose()
     member_engine.dispose()
+
+
+def test_links_of_more_people_than_one_statement_may_bind(sqlite_url: str) -> None:
+    """150,000 links at once (a first sync's size) go through SQLite's cap on bound values."""
+    engine = sa.create_engine(sqlite_url)
+    migrate.upgrade(engine)
+    bookkeeping = Bookkeeping(engine)
+    n = 150_000
+    frame = pd.DataFrame({"member_id": [str(i) for i in range(n)], "contact_id": [f"c{i}" for i in range(n)]})
+    assert bookkeeping.upsert_links(frame.assign(rule="name_email")) == n
+    # Contacts move between members: the old holders lose their links, nobody holds two.
+    moved = pd.DataFrame({"member_id": ["0", "1"], "contact_id": ["c1", "c0"], "rule": "name_email"})
+    bookkeeping.upsert_links(moved)
+    links = bookkeeping.get_links().set_index("member_id")["contact_id"]
+    assert links["0"] == "c1"
+    assert links["1"] == "c0"
+    assert links.is_unique
+    assert bookkeeping.unlink([f"c{i}" for i in range(2, n)], "cc_deleted", run_id="r") == n - 2
+    assert len(bookkeeping.get_links()) == 2

@@ -262,6 +262,10 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
     return md
 
 
+# Ids per IN (...) list: well under every dialect's cap on bound values in one statement.
+IN_CHUNK = 5_000
+
+
 def natural_key(*parts: Any) -> str:
     """A fixed-length key for a tuple of values (NULLs included), to make upserts idempotent."""
     text = "\x1f".join("" if _is_missing(p) else str(p) for p in parts)
@@ -377,15 +381,21 @@ class Bookkeeping:
         if "linked_at" not in data:
             data["linked_at"] = utcnow()
         rows = _records(data, [MEMBER_ID, CONTACT_ID, "rule", "linked_at", "run_id"])
+        new_member_of = dict(zip(data[CONTACT_ID], data[MEMBER_ID], strict=True))
+        contact_ids = list(new_member_of)
         with self.engine.begin() as conn:
             # A contact moving to another member: drop its old link first (the contact id is unique).
-            conn.execute(
-                self.links.delete().where(
-                    self.links.c.contact_id.in_(sa.bindparam("cids", expanding=True)),
-                    self.links.c.member_id.not_in(sa.bindparam("mids", expanding=True)),
-                ),
-                {"cids": list(data[CONTACT_ID]), "mids": list(data[MEMBER_ID])},
-            )
+            # In chunks: SQLite and the drivers cap the number of bound values in one statement.
+            for start in range(0, len(contact_ids), IN_CHUNK):
+                chunk = contact_ids[start : start + IN_CHUNK]
+                held = conn.execute(
+                    sa.select(self.links.c.member_id, self.links.c.contact_id).where(
+                        self.links.c.contact_id.in_(chunk)
+                    )
+                ).all()
+                stale = [member for member, contact in held if new_member_of[contact] != member]
+                if stale:
+                    conn.execute(self.links.delete().where(self.links.c.member_id.in_(stale)))
             upsert(conn, self.links, rows, [MEMBER_ID], [CONTACT_ID, "rule", "linked_at", "run_id"])
         return len(rows)
 
@@ -401,16 +411,21 @@ class Bookkeeping:
         if not ids:
             return 0
         with self.engine.begin() as conn:
-            found = conn.execute(
-                sa.select(self.links.c.member_id, self.links.c.contact_id).where(
-                    self.links.c.contact_id.in_(ids)
-                )
-            ).all()
+            found = []
+            for start in range(0, len(ids), IN_CHUNK):
+                chunk = ids[start : start + IN_CHUNK]
+                held = conn.execute(
+                    sa.select(self.links.c.member_id, self.links.c.contact_id).where(
+                        self.links.c.contact_id.in_(chunk)
+                    )
+                ).all()
+                if held:
+                    conn.execute(self.base.delete().where(self.base.c.member_id.in_([m for m, _ in held])))
+                    conn.execute(self.links.delete().where(self.links.c.contact_id.in_(chunk)))
+                found += held
             if not found:
                 return 0
             members = [m for m, _ in found]
-            conn.execute(self.base.delete().where(self.base.c.member_id.in_(members)))
-            conn.execute(self.links.delete().where(self.links.c.contact_id.in_(ids)))
             changes = pd.DataFrame(
                 {
                     "run_id": run_id or "unlink",
