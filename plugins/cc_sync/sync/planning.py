@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 EMAIL = "email"
 # Rounds of "link, fetch the newly linked contacts, plan again"; one is enough in practice.
 MAX_HYDRATE_ROUNDS = 2
+# Ids per IN (...) list: under every dialect's cap on the values one statement may bind.
+ID_CHUNK = 5_000
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,12 @@ def gather_inputs(
 
     hydrate_ids = sorted(set(touched[MEMBER_ID]) - member_ids)
     if hydrate_ids:
-        hydrated = [f for f in member_hook.extract_members(member_ids=hydrate_ids) if len(f)]
+        hydrated = [
+            frame
+            for start in range(0, len(hydrate_ids), ID_CHUNK)
+            for frame in member_hook.extract_members(member_ids=hydrate_ids[start : start + ID_CHUNK])
+            if len(frame)
+        ]
         if hydrated:
             members = pd.concat([members, *hydrated], ignore_index=True)
             log.info("Read %d linked member(s) of changed contacts", sum(len(f) for f in hydrated))
@@ -103,8 +110,8 @@ def links_touching(
     with bookkeeping.engine.connect() as conn:
         for column, ids in ((table.c.member_id, member_ids), (table.c.contact_id, contact_ids)):
             keys = sorted({str(i) for i in ids if not pd.isna(i)})
-            for start in range(0, len(keys), 5_000):
-                query = sa.select(*columns).where(column.in_(keys[start : start + 5_000]))
+            for start in range(0, len(keys), ID_CHUNK):
+                query = sa.select(*columns).where(column.in_(keys[start : start + ID_CHUNK]))
                 frames.append(pd.read_sql(query, conn))
     if not frames:
         return pd.DataFrame({MEMBER_ID: pd.Series([], dtype=str), CONTACT_ID: pd.Series([], dtype=str)})
