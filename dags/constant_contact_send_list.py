@@ -12,11 +12,12 @@ Realm's "send a list", run by hand from the trigger form:
 
 People are matched on email alone. Each member sent is linked to the contact holding their email
 (the scheduled sync takes them from then on), and CC's names and mapped fields are made those of
-the member database by one bulk import per 40,000 people. Nobody who opted out is ever sent or
-re-subscribed: members opted out in the database and contacts unsubscribed in CC are reported,
-with the members whose email is missing or invalid. A **dry run** plans and reports, writing
-nothing. The summary (added, updated, linked, skipped with reasons) is in the `finish` task's log
-and the sync's runs table.
+the member database by bulk imports (40,000 people or 4 MB a request). Nobody who opted out is ever
+sent or re-subscribed: members opted out in the database and contacts unsubscribed in CC are
+reported, with the members whose email is missing or invalid. A **dry run** plans and reports,
+writing nothing. A send and the two-way sync never run at once: both hold the sync's lease. The
+summary (added, updated, linked, skipped with reasons) is in the `finish` task's log and the sync's
+runs table.
 
 Connections `constant_contact_default` and `member_db_default`; mapping
 `include/config/member_mapping.yaml` (its `segments`).
@@ -120,6 +121,11 @@ with DAG(
     },
 ) as dag:
 
+    @task.sensor(poke_interval=30, timeout=send_list.LEASE_TTL.total_seconds(), mode="reschedule")
+    def wait_for_lease(run_id: str | None = None) -> bool:
+        """Wait until no sync or other send is writing links, then hold the sync's lease."""
+        return send_list.acquire_lease(_resources(), run_id)
+
     @task(show_return_value_in_logs=False)
     def plan(params: dict, run_id: str | None = None) -> dict:
         """Read the segment and what is known of CC; decide who is sent and who is skipped, and why."""
@@ -159,6 +165,9 @@ with DAG(
             _resources(), run_id=run_id, succeeded=succeeded, dry_run=params["dry_run"], counts=counts
         )
 
+    lease = wait_for_lease()
     planned = plan()
     sent = send(planned)
-    planned >> go() >> sent >> finish()
+    done = finish()
+    lease >> planned >> go() >> sent >> done
+    lease >> done
