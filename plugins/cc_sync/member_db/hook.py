@@ -587,12 +587,15 @@ def read_raw_tables(
 ) -> Iterator[pa.Table]:
     """Run ``stmt`` and yield its rows as Arrow tables of at most ``chunksize`` rows.
 
-    Rows never become one Python object each on SQLite and PostgreSQL. ADBC (the default there)
-    streams the result as Arrow record batches; the next batch is read only when asked for, so
-    memory holds about one chunk. The DB-API path: on PostgreSQL ``COPY (query) TO STDOUT`` as CSV
-    parsed by pyarrow, one keyset page on ``page_key`` (the primary key) at a time, because libpq
-    buffers whatever the server sends faster than it is read; on SQLite the plain cursor, on MariaDB
-    an unbuffered server-side cursor, their tuples typed by pyarrow.
+    Rows never become one Python object each on SQLite and PostgreSQL. ADBC (the default there, for
+    database files and servers; in-memory and ``file:`` URI SQLite take the DB-API path) streams the
+    result as Arrow record batches, two key ranges at once, each read at most a couple of chunks
+    ahead of the consumer, so memory holds a few chunks whatever the table's size.
+
+    The DB-API path: on PostgreSQL ``COPY (query) TO STDOUT`` as CSV parsed by pyarrow, one keyset
+    page on ``page_key`` (the primary key) at a time, because libpq buffers whatever the server sends
+    faster than it is read; on SQLite the plain cursor, on MariaDB an unbuffered server-side cursor,
+    their tuples typed by pyarrow.
     """
     if ReadPath(read_path) == ReadPath.ADBC and _adbc_can_read(engine.url):
         parts = _key_range_parts(engine, stmt, page_key, chunksize)
