@@ -172,6 +172,7 @@ with DAG(
         """Close the run record with its counts and API usage, and release the lease."""
         counts = ti.xcom_pull(task_ids="load.record")
         linked = ti.xcom_pull(task_ids="link") or {}
+        window = ti.xcom_pull(task_ids="open_window") or {}
         calls = [
             ti.xcom_pull(task_ids=t, key=API_CALLS_KEY) for t in ("extract.contacts", "load.constant_contact")
         ]
@@ -181,7 +182,9 @@ with DAG(
             succeeded=counts is not None or params["dry_run"],
             counts=counts,
             dry_run=params["dry_run"],
-            api_calls=sum(c or 0 for c in calls) + int(linked.get("api_calls") or 0),
+            api_calls=sum(c or 0 for c in calls)
+            + int(linked.get("api_calls") or 0)
+            + int(window.get("api_calls") or 0),
         )
 
     lease = wait_for_lease()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from cc_sync.account import log_account_summary
 from cc_sync.engine import check_mass_change
 from cc_sync.engine.compare import NEW_LINK, align_pairs, changed_pairs
 from cc_sync.engine.model import empty_frame
@@ -63,8 +64,11 @@ def open_window(
         resources.bookkeeping, now=now, full_reconcile=full_reconcile, reset_watermark_to=reset_watermark_to
     )
     resources.bookkeeping.start_run(run_id, dag_id, kind=window.mode.value)
+    # Which account this run writes to, in every run's log (as Realm shows it when linking): one call.
+    calls_before = resources.cc.api_calls
+    log_account_summary(resources.cc, log)
     log.info("Sync window: %s", window.as_dict())
-    return window.as_dict()
+    return {**window.as_dict(), "api_calls": resources.cc.api_calls - calls_before}
 
 
 def window_from_xcom(value: dict[str, Any]) -> SyncWindow:
