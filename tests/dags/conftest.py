@@ -127,5 +127,6 @@ def world_factory(
 
 
 @pytest.fixture
-def world(world_factory: Any, sqlite_url: str) -> SyncWorld:
-    return world_factory(sqlite_url)
+def world(world_factory: Any, database_url: str) -> SyncWorld:
+    """A seeded world on each dialect (SQLite, PostgreSQL, MariaDB), before its first sync."""
+    return world_factory(database_url)

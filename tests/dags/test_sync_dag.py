@@ -1,7 +1,7 @@
 """The two-way sync DAG end to end: dag.test(), the emulator over HTTP, real member databases.
 
 Each test is a scenario from issue 4: a first sync, edits on one or both sides, a second sync, and
-what each side holds afterwards. The first group runs on SQLite, PostgreSQL and MariaDB.
+what each side holds afterwards. Every scenario runs on SQLite, PostgreSQL and MariaDB.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def test_opt_outs_cross_over_and_are_never_reversed(synced: SyncWorld) -> None:
     assert synced.emulator.admin.counters()["resubscribes"] == 0
 
 
-# ---- SQLite only from here: the rules, not the dialects --------------------------------------
+# ---- every scenario runs on each dialect through the `world` fixture ---------------------------
 
 
 def test_conflicting_edits_of_one_field_the_later_wins(world: SyncWorld) -> None:
@@ -132,8 +132,8 @@ def test_email_change_follows_the_link_and_a_collision_goes_to_review(world: Syn
     assert str(mover) in set(collisions["member_id"])
 
 
-def test_near_matches_and_households_go_to_review_not_links(world_factory: Any, sqlite_url: str) -> None:
-    world = world_factory(sqlite_url, renamed_share=0.2)
+def test_near_matches_and_households_go_to_review_not_links(world_factory: Any, database_url: str) -> None:
+    world = world_factory(database_url, renamed_share=0.2)
     world.sync()
     near = world.reviews("near_match")
     assert len(near) > 0
