@@ -29,10 +29,10 @@ import sqlalchemy as sa
 
 from cc_sync.constant_contact.hook import ConstantContactHook
 from cc_sync.constant_contact.tracking import EmailCampaign, TrackingKind
+from cc_sync.engine.normalise import normalise_email
 from cc_sync.fields import CONTACT_ID, MEMBER_ID, OPTED_OUT
 from cc_sync.member_db.bookkeeping import Bookkeeping, RunStatus
 from cc_sync.member_db.hook import ROW_VERSION, MemberDatabaseHook
-from cc_sync.member_db.validate import normalise_email
 from cc_sync.timeutil import parse_utc
 
 log = logging.getLogger(__name__)

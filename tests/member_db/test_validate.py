@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from cc_sync.engine.normalise import normalise_email, normalise_name
 from cc_sync.member_db.mapping import parse_mapping
-from cc_sync.member_db.validate import mask_email, normalise_email, normalise_name, validate_outgoing
+from cc_sync.member_db.validate import mask_email, validate_outgoing
 from tests.member_db.conftest import DEMO_MAPPING
 
 

@@ -41,10 +41,10 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
 
+from cc_sync.engine.normalise import normalise_email, normalise_name
 from cc_sync.fields import CANONICAL_FIELDS, MEMBER_ID, OPTED_OUT, UPDATED_AT, FieldKind, is_custom_field
 from cc_sync.member_db.mapping import FieldMapping, MemberMapping, NamePart, load_mapping
 from cc_sync.member_db.states import convert_states
-from cc_sync.member_db.validate import normalise_email, normalise_name
 
 ROW_VERSION = "row_version"
 DEFAULT_CHUNKSIZE = 50_000

@@ -8,11 +8,10 @@ last name with the mapping's placeholder where one is set. Emails are checked wi
 
 from __future__ import annotations
 
-import unicodedata
-
 import pandas as pd
 from email_validator import EmailNotValidError, validate_email
 
+from cc_sync.engine.normalise import normalise_email
 from cc_sync.fields import MEMBER_ID, field_max_length
 from cc_sync.member_db.mapping import MemberMapping
 
@@ -20,19 +19,6 @@ REJECTED_COLUMNS = [MEMBER_ID, "field", "reason"]
 # C0 controls but tab, LF and CR, plus DEL and the C1 controls.
 _CONTROL_CHARS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
 _NAME_FIELDS = ("first_name", "last_name")
-
-
-def normalise_email(emails: pd.Series) -> pd.Series:
-    """Trimmed and lower-cased; blank becomes NA. The one definition of "the same email"."""
-    text = emails.astype("string").str.strip().str.lower()
-    return text.mask(text == "")
-
-
-def normalise_name(names: pd.Series) -> pd.Series:
-    """NFKC, trimmed, inner spaces collapsed and case-folded, so "  ÉLISE " equals "élise"."""
-    text = names.astype("string").map(lambda v: unicodedata.normalize("NFKC", v), na_action="ignore")
-    text = text.astype("string").str.strip().str.replace(r"\s+", " ", regex=True).str.casefold()
-    return text.mask(text == "")
 
 
 def mask_email(email: str | None) -> str | None:
