@@ -51,7 +51,10 @@ def _form_choices() -> tuple[list[str] | None, list[str] | None]:
 
 
 SEGMENTS, FIELDS = _form_choices()
-_segment_schema = {"enum": [None, *SEGMENTS]} if SEGMENTS else {}
+# The form's dropdown shows None as "null" unless labelled (the UI looks the label up under "null").
+_segment_schema = (
+    {"enum": [None, *SEGMENTS], "values_display": {"null": "(none: the filter alone)"}} if SEGMENTS else {}
+)
 _field_schema = {"type": "string", **({"enum": FIELDS} if FIELDS else {})}
 
 

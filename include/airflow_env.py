@@ -14,7 +14,9 @@ import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-VAR_DIR = PROJECT_ROOT / "var"
+# Where local runs keep their world (demo member DB, emulator account, logs); a test of `make
+# airflow` points it at a temporary folder.
+VAR_DIR = Path(os.environ.get("CC_SYNC_VAR_DIR") or PROJECT_ROOT / "var")
 
 
 def airflow_env(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = None) -> dict[str, str]:

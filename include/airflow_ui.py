@@ -6,8 +6,12 @@ and is migrated (var/members.db; `make demo` leaves one behind), loads the conne
 airflow_settings.yaml into the Airflow metadata DB, and runs ``airflow standalone`` (scheduler,
 dag-processor, API server and triggerer, LocalExecutor) until Ctrl-C; then it stops the emulator.
 
-``--check`` is the same start-up, then a round trip through the REST API: unpause the sync DAG,
-trigger a run, wait for it, print each task's state, and stop everything (exit status 0 on success).
+``--check`` is the same start-up, then what a user does in the UI, through the same REST calls the
+UI makes: trigger the sync; fill the send-list form (a named segment to a new list) and trigger it,
+after checking that a value the form does not offer is refused; have the emulator send a campaign
+to that list and its readers open and click; trigger the activity DAG; then check every run
+succeeded and every event landed in the activity table, and stop everything (exit status 0 when
+all held).
 
 Must run with the project's Airflow settings: ``python -m include.airflow_env python -m include.airflow_ui``.
 """
@@ -26,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import psutil
 import requests
@@ -33,7 +38,9 @@ import requests
 from include import airflow_env
 from include.airflow_env import PROJECT_ROOT, VAR_DIR
 
-DAG_ID = "constant_contact_sync"
+SYNC_DAG_ID = "constant_contact_sync"
+SEND_LIST_DAG_ID = "constant_contact_send_list"
+ACTIVITY_DAG_ID = "constant_contact_activity"
 ADMIN_USER = "admin"
 STARTUP_TIMEOUT_SECONDS = 240.0
 RUN_TIMEOUT_SECONDS = 600.0
@@ -190,27 +197,165 @@ def wait_until_healthy(api: AirflowApi, process: subprocess.Popen[bytes]) -> Non
         time.sleep(2)
 
 
-def trigger_and_wait(api: AirflowApi) -> tuple[str, dict[str, str]]:
-    """Unpause the sync DAG, trigger a manual run, wait for it: (run state, task id -> state)."""
-    token = api.token(admin_password())
-    deadline = time.monotonic() + 60
-    while True:  # the dag-processor may not have parsed the DAG yet
+@dataclass(frozen=True)
+class CheckedRun:
+    """One DAG run of ``--check``: its state, each task's state, and the summary task's return value."""
+
+    dag_id: str
+    conf: dict[str, Any]
+    state: str
+    tasks: dict[str, str]
+    summary: Any
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == RunState.SUCCESS
+
+
+def unpause(api: AirflowApi, token: str, dag_id: str) -> None:
+    """Unpause ``dag_id``, waiting for the dag-processor to have parsed it."""
+    deadline = time.monotonic() + 120
+    while True:
         try:
-            api.call(token, "PATCH", f"/dags/{DAG_ID}", {"is_paused": False})
-            break
+            api.call(token, "PATCH", f"/dags/{dag_id}", {"is_paused": False})
+            return
         except AirflowUiError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(2)
-    run = api.call(token, "POST", f"/dags/{DAG_ID}/dagRuns", {"logical_date": None})
-    run_path = f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}"
+
+
+def trigger_and_wait(
+    api: AirflowApi, token: str, dag_id: str, conf: dict[str, Any], summary_task: str
+) -> CheckedRun:
+    """Trigger ``dag_id`` with ``conf`` as the UI's trigger form does (the same REST call), wait for
+    the run, and read ``summary_task``'s return value."""
+    run = api.call(token, "POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+    run_path = f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     state = run["state"]
     while state not in (RunState.SUCCESS, RunState.FAILED) and time.monotonic() < deadline:
         time.sleep(3)
         state = api.call(token, "GET", run_path)["state"]
     tasks = api.call(token, "GET", f"{run_path}/taskInstances")["task_instances"]
-    return state, {t["task_id"]: t["state"] for t in tasks}
+    try:
+        summary = api.call(token, "GET", f"{run_path}/taskInstances/{summary_task}/xcomEntries/return_value")
+    except AirflowUiError:
+        summary = None
+    return CheckedRun(
+        dag_id,
+        conf,
+        state,
+        {t["task_id"]: t["state"] for t in tasks},
+        (summary or {}).get("value"),
+    )
+
+
+def form_params(api: AirflowApi, token: str, dag_id: str) -> set[str]:
+    """The fields of ``dag_id``'s trigger form (its params, as the UI reads them)."""
+    return set(api.call(token, "GET", f"/dags/{dag_id}/details").get("params") or {})
+
+
+def refusal(api: AirflowApi, token: str, dag_id: str, conf: dict[str, Any]) -> str | None:
+    """The API's answer to a trigger with ``conf`` the form would refuse, or None if a run was made."""
+    try:
+        run = api.call(token, "POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+    except AirflowUiError as error:
+        return str(error)
+    api.call(token, "PATCH", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}", {"state": "failed"})
+    return None
+
+
+def send_list_conf(segment: str | None) -> dict[str, Any]:
+    """Every field of the send-list form, filled as a user would: a named segment to a new list."""
+    return {
+        "segment": segment,
+        "filter": [],
+        "list": f"Airflow UI check {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        "mode": "create_new",
+        "dry_run": False,
+    }
+
+
+def send_a_campaign(emulator_url: str, list_name: str) -> tuple[str, int]:
+    """Have the emulator "send" a campaign to the list and its recipients open and click: the events
+    the activity DAG then brings back. Returns the campaign activity's id and the events made."""
+    from include.cc_emulator.testing import EmulatorAdmin
+
+    admin = EmulatorAdmin(emulator_url)
+    (target,) = [item for item in admin.all_lists() if item["name"] == list_name]
+    campaign = admin.send_campaign(f"{list_name} newsletter", list_ids=[target["list_id"]])
+    readers = campaign["sent_to"][:10]
+    events = [{"type": "open", "contact_id": contact_id} for contact_id in readers]
+    events += [
+        {"type": "click", "contact_id": contact_id, "link_url": "https://example.org/news"}
+        for contact_id in readers[:3]
+    ]
+    admin.track(campaign["campaign_activity_id"], events)
+    admin.save_state()
+    return campaign["campaign_activity_id"], len(campaign["sent_to"]) + len(events)
+
+
+def stored_events(campaign_activity_id: str) -> int:
+    """Tracking events of one campaign activity in the demo member database's activity table."""
+    import sqlalchemy as sa
+
+    from cc_sync.member_db.bookkeeping import Bookkeeping
+    from cc_sync.member_db.mapping import load_mapping
+    from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
+    from include import local_setup
+
+    engine = sa.create_engine(f"sqlite:///{local_setup.DEMO_MEMBER_DB}")
+    try:
+        bookkeeping = Bookkeeping(engine, prefix=load_mapping(DEFAULT_MAPPING_PATH).bookkeeping.table_prefix)
+        events = bookkeeping.get_activity()
+    finally:
+        engine.dispose()
+    return int((events["campaign_activity_id"] == campaign_activity_id).sum())
+
+
+def check_segment() -> str | None:
+    """The named segment the check sends: ``runners`` (a small one in the sample) or the first."""
+    from cc_sync.member_db.mapping import load_mapping
+    from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
+
+    segments = sorted(load_mapping(DEFAULT_MAPPING_PATH).segments)
+    return "runners" if "runners" in segments else next(iter(segments), None)
+
+
+def run_checks(api: AirflowApi, emulator_url: str, segment: str | None) -> tuple[list[CheckedRun], list[str]]:
+    """The three DAGs through the REST API, in the order a user meets them: the sync, a send of a
+    segment to a new list (from its form's fields; a value the form refuses is refused), then the
+    activity of a campaign sent to that list. Returns the runs and what went wrong."""
+    token = api.token(admin_password())
+    problems: list[str] = []
+    runs: list[CheckedRun] = []
+    for dag_id in (SYNC_DAG_ID, SEND_LIST_DAG_ID, ACTIVITY_DAG_ID):
+        unpause(api, token, dag_id)
+
+    runs.append(trigger_and_wait(api, token, SYNC_DAG_ID, {}, "finish"))
+
+    conf = send_list_conf(segment)
+    missing = set(conf) - form_params(api, token, SEND_LIST_DAG_ID)
+    if missing:
+        problems.append(f"{SEND_LIST_DAG_ID}'s trigger form lacks {sorted(missing)}")
+    if refusal(api, token, SEND_LIST_DAG_ID, conf | {"mode": "overwrite_everything"}) is None:
+        problems.append(f"{SEND_LIST_DAG_ID} accepted a mode its form does not offer")
+    sent = trigger_and_wait(api, token, SEND_LIST_DAG_ID, conf, "finish")
+    runs.append(sent)
+    if sent.succeeded and not (sent.summary or {}).get("linked"):
+        problems.append(f"{SEND_LIST_DAG_ID} linked nobody: {sent.summary}")
+
+    if sent.succeeded:
+        campaign_activity_id, made = send_a_campaign(emulator_url, conf["list"])
+        pulled = trigger_and_wait(api, token, ACTIVITY_DAG_ID, {"lookback_days": 1}, "pull_activity")
+        runs.append(pulled)
+        # Unpausing also schedules the latest hourly run, which may have stored them first.
+        stored = stored_events(campaign_activity_id)
+        if pulled.succeeded and stored != made:
+            problems.append(f"{ACTIVITY_DAG_ID} stored {stored} events of the {made} made")
+    problems += [f"{run.dag_id} run {run.state}: {run.tasks}" for run in runs if not run.succeeded]
+    return runs, problems
 
 
 def _answers(url: str) -> bool:
@@ -275,7 +420,9 @@ def _login_help(url: str) -> str:
         f"Airflow is up: {url}\n"
         f"  log in as '{ADMIN_USER}'; the password is in {password_file()}\n"
         f"    (python -c \"import json; print(json.load(open('{password_file()}'))['{ADMIN_USER}'])\")\n"
-        f"  DAG: {DAG_ID} (unpause it, then trigger it; its dry_run and guard-rail params are in the form)\n"
+        f"  DAGs: {SYNC_DAG_ID} (unpause it, then trigger it; dry run and guard rail are in its form),\n"
+        f"        {SEND_LIST_DAG_ID} (its form: segment or filter, list, mode, dry run),\n"
+        f"        {ACTIVITY_DAG_ID} (hourly; backfill it from the DAG's page or the CLI)\n"
         f"  Airflow's output: {STANDALONE_LOG}; the emulator's: {EMULATOR_LOG}\n"
         "Ctrl-C stops Airflow and the emulator."
     )
@@ -286,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m include.airflow_ui", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--check", action="store_true", help="trigger one sync through the REST API, then stop"
+        "--check",
+        action="store_true",
+        help="run the sync, a send list and the activity DAG through the REST API, then stop",
     )
     parser.add_argument("--verbose", action="store_true", help="show airflow standalone's output here")
     parser.add_argument("--emulator-port", type=int, default=local_setup.DEFAULT_EMULATOR_PORT)
@@ -310,11 +459,15 @@ def main(argv: list[str] | None = None) -> int:
             wait_until_healthy(api, standalone)
             print(_login_help(url), flush=True)
             if args.check:
-                state, tasks = trigger_and_wait(api)
-                print(f"Check run of {DAG_ID}: {state}")
-                for task_id, task_state in tasks.items():
-                    print(f"  {task_id}: {task_state}")
-                return 0 if state == RunState.SUCCESS else 1
+                runs, problems = run_checks(api, emulator_url, check_segment())
+                for run in runs:
+                    print(f"Check run of {run.dag_id} {json.dumps(run.conf)}: {run.state}")
+                    for task_id, task_state in run.tasks.items():
+                        print(f"  {task_id}: {task_state}")
+                    print(f"  summary: {json.dumps(run.summary, default=str)}")
+                for problem in problems:
+                    print(f"PROBLEM: {problem}", file=sys.stderr)
+                return 1 if problems else 0
             standalone.wait()
         except KeyboardInterrupt:
             print("\nStopping Airflow and the emulator ...")

@@ -26,9 +26,11 @@ DEFAULT_EMULATOR_PORT = int(os.environ.get("CC_SYNC_EMULATOR_PORT", "8765"))
 
 
 def render_settings(emulator_url: str) -> dict[str, Any]:
-    """airflow_settings.yaml with {PROJECT} and {EMULATOR_URL} filled in."""
+    """airflow_settings.yaml with {PROJECT}, {VAR_DIR} and {EMULATOR_URL} filled in."""
     text = SETTINGS_FILE.read_text()
-    text = text.replace("{PROJECT}", str(PROJECT_ROOT)).replace("{EMULATOR_URL}", emulator_url)
+    filled = {"{PROJECT}": PROJECT_ROOT, "{VAR_DIR}": VAR_DIR, "{EMULATOR_URL}": emulator_url}
+    for placeholder, value in filled.items():
+        text = text.replace(placeholder, str(value))
     return yaml.safe_load(text)["airflow"]
 
 
