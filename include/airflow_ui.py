@@ -9,9 +9,9 @@ dag-processor, API server and triggerer, LocalExecutor) until Ctrl-C; then it st
 ``--check`` is the same start-up, then what a user does in the UI, through the same REST calls the
 UI makes: trigger the sync; fill the send-list form (a named segment to a new list) and trigger it,
 after checking that a value the form does not offer is refused; have the emulator send a campaign
-to that list and its readers open and click; trigger the activity DAG; then check every run
-succeeded and every event landed in the activity table, and stop everything (exit status 0 when
-all held).
+to that list and its readers open and click; trigger the activity DAG, then backfill it over the
+last three hours (dates done re-run); then check every run succeeded, every event landed in the
+activity table and the backfill added none, and stop everything (exit status 0 when all held).
 
 Must run with the project's Airflow settings: ``python -m include.airflow_env python -m include.airflow_ui``.
 """
@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -277,18 +278,19 @@ def send_list_conf(segment: str | None) -> dict[str, Any]:
     }
 
 
-def send_a_campaign(emulator_url: str, list_name: str) -> tuple[str, int]:
+def send_a_campaign(emulator_url: str, list_name: str, sent_at: datetime) -> tuple[str, int]:
     """Have the emulator "send" a campaign to the list and its recipients open and click: the events
     the activity DAG then brings back. Returns the campaign activity's id and the events made."""
     from include.cc_emulator.testing import EmulatorAdmin
 
     admin = EmulatorAdmin(emulator_url)
     (target,) = [item for item in admin.all_lists() if item["name"] == list_name]
-    campaign = admin.send_campaign(f"{list_name} newsletter", list_ids=[target["list_id"]])
+    campaign = admin.send_campaign(f"{list_name} newsletter", list_ids=[target["list_id"]], at=sent_at)
     readers = campaign["sent_to"][:10]
-    events = [{"type": "open", "contact_id": contact_id} for contact_id in readers]
+    read_at = sent_at + timedelta(minutes=10)
+    events = [{"type": "open", "contact_id": contact_id, "at": read_at} for contact_id in readers]
     events += [
-        {"type": "click", "contact_id": contact_id, "link_url": "https://example.org/news"}
+        {"type": "click", "contact_id": contact_id, "at": read_at, "link_url": "https://example.org/news"}
         for contact_id in readers[:3]
     ]
     admin.track(campaign["campaign_activity_id"], events)
@@ -312,6 +314,30 @@ def stored_events(campaign_activity_id: str) -> int:
     finally:
         engine.dispose()
     return int((events["campaign_activity_id"] == campaign_activity_id).sum())
+
+
+def backfill_and_wait(api: AirflowApi, token: str, dag_id: str, start: datetime, end: datetime) -> list[str]:
+    """Backfill ``dag_id`` over [start, end), re-running dates already done (the UI's "All Runs");
+    returns the states of the backfill's runs once it completed."""
+    backfill = api.call(
+        token,
+        "POST",
+        "/backfills",
+        {
+            "dag_id": dag_id,
+            "from_date": start.isoformat(),
+            "to_date": end.isoformat(),
+            "reprocess_behavior": "completed",
+            "max_active_runs": 1,
+            "dag_run_conf": {},
+        },
+    )
+    deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
+    while not backfill.get("completed_at") and time.monotonic() < deadline:
+        time.sleep(3)
+        backfill = api.call(token, "GET", f"/backfills/{backfill['id']}")
+    runs = api.call(token, "GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
+    return [run["state"] for run in runs if run["run_type"] == "backfill"]
 
 
 def check_segment() -> str | None:
@@ -347,13 +373,25 @@ def run_checks(api: AirflowApi, emulator_url: str, segment: str | None) -> tuple
         problems.append(f"{SEND_LIST_DAG_ID} linked nobody: {sent.summary}")
 
     if sent.succeeded:
-        campaign_activity_id, made = send_a_campaign(emulator_url, conf["list"])
+        # Sent in the hour before last: the manual run (the last hour, looking back a day) and the
+        # backfill of the last three hours both read it.
+        this_hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        campaign_activity_id, made = send_a_campaign(
+            emulator_url, conf["list"], this_hour - timedelta(minutes=90)
+        )
         pulled = trigger_and_wait(api, token, ACTIVITY_DAG_ID, {"lookback_days": 1}, "pull_activity")
         runs.append(pulled)
         # Unpausing also schedules the latest hourly run, which may have stored them first.
         stored = stored_events(campaign_activity_id)
         if pulled.succeeded and stored != made:
             problems.append(f"{ACTIVITY_DAG_ID} stored {stored} events of the {made} made")
+        states = backfill_and_wait(api, token, ACTIVITY_DAG_ID, this_hour - timedelta(hours=3), this_hour)
+        print(f"Backfill of {ACTIVITY_DAG_ID} over the last 3 hours: {states}")
+        again = stored_events(campaign_activity_id)
+        if not states or any(state != RunState.SUCCESS for state in states):
+            problems.append(f"{ACTIVITY_DAG_ID}'s backfill runs: {states}")
+        if again != stored:
+            problems.append(f"{ACTIVITY_DAG_ID}'s backfill changed {stored} stored events to {again}")
     problems += [f"{run.dag_id} run {run.state}: {run.tasks}" for run in runs if not run.succeeded]
     return runs, problems
 
