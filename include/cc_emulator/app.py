@@ -622,7 +622,12 @@ def _add_activity_routes(app: FastAPI) -> None:
         store = state.store
 
         def work() -> tuple[dict[str, Any], list[str]]:
-            result = store.import_contacts(rows, list_ids)
+            result = store.import_contacts(
+                rows,
+                list_ids,
+                refused_emails=state.settings.refused_import_emails,
+                name_rows=state.settings.import_errors_name_rows,
+            )
             return {
                 "items_total_count": result.items_total_count,
                 "person_count": result.person_count,

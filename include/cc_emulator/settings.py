@@ -76,6 +76,10 @@ class EmulatorSettings:
     max_custom_fields: int = MAX_CUSTOM_FIELDS
     # Oldest request-log entries are dropped beyond this, so a long benchmark does not grow without end.
     request_log_size: int = 100_000
+    # Addresses an import refuses (as CC refuses ones on its do-not-mail list), and whether its
+    # activity errors name the row ("import_data[3]: ...") or are bare text, as CC's may be.
+    refused_import_emails: list[str] = field(default_factory=list)
+    import_errors_name_rows: bool = True
     faults: FaultSettings = field(default_factory=FaultSettings)
     state_file: Path | None = None
 

@@ -587,19 +587,31 @@ class AccountStore:
 
     # ----------------------------------------------------------------------------- bulk activities
 
-    def import_contacts(self, rows: list[Any], list_ids: list[str], *, at: str | None = None) -> ImportResult:
-        """Apply one ``contacts_json_import``: create or update each row; bad rows are reported."""
+    def import_contacts(
+        self,
+        rows: list[Any],
+        list_ids: list[str],
+        *,
+        at: str | None = None,
+        refused_emails: Iterable[str] = (),
+        name_rows: bool = True,
+    ) -> ImportResult:
+        """Apply one ``contacts_json_import``: create or update each row; bad rows are reported
+        (``import_data[N]: reason``, or the bare reason when ``name_rows`` is off)."""
         at = at or now_timestamp()
         result = ImportResult(items_total_count=len(rows))
         names = {cf["name"]: cf["custom_field_id"] for cf in self.custom_fields.values()}
+        refused = {str(e).strip().lower() for e in refused_emails}
         for index, row in enumerate(rows):
             try:
+                if refused and isinstance(row, dict) and str(row.get("email", "")).strip().lower() in refused:
+                    raise RowError("the address is on the account's do-not-mail list")
                 self._import_row(row, list_ids, names, at, result)
             except RowError as error:
                 result.error_count += 1
                 if error.correctable:
                     result.correctable_count += 1
-                result.errors.append(f"import_data[{index}]: {error.reason}")
+                result.errors.append(f"import_data[{index}]: {error.reason}" if name_rows else error.reason)
         return result
 
     def _import_row(

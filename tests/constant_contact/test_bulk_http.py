@@ -75,7 +75,9 @@ def test_rows_are_rejected_with_reasons_and_the_rest_imported(emulator, hook):
     assert before == {(3, "email"), (4, "email")}
     from_server = [e for e in result.errors if e.activity_id is not None]
     assert len(from_server) == 1  # the unknown custom field, reported by CC in the activity
+    assert from_server[0].row == 5  # named by CC ("import_data[3]" of the request's 4 rows)
     assert "@" not in from_server[0].reason
+    assert result.unconfirmed_rows() == []
     assert len(members(emulator, lst.list_id)) == 3
 
 
@@ -121,3 +123,34 @@ def test_put_round_trip_keeps_what_it_does_not_change(emulator, hook):
     ]
     assert after["street_addresses"][0]["street"] == existing["street_addresses"][0]["street"]
     assert after["email_address"]["permission_to_send"] == existing["email_address"]["permission_to_send"]
+
+
+@pytest.mark.parametrize("name_rows", [True, False], ids=["errors-name-the-row", "errors-bare-text"])
+def test_a_row_cc_refuses_is_placed_or_its_whole_request_unconfirmed(emulator, hook, monkeypatch, name_rows):
+    monkeypatch.setattr(bulk, "MAX_IMPORT_CONTACTS", 3)  # two requests: rows 0-2 and 3-5
+    emulator.admin.configure(refused_import_emails=["p4@example.org"], import_errors_name_rows=name_rows)
+    lst = hook.get_or_create_list("Refusals")
+
+    result = hook.import_contacts(people(6), [lst.list_id])
+
+    (error,) = [e for e in result.errors if e.activity_id is not None]
+    assert error.row == (4 if name_rows else None)
+    assert result.unconfirmed_rows() == ([] if name_rows else [3, 4, 5])
+    assert len(members(emulator, lst.list_id)) == 5
+
+
+@pytest.mark.parametrize(
+    ("message", "row"),
+    [
+        ("import_data[1]: the address is on the do-not-mail list", 11),
+        ("Contact P2@Example.org could not be imported", 12),
+        ("import_data[9]: out of this request; quotes p0@example.org", 10),
+        ("1 contact could not be imported", None),
+        ("stranger@example.org is not in this request", None),
+    ],
+)
+def test_cc_error_text_is_tied_to_the_row_it_names(message, row):
+    from cc_sync.constant_contact.hook import _error_row_finder
+
+    rows = [{"email": "unused@example.org"}] * 10 + people(3)  # the request carries rows 10-12
+    assert _error_row_finder(rows, [10, 11, 12])(message) == row

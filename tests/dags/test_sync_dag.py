@@ -319,3 +319,38 @@ def test_a_member_leaving_scope_leaves_the_main_list_only(world: SyncWorld) -> N
     changes = world.bookkeeping.get_changes(run["run_id"])
     assert set(changes.loc[changes["field"] == "list_membership", "member_id"]) == {str(member_id)}
     assert world.sync()["counts"]["changes"] == 0
+
+
+@pytest.mark.parametrize("name_rows", [True, False], ids=["errors-name-the-row", "errors-bare-text"])
+def test_a_row_cc_refuses_inside_an_import_is_sent_again_until_it_lands(
+    synced: SyncWorld, name_rows: bool
+) -> None:
+    refused = _linked_member(synced)
+    address = synced.contact_of(refused)["email_address"]["address"]
+    accepted = next(
+        m
+        for m in synced.linked_member_ids()
+        if not synced.member(m)["email_opt_out"]
+        and synced.contact_of(m)["email_address"]["permission_to_send"] != "unsubscribed"
+        and synced.contact_of(m)["email_address"]["address"] != address
+    )
+    synced.edit_member(refused, job_title="Archivist")
+    synced.edit_member(accepted, job_title="Librarian")
+    synced.emulator.admin.configure(refused_import_emails=[address], import_errors_name_rows=name_rows)
+
+    run = synced.sync()
+
+    assert run["state"] == "success", run["tasks"]
+    assert synced.contact_of(accepted)["job_title"] == "Librarian"
+    assert synced.contact_of(refused).get("job_title") != "Archivist"
+    failed = synced.reviews("write_failed_cc")
+    # Named, the refused row is a failure to review; bare text names nobody: its message is
+    # reviewed without a member, and nobody in that request is taken as written.
+    assert set(failed["member_id"].dropna().astype(str)) == ({str(refused)} if name_rows else set())
+    assert len(failed) == 1
+
+    synced.emulator.admin.configure(refused_import_emails=[])
+    assert synced.sync()["state"] == "success"
+    assert synced.contact_of(refused)["job_title"] == "Archivist"
+    assert synced.contact_of(accepted)["job_title"] == "Librarian"
+    assert synced.sync()["counts"]["changes"] == 0

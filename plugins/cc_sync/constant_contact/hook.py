@@ -33,7 +33,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
@@ -92,6 +92,32 @@ _EMAIL_PATTERN = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+")
 def redact_emails(text: str) -> str:
     """CC's error messages can quote the address they refuse; logs and errors keep ids, not emails."""
     return _EMAIL_PATTERN.sub("<email>", text)
+
+
+_IMPORT_ROW_PATTERN = re.compile(r"import_data\[(\d+)\]")
+
+
+def _error_row_finder(
+    rows: Sequence[Mapping[str, Any]], positions: Sequence[int]
+) -> Callable[[str], int | None]:
+    """``message -> row position or None`` for one request's activity errors: by the row reference
+    (``import_data[N]``, N within the request) or, failing that, by an address of the request that
+    the message quotes."""
+    by_email: dict[str, int] | None = None
+
+    def row_of(message: str) -> int | None:
+        nonlocal by_email
+        found = _IMPORT_ROW_PATTERN.search(message)
+        if found and int(found.group(1)) < len(positions):
+            return positions[int(found.group(1))]
+        quoted = [e.lower() for e in _EMAIL_PATTERN.findall(message)]
+        if not quoted:
+            return None
+        if by_email is None:
+            by_email = {str(rows[p].get("email") or "").strip().lower(): p for p in positions}
+        return next((by_email[e] for e in quoted if e in by_email), None)
+
+    return row_of
 
 
 def _iso(value: datetime | date | str) -> str:
@@ -581,6 +607,7 @@ class ConstantContactHook(BaseHook):
         :param wait: poll the activities until they finish (else return them as started).
         """
         calls_before, polls_before = self.api_calls, self.polls
+        rows = list(rows)
         chunks, errors = bulk.plan_import(
             rows, list_ids, max_contacts=bulk.MAX_IMPORT_CONTACTS, max_bytes=bulk.MAX_IMPORT_BYTES
         )
@@ -603,8 +630,10 @@ class ConstantContactHook(BaseHook):
             started.append(activity)
         result.activities = self.wait_for_activities(started) if wait else started
         for activity, chunk in zip(result.activities, chunks, strict=True):
+            result.rows_by_activity[activity.activity_id] = list(chunk.rows)
+            row_of = _error_row_finder(rows, chunk.rows)
             result.errors.extend(
-                RowError(reason=redact_emails(message), activity_id=activity.activity_id)
+                RowError(reason=redact_emails(message), row=row_of(message), activity_id=activity.activity_id)
                 for message in activity.activity_errors
             )
             if activity.state.is_terminal() and not activity.state.is_success():

@@ -118,9 +118,11 @@ class Activity:
 class RowError:
     """One contact the import did not take, with the reason.
 
-    ``row`` is the contact's position in the rows given to ``import_contacts`` when the hook itself
-    refused it (known before any call), and ``None`` for an error reported by Constant Contact,
-    whose activity errors are free text without a row reference.
+    ``row`` is the contact's position in the rows given to ``import_contacts``: known when the hook
+    itself refused the row (before any call), and for an error Constant Contact reported when its
+    free text names the row (``import_data[N]``) or quotes one of the request's addresses. It is
+    ``None`` for an error that names neither: then the whole request is unconfirmed
+    (:meth:`ImportResult.unconfirmed_rows`).
     """
 
     reason: str
@@ -138,6 +140,25 @@ class ImportResult:
     errors: list[RowError] = field(default_factory=list)
     api_calls: int = 0
     polls: int = 0
+    # Which input rows each activity carried (activity id -> positions in the rows given).
+    rows_by_activity: dict[str, list[int]] = field(default_factory=dict)
+
+    def unconfirmed_rows(self) -> list[int]:
+        """Rows of the requests whose errors could not all be tied to a row.
+
+        CC counts an activity's refused rows (``error_count``) and describes them in free text; when
+        a message names no row, or fewer messages than errors were given, any row of that request
+        may be the refused one, so none of them can be taken as written.
+        """
+        unconfirmed: list[int] = []
+        for activity in self.activities:
+            rows = self.rows_by_activity.get(activity.activity_id, [])
+            mine = [e for e in self.errors if e.activity_id == activity.activity_id]
+            placed = sum(1 for e in mine if e.row is not None)
+            errors = int(activity.status.get("error_count") or 0)
+            if any(e.row is None for e in mine) or errors > placed:
+                unconfirmed.extend(rows)
+        return unconfirmed
 
     def _status_total(self, key: str) -> int:
         return sum(int(a.status.get(key) or 0) for a in self.activities)
@@ -183,6 +204,7 @@ class ImportResult:
             "correctable_count": self.correctable_count,
             "cannot_add_to_list_count": self.cannot_add_to_list_count,
             "rejected_before_sending": self.rejected_before_sending,
+            "unconfirmed": len(self.unconfirmed_rows()),
             "api_calls": self.api_calls,
             "polls": self.polls,
         }

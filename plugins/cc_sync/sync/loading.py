@@ -46,6 +46,7 @@ MEMBER_BATCH = 2_000
 # Contacts created by an import are found again by created_after, from a little before it began.
 CREATED_LOOKBACK = timedelta(minutes=2)
 FAILED_COLUMNS = (MEMBER_ID, CONTACT_ID, "side", REASON)
+PAIR_COLUMNS = (MEMBER_ID, CONTACT_ID)
 # The plan's XCom carries, beside the engine's frames, the linked members who left the scope.
 LEAVING_SCOPE = "leaving_scope"
 
@@ -58,6 +59,9 @@ class LoadResult:
     created_links: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[MEMBER_ID, CONTACT_ID]))
     failed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(FAILED_COLUMNS)))
     counts: dict[str, int] = field(default_factory=dict)
+    # Sent, but in a request whose refused rows CC did not name: not taken as written (no base
+    # saved), so the next run sends them again; not failures either (no review item each).
+    unconfirmed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PAIR_COLUMNS)))
 
     def add_failures(self, frame: pd.DataFrame) -> None:
         if len(frame):
@@ -69,6 +73,7 @@ class LoadResult:
             "created_links": self.created_links.astype("string"),
             "failed": self.failed.astype("string"),
             "counts": dict(self.counts),
+            "unconfirmed": self.unconfirmed.astype("string"),
         }
 
     @classmethod
@@ -80,6 +85,7 @@ class LoadResult:
             created_links=value.get("created_links", pd.DataFrame(columns=[MEMBER_ID, CONTACT_ID])),
             failed=value.get("failed", pd.DataFrame(columns=list(FAILED_COLUMNS))),
             counts=dict(value.get("counts") or {}),
+            unconfirmed=value.get("unconfirmed", pd.DataFrame(columns=list(PAIR_COLUMNS))),
         )
 
 
@@ -108,6 +114,11 @@ def _changes_of(row: pd.Series, skip: tuple[str, ...]) -> dict[str, Any]:
 
 def _missing(value: Any) -> bool:
     return value is None or (not isinstance(value, list | dict) and bool(pd.isna(value)))
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, str | None]]:
+    """A frame as JSON-safe records (strings, None for missing) for the journal."""
+    return [{k: None if _missing(v) else str(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def _failed(member_id: Any, contact_id: Any, side: str, reason: str) -> dict[str, Any]:
@@ -147,12 +158,37 @@ def load_constant_contact(
             # A failed activity may have taken none of its contacts: fail the task, and the retry
             # sends the import again (an import is keyed by email, so a repeat changes nothing).
             raise RuntimeError(f"Constant Contact import did not complete: {imported.summary()}")
-        result.add_failures(pd.DataFrame(failures, columns=list(FAILED_COLUMNS)))
+        failed = pd.DataFrame(failures, columns=list(FAILED_COLUMNS))
+        placed = {e.row for e in imported.errors if e.row is not None}
+        unconfirmed_rows = sorted(set(imported.unconfirmed_rows()) - placed)
+        unconfirmed = bulk.iloc[unconfirmed_rows].reindex(columns=list(PAIR_COLUMNS))
+        result.add_failures(failed)
+        result.unconfirmed = unconfirmed.astype("string")
         if failures:
             reasons = pd.Series([f[REASON] for f in failures]).str.slice(0, 80).value_counts().head(5)
             log.warning("Import rows refused, most common reasons: %s", reasons.to_dict())
-        journal.mark("cc_import", {"started": started.isoformat(), **imported.summary()})
+        if len(unconfirmed):
+            log.warning(
+                "%d contact(s) were in import requests whose refused rows Constant Contact did not "
+                "name: not taken as written, the next run sends them again",
+                len(unconfirmed),
+            )
+        journal.mark(
+            "cc_import",
+            {
+                "started": started.isoformat(),
+                **imported.summary(),
+                "failed": _records(failed),
+                "unconfirmed": _records(unconfirmed),
+            },
+        )
         result.counts.update({f"import_{k}": v for k, v in imported.summary().items() if isinstance(v, int)})
+    elif len(bulk):  # a retry after the import landed: what it refused is in the journal
+        detail = journal.detail("cc_import") or {}
+        result.add_failures(pd.DataFrame(detail.get("failed") or [], columns=list(FAILED_COLUMNS)))
+        result.unconfirmed = pd.DataFrame(detail.get("unconfirmed") or [], columns=list(PAIR_COLUMNS)).astype(
+            "string"
+        )
     if len(plan.cc_creates):
         detail = journal.detail("cc_import") or {}
         since = pd.Timestamp(detail.get("started") or utcnow()).to_pydatetime() - CREATED_LOOKBACK

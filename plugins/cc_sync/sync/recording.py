@@ -29,8 +29,8 @@ LEFT_SCOPE = "left_scope"  # change-log reason: a linked member left the mapping
 
 
 def blocked_pairs(plan: SyncPlan, cc: LoadResult, members: LoadResult) -> tuple[set[str], set[str]]:
-    """Member ids and contact ids whose writes did not all land this run."""
-    failed = pd.concat([cc.failed, members.failed], ignore_index=True)
+    """Member ids and contact ids whose writes did not all land (or are not known to) this run."""
+    failed = pd.concat([cc.failed, members.failed, cc.unconfirmed], ignore_index=True)
     member_ids = set(failed[MEMBER_ID].dropna().astype(str))
     contact_ids = set(failed[CONTACT_ID].dropna().astype(str))
     return member_ids, contact_ids
