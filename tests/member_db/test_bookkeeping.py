@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -57,6 +58,22 @@ def test_migrate_cli_check_exit_codes(database_url: str, capsys: pytest.CaptureF
     assert migrate.main(["check", "--db-url", database_url]) == 0
     assert migrate.main(["downgrade", "--db-url", database_url]) == 0
     assert migrate.main(["check", "--db-url", database_url]) == 1
+
+
+def test_migrate_cli_takes_the_prefix_from_the_mapping(
+    database_url: str, engine: sa.Engine, tmp_path: Path
+) -> None:
+    mapping = tmp_path / "mapping.yaml"
+    text = migrate.DEFAULT_MAPPING.read_text()
+    assert "table_prefix: ccsync_" in text
+    mapping.write_text(text.replace("table_prefix: ccsync_", "table_prefix: org2_"))
+
+    assert migrate.main(["upgrade", "--db-url", database_url, "--mapping", str(mapping)]) == 0
+
+    assert migrate.schema_is_current(engine, "org2_")
+    assert migrate.current_revision(engine, "ccsync_") is None
+    assert migrate.main(["check", "--db-url", database_url, "--mapping", str(mapping)]) == 0
+    assert migrate.main(["check", "--db-url", database_url, "--prefix", "ccsync_"]) == 1
 
 
 def test_links_upsert_twice_and_move(books: Bookkeeping) -> None:

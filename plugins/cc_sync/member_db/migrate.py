@@ -2,11 +2,15 @@
 
 Usage::
 
-    python -m cc_sync.member_db.migrate upgrade|downgrade|current|check [--db-url URL] [--prefix P]
+    python -m cc_sync.member_db.migrate upgrade|downgrade|current|check
+        [--db-url URL] [--prefix P] [--mapping PATH]
 
 ``make migrate`` runs ``upgrade``; the DAGs call :func:`schema_is_current` (or ``check``, which exits
-non-zero when the schema is behind) before they touch the tables. The database is, in order: the
-``--db-url`` given, ``$CC_SYNC_MEMBER_DB_URL``, the demo's var/members.db. The version table is
+non-zero when the schema is behind) before they touch the tables. The tables are the mapping's
+(``--mapping``, else ``$CC_SYNC_MAPPING``, else include/config/member_mapping.yaml), named with its
+``bookkeeping.table_prefix`` unless ``--prefix`` is given. The database is, in order: the
+``--db-url`` given, the mapping's ``bookkeeping.database_url``, ``$CC_SYNC_MEMBER_DB_URL``, the
+demo's var/members.db. The version table is
 ``<prefix>alembic_version``, so an organisation's own Alembic history is left alone.
 """
 
@@ -27,7 +31,8 @@ from cc_sync.member_db.bookkeeping import DEFAULT_PREFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 MIGRATIONS_DIR = Path(os.environ.get("CC_SYNC_MIGRATIONS_DIR", PROJECT_ROOT / "include" / "migrations"))
-DEFAULT_DB_URL = f"sqlite:///{PROJECT_ROOT / 'var' / 'members.db'}"
+DEFAULT_DB_URL = f"sqlite:///{Path(os.environ.get('CC_SYNC_VAR_DIR') or PROJECT_ROOT / 'var') / 'members.db'}"
+DEFAULT_MAPPING = PROJECT_ROOT / "include" / "config" / "member_mapping.yaml"
 
 
 def alembic_config(connection: sa.Connection | None = None, prefix: str = DEFAULT_PREFIX) -> Config:
@@ -69,10 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("action", choices=["upgrade", "downgrade", "current", "check"])
     parser.add_argument("revision", nargs="?", help="target revision (upgrade: head, downgrade: base)")
-    parser.add_argument("--db-url", default=os.environ.get("CC_SYNC_MEMBER_DB_URL", DEFAULT_DB_URL))
-    parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="bookkeeping table prefix")
+    parser.add_argument(
+        "--db-url", help="the member database (default: $CC_SYNC_MEMBER_DB_URL, then the demo's)"
+    )
+    parser.add_argument("--prefix", help="bookkeeping table prefix (default: the mapping's)")
+    parser.add_argument("--mapping", default=os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING)))
     args = parser.parse_args(argv)
-    url = sa.make_url(args.db_url)
+    from cc_sync.member_db.mapping import load_mapping
+
+    bookkeeping = load_mapping(args.mapping).bookkeeping
+    args.prefix = args.prefix or bookkeeping.table_prefix
+    db_url = (
+        bookkeeping.database_url or args.db_url or os.environ.get("CC_SYNC_MEMBER_DB_URL", DEFAULT_DB_URL)
+    )
+    url = sa.make_url(db_url)
     if url.get_backend_name() == "sqlite" and url.database:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)
