@@ -3,9 +3,19 @@ and the emulator (rate limit off, activities processed at once), timed once.
 
 The figure to beat is the API-call minimum: the import requests (ceil(N / 40,000), or more when
 the rows weigh over 4 MB a request: about 320 bytes a member here, so 12,000 a request), their
-polls, and a constant few (find the list, create it and the custom field). The job adds, on purpose, one read
-of the new list afterwards (500 contacts a call) to learn the contact ids it links: CC's import
-answers no ids. Run alone: ``python -m bench.bench_send_list [--quick]``.
+polls, and a constant few (find the list, create it and the custom field).
+
+Two measurements of the same segment sent to a new list:
+
+- **unknown**: an empty CC account and directory. CC's import answers no contact ids, so the job
+  reads the new list afterwards (500 contacts a call) to learn the ids it links.
+- **known**: the same account already holds a contact for every member, recorded in the sync's
+  directory as a scheduled sync leaves it (contacts seeded through the emulator's admin, dated the
+  day before, then read with the hook and recorded with ``upsert_directory``, all outside the
+  measured section). The job reads what changed in CC since the directory was recorded (one call)
+  and, every id being known and the import clean, reads nothing back.
+
+Run alone: ``python -m bench.bench_send_list [--quick]``.
 """
 
 from __future__ import annotations
@@ -47,18 +57,8 @@ def minimum_import_requests(db_url: str) -> dict[str, int]:
     from cc_sync import send_list
     from cc_sync.constant_contact import bulk
     from cc_sync.constant_contact.convert import frame_to_import_rows
-    from cc_sync.member_db.hook import MemberDatabaseHook
-    from cc_sync.member_db.mapping import load_mapping
-    from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
 
-    mapping = load_mapping(DEFAULT_MAPPING_PATH)
-    selected = send_list.selection_mapping(mapping, None, send_list.filter_conditions(SEGMENT, mapping))
-    hook = MemberDatabaseHook.from_url(db_url, selected)
-    try:
-        members = send_list.read_segment(hook)
-    finally:
-        hook.dispose()
-    send, _ = send_list.split_members(members, mapping, set())
+    send = _segment_to_send(db_url)
     fields = [c for c in send.columns if c not in ("member_id", send_list.EMAIL_KEY)]
     chunks, _ = bulk.plan_import(frame_to_import_rows(send[fields]), ["list-id-placeholder-0000000000000000"])
     body_bytes = sum(len(c.body) for c in chunks)
@@ -71,8 +71,70 @@ def minimum_import_requests(db_url: str) -> dict[str, int]:
     }
 
 
-def send_scenario(members: int, dag: Any, work: Path) -> dict[str, Any]:
-    """Members in SQLite, an empty CC account, one create_new run of the whole scope with an email."""
+def _segment_to_send(db_url: str) -> Any:
+    """The members the job sends (the segment less those it skips), read without any API call."""
+    from cc_sync import send_list
+    from cc_sync.member_db.hook import MemberDatabaseHook
+    from cc_sync.member_db.mapping import load_mapping
+    from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
+
+    mapping = load_mapping(DEFAULT_MAPPING_PATH)
+    selected = send_list.selection_mapping(mapping, None, send_list.filter_conditions(SEGMENT, mapping))
+    hook = MemberDatabaseHook.from_url(db_url, selected)
+    try:
+        members = send_list.read_segment(hook)
+        opted_out = hook.opted_out_emails()
+    finally:
+        hook.dispose()
+    send, _ = send_list.split_members(members, mapping, set(), opted_out)
+    return send
+
+
+def seed_known_contacts(emulator: Any, db_url: str) -> dict[str, Any]:
+    """A contact for every member the job will send, recorded in the directory as a scheduled sync
+    leaves it: seeded through the emulator's admin (no API call), dated the day before, then read
+    with the hook (as the sync reads, ``status=all``, 500 a call) and recorded. Not measured."""
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+
+    from cc_sync import send_list
+    from cc_sync.constant_contact.hook import ConstantContactHook
+    from cc_sync.member_db.bookkeeping import Bookkeeping
+
+    send = _segment_to_send(db_url)
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    contacts = [
+        {
+            "email_address": {"address": email, "permission_to_send": "implicit"},
+            "first_name": first,
+            "last_name": last,
+            "created_at": yesterday,
+            "updated_at": yesterday,
+        }
+        for email, first, last in zip(
+            send["email"].str.strip(),
+            send["first_name"].astype(object),
+            send["last_name"].astype(object),
+            strict=True,
+        )
+    ]
+    contacts = [{k: v for k, v in c.items() if isinstance(v, str | dict)} for c in contacts]
+    for start in range(0, len(contacts), 20_000):
+        emulator.admin.seed_contacts(contacts=contacts[start : start + 20_000])
+    hook = ConstantContactHook()
+    read = send_list.contacts_frame(hook.iter_contacts(status="all", include=None))
+    engine = sa.create_engine(db_url)
+    try:
+        recorded = Bookkeeping(engine).upsert_directory(read)
+    finally:
+        engine.dispose()
+    return {"seeded": len(contacts), "directory": recorded, "read_calls": hook.api_calls}
+
+
+def send_scenario(members: int, dag: Any, work: Path, *, known: bool = False) -> dict[str, Any]:
+    """Members in SQLite, a CC account (empty, or holding every member when ``known``), one
+    create_new run of the whole scope with an email."""
     import sqlalchemy as sa
 
     from cc_sync.member_db.bookkeeping import Bookkeeping
@@ -87,6 +149,8 @@ def send_scenario(members: int, dag: Any, work: Path) -> dict[str, Any]:
         state = f"sqlite:///{work / 'cc-state.db'}"
         for key, value in sync_world.connection_env(emulator, db_url, state).items():
             os.environ[key] = value
+        seeding = seed_known_contacts(emulator, db_url) if known else {}
+        counters_before = emulator.admin.counters()
         started = time.perf_counter()
         run = dag.test(
             run_conf={"segment": None, "filter": SEGMENT, "list": "Benchmark", "mode": "create_new",
@@ -97,12 +161,17 @@ def send_scenario(members: int, dag: Any, work: Path) -> dict[str, Any]:
         engine = sa.create_engine(db_url)
         record = Bookkeeping(engine).get_run(run.run_id) or {}
         engine.dispose()
+    endpoints = {
+        k: v - counters_before["endpoints"].get(k, 0)
+        for k, v in counters["endpoints"].items()
+        if v - counters_before["endpoints"].get(k, 0)
+    }
+    api_calls = counters["api_calls"] - counters_before["api_calls"]
     if run.state != "success":
         states = {ti.task_id: ti.state for ti in run.get_task_instances()}
         raise RuntimeError(f"send-list run ended {run.state}: {states}")
     counts = record.get("counts", {})
     sent = counts.get("sent", 0)
-    endpoints = counters["endpoints"]
     imports = endpoints.get("POST /v3/activities/contacts_json_import", 0)
     polls = endpoints.get("GET /v3/activities/{activity_id}", 0)
     list_reads = endpoints.get("GET /v3/contacts", 0)
@@ -115,13 +184,17 @@ def send_scenario(members: int, dag: Any, work: Path) -> dict[str, Any]:
         "linked": counts.get("linked", 0),
         "skipped": counts.get("skipped", 0),
         "seconds": round(seconds, 1),
-        "api_calls": counters["api_calls"],
+        "api_calls": api_calls,
         "import_requests": imports,
         "polls": polls,
         "contact_reads": list_reads,
         "minimum_imports": max(minimum["by_count"], minimum["by_size"]),
         "link_read_pages": math.ceil(sent / PAGE),
-        "other_calls": counters["api_calls"] - imports - polls - list_reads,
+        "other_calls": api_calls - imports - polls - list_reads,
+        "list_read_after_import": counts.get("list_read_after_import"),
+        "ids_known_before_import": counts.get("ids_known_before_import"),
+        "run_api_calls": counts.get("api_calls"),
+        "seeding": seeding,
         "endpoints": endpoints,
     }
 
@@ -150,6 +223,29 @@ def run(results: dict[str, Any], *, quick: bool = False) -> None:
     results[f"send_list_{target}_linked"] = scenario["linked"]
     results[f"send_list_{target}_skipped"] = scenario["skipped"]
     results["send_list_endpoints"] = scenario["endpoints"]
+
+    # The same segment when the directory already knows every contact (as after a scheduled sync).
+    known = send_scenario(
+        int(target / 0.8), dag, Path(tempfile.mkdtemp(prefix="ccsync-bench-send-known-")), known=True
+    )
+    prefix = f"send_list_{target}_known"
+    results[f"{prefix}_sent"] = known["sent"]
+    results[f"{prefix}_seconds"] = known["seconds"]
+    results[f"{prefix}_api_calls"] = known["api_calls"]
+    results[f"{prefix}_import_requests"] = known["import_requests"]
+    results[f"{prefix}_polls"] = known["polls"]
+    results[f"{prefix}_contact_read_calls"] = known["contact_reads"]
+    results[f"{prefix}_other_calls"] = known["other_calls"]
+    results[f"{prefix}_list_read_after_import"] = known["list_read_after_import"]
+    results[f"{prefix}_ids_known_before_import"] = known["ids_known_before_import"]
+    results[f"{prefix}_linked"] = known["linked"]
+    # The minimum: the imports the rows need, their polls (one each here), and the same constant few
+    # as the unknown case (find the list, create it, the custom field: read and create).
+    minimum = known["minimum_imports"] + known["polls"] + scenario["other_calls"]
+    results[f"{prefix}_minimum_calls"] = minimum
+    results[f"{prefix}_calls_over_minimum"] = known["api_calls"] - minimum
+    results[f"{prefix}_seeding_outside_measure"] = known["seeding"]
+    results["send_list_known_endpoints"] = known["endpoints"]
 
 
 if __name__ == "__main__":

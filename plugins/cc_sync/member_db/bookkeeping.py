@@ -769,6 +769,28 @@ class Bookkeeping:
             frame[col] = frame[col].astype(bool)
         return frame
 
+    def load_directory_entries(self, email_keys: Iterable[str]) -> pd.DataFrame:
+        """Like :meth:`load_directory`, with each entry's ``email_key`` and ``seen_at`` (when a run
+        last recorded it): what a send needs to decide whether it may rely on a contact id."""
+        keys = sorted({k for k in email_keys if k})
+        columns = [CONTACT_ID, "email_key", OPTED_OUT, "deleted", "seen_at"]
+        query = sa.select(*(self.cc_directory.c[c] for c in columns))
+        rows: list[Any] = []
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), IN_CHUNK):
+                chunk = keys[start : start + IN_CHUNK]
+                rows.extend(conn.execute(query.where(self.cc_directory.c.email_key.in_(chunk))).all())
+        frame = pd.DataFrame(
+            {
+                CONTACT_ID: pd.array([r[0] for r in rows], dtype="string"),
+                "email_key": pd.array([r[1] for r in rows], dtype="string"),
+                OPTED_OUT: pd.array([bool(r[2]) for r in rows], dtype="bool"),
+                "deleted": pd.array([bool(r[3]) for r in rows], dtype="bool"),
+                "seen_at": pd.to_datetime([r[4] for r in rows], utc=True),
+            }
+        )
+        return frame
+
     # ---- lease: one sync at a time -------------------------------------------------------------
 
     def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:

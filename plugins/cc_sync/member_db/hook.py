@@ -345,6 +345,42 @@ class MemberDatabaseHook(BaseHook):
         found = pd.concat(frames, ignore_index=True)
         return found.loc[normalise_email(found["email"]).isin(wanted)].reset_index(drop=True)
 
+    def opted_out_emails(self) -> pd.DataFrame:
+        """member_id and normalised email (``email_key``) of every row flagged opted out, in scope
+        or not, soft-deleted or not: an address someone asked not to mail stays unmailed whoever
+        else shares it. One query, filtered on the opt-out column in SQL (the flag compared as text,
+        booleans as 0/1, exactly as the extract decides ``opted_out``); only those rows are read."""
+        m = self.mapping
+        empty = pd.DataFrame(
+            {MEMBER_ID: pd.Series([], dtype="string"), "email_key": pd.Series([], dtype="string")}
+        )
+        if m.opt_out is None:
+            return empty
+        t = self.table
+        flag: sa.ColumnElement[Any] = t.c[m.opt_out.column]
+        if isinstance(t.c[m.opt_out.column].type, sa.Boolean):
+            flag = sa.cast(flag, sa.Integer)
+        wanted: set[str] = set()
+        for v in m.opt_out.opted_out_values:
+            wanted.add(str(v))
+            if isinstance(v, bool):
+                wanted.add(str(int(v)))
+        email = t.c[m.fields["email"].column]
+        stmt = sa.select(t.c[m.member_id_column], email).where(
+            sa.cast(flag, sa.String(64)).in_(sorted(wanted)), email.is_not(None)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        if not rows:
+            return empty
+        frame = pd.DataFrame(
+            {
+                MEMBER_ID: pd.array([str(r[0]) for r in rows], dtype="string"),
+                "email_key": normalise_email(pd.Series([r[1] for r in rows], dtype="string")).to_numpy(),
+            }
+        ).astype("string")
+        return frame.loc[frame["email_key"].notna()].reset_index(drop=True)
+
     def lookup_by_name(
         self, first_names: Iterable[str | None], last_names: Iterable[str | None]
     ) -> pd.DataFrame:
