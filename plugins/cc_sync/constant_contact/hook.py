@@ -745,10 +745,13 @@ class ConstantContactHook(BaseHook):
         return self.state.usage(settings.client_id, settings.daily_budget or 0, settings.budget_reserve)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Airflow's convention: (ok, message). Costs one API call (and a refresh if needed)."""
+        """Airflow's convention: (ok, message). The message names the account (organisation, owner,
+        masked contact email, physical address), as each run's log does. One API call (and a
+        refresh if needed)."""
+        from cc_sync.account import AccountSummary  # it builds on this hook
+
         try:
-            summary = self.get_account_summary()
+            summary = AccountSummary.from_api(self.get_account_details())
         except ConstantContactError as exc:
             return False, str(exc)
-        name = summary.get("organization_name") or "the account"
-        return True, f"Connected to Constant Contact ({name})"
+        return True, f"Connected. {summary.describe()}"
