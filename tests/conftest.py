@@ -11,6 +11,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,6 +49,16 @@ def airflow_db() -> Path:
 
     initdb()
     return _TEST_AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def dag_bag(airflow_db: Path) -> Any:
+    """The project's dags/ folder, parsed once per test session (the DAG tests' worlds share it)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(airflow_env.PROJECT_ROOT / "dags"))
+    assert bag.import_errors == {}
+    return bag
 
 
 def _fresh_database(dialect: str, tmp_path: Path) -> Iterator[str]:

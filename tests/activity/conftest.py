@@ -1,10 +1,9 @@
 """A world for the activity DAG: a member database, the emulator with a contact per active member
 (plus contacts no member has), some of them linked as a sync would have linked them, and a helper
-to run the DAG over a given hourly window with dag.test()."""
+to run the DAG over a given hourly window with dag.test() (the shared parts in tests/world.py)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,14 +14,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from cc_sync.constant_contact.state import dispose_engines
 from cc_sync.member_db.bookkeeping import Bookkeeping
 from include import sync_world
-from include.airflow_env import PROJECT_ROOT
 from include.cc_emulator.testing import EmulatorHandle
-
-# A failed task fails the scenario at once (task retries would only slow the suite down).
-os.environ.setdefault("CC_SYNC_TASK_RETRIES", "0")
+from tests.world import Connections, World
 
 DAG_ID = "constant_contact_activity"
 MEMBERS = 40
@@ -33,12 +28,8 @@ DEFAULT_CONF: dict[str, Any] = {"lookback_days": 7}
 
 
 @pytest.fixture(scope="session")
-def activity_dag(airflow_db: Path) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
-    assert bag.import_errors == {}
-    return bag.get_dag(DAG_ID)
+def activity_dag(dag_bag: Any) -> Any:
+    return dag_bag.get_dag(DAG_ID)
 
 
 @dataclass
@@ -52,11 +43,7 @@ class Person:
 
 
 @dataclass
-class ActivityWorld:
-    dag: Any
-    emulator: EmulatorHandle
-    engine: sa.Engine
-    bookkeeping: Bookkeeping
+class ActivityWorld(World):
     people: list[Person]
 
     def run(self, window_start: datetime, **conf: Any) -> dict[str, Any]:
@@ -67,10 +54,8 @@ class ActivityWorld:
         """
         dag_run = self.dag.test(logical_date=window_start + WINDOW_LENGTH, run_conf={**DEFAULT_CONF, **conf})
         assert dag_run.data_interval_start == window_start
-        states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
         account = dag_run.get_task_instance("account_summary").xcom_pull(task_ids="account_summary")
-        record = self.bookkeeping.get_run(dag_run.run_id) or {}
-        return {"state": dag_run.state, "tasks": states, "account": account, **record}
+        return self._outcome(dag_run, account=account)
 
     def pick(self, *, linked: bool | None = None, member: bool = True, skip: int = 0) -> Person:
         chosen = [
@@ -82,13 +67,6 @@ class ActivityWorld:
 
     def activity(self) -> pd.DataFrame:
         return self.bookkeeping.get_activity()
-
-    def member_opted_out(self, member_id: str) -> bool:
-        with self.engine.connect() as conn:
-            value = conn.execute(
-                sa.text("SELECT email_opt_out FROM members WHERE member_id = :id"), {"id": int(member_id)}
-            ).scalar_one()
-        return bool(value)
 
 
 def _members_by_unique_email(engine: sa.Engine) -> dict[str, str]:
@@ -110,36 +88,29 @@ def world_factory(
     activity_dag: Any, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[Any]:
     """``world_factory(db_url)`` -> an :class:`ActivityWorld` on that member database."""
-    engines: list[sa.Engine] = []
+    with Connections(emulator, monkeypatch, tmp_path) as connections:
 
-    def make(db_url: str) -> ActivityWorld:
-        sync_world.create_members(db_url, MEMBERS)
-        sync_world.seed_contacts_from_members(
-            emulator, db_url, share=1.0, renamed_share=0.0, opted_out_share=0.0, cc_only=UNKNOWN_CONTACTS
-        )
-        state = f"sqlite:///{tmp_path / 'cc_state.db'}"
-        for key, value in sync_world.connection_env(emulator, db_url, state).items():
-            monkeypatch.setenv(key, value)
-        engine = sa.create_engine(db_url)
-        engines.append(engine)
-        bookkeeping = Bookkeeping(engine)
-        members = _members_by_unique_email(engine)
-        people: list[Person] = []
-        links = []
-        for contact in emulator.admin.all_contacts():
-            email = contact["email_address"]["address"]
-            member_id = members.get(email.strip().lower())
-            # Every other member is linked (as a sync would have done); the rest are found by email.
-            linked = member_id is not None and len(links) * 2 <= len(people)
-            if linked:
-                links.append(
-                    {"member_id": member_id, "contact_id": contact["contact_id"], "rule": "name_email"}
-                )
-            people.append(Person(contact["contact_id"], email, member_id, linked))
-        bookkeeping.upsert_links(pd.DataFrame(links))
-        return ActivityWorld(activity_dag, emulator, engine, bookkeeping, people)
+        def make(db_url: str) -> ActivityWorld:
+            sync_world.create_members(db_url, MEMBERS)
+            sync_world.seed_contacts_from_members(
+                emulator, db_url, share=1.0, renamed_share=0.0, opted_out_share=0.0, cc_only=UNKNOWN_CONTACTS
+            )
+            engine = connections.open(db_url)
+            bookkeeping = Bookkeeping(engine)
+            members = _members_by_unique_email(engine)
+            people: list[Person] = []
+            links = []
+            for contact in emulator.admin.all_contacts():
+                email = contact["email_address"]["address"]
+                member_id = members.get(email.strip().lower())
+                # Every other member is linked (as a sync would have done); the rest are found by email.
+                linked = member_id is not None and len(links) * 2 <= len(people)
+                if linked:
+                    links.append(
+                        {"member_id": member_id, "contact_id": contact["contact_id"], "rule": "name_email"}
+                    )
+                people.append(Person(contact["contact_id"], email, member_id, linked))
+            bookkeeping.upsert_links(pd.DataFrame(links))
+            return ActivityWorld(activity_dag, emulator, db_url, engine, bookkeeping, people)
 
-    yield make
-    for engine in engines:
-        engine.dispose()
-    dispose_engines()
+        yield make
