@@ -44,7 +44,7 @@ def _connection(emulator: Any, state_db_uri: str, **extra: Any) -> str:
     }
     return json.dumps(
         {
-            "conn_type": "http",
+            "conn_type": "constant_contact",
             "host": emulator.base_url,
             "login": emulator.client_id,
             "password": emulator.client_secret,

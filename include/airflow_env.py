@@ -35,6 +35,8 @@ def airflow_env(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = N
         "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_THRESHOLD": "4096",
         "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_COMPRESSION": "gzip",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        # The connection form's Test button (off by default): ours names the Constant Contact account.
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         # Encrypts connection passwords, variables and the hook's stored OAuth tokens at rest.
         "AIRFLOW__CORE__FERNET_KEY": fernet_key(home),
         "AIRFLOW__API__HOST": "127.0.0.1",

@@ -130,7 +130,7 @@ def connection_env(
     }
     extra.update(cc_extra)
     cc = {
-        "conn_type": "http",
+        "conn_type": "constant_contact",
         "host": emulator.base_url,
         "login": emulator.client_id,
         "password": emulator.client_secret,

@@ -32,7 +32,7 @@ def connection_json(emulator: EmulatorHandle, state_db_uri: str, **extra: Any) -
     settings.update(extra)
     return json.dumps(
         {
-            "conn_type": "http",
+            "conn_type": "constant_contact",
             "host": emulator.base_url,
             "login": emulator.client_id,
             "password": emulator.client_secret,

@@ -40,3 +40,22 @@ def test_a_failed_connection_says_why(make_hook) -> None:
     assert not ok
     assert message
     assert "not-a-token" not in message
+
+
+def test_airflow_tests_a_constant_contact_connection_with_this_hook(hook) -> None:
+    """The package's provider entry point registers the connection type, so Airflow's own
+    connection test (the UI's Test button) reaches ConstantContactHook.test_connection."""
+    from airflow.models.connection import Connection
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    registered = ProvidersManagerTaskRuntime().hooks["constant_contact"]
+    assert registered is not None
+    assert registered.hook_class_name == "cc_sync.constant_contact.hook.ConstantContactHook"
+    connection = Connection.get_connection_from_secrets(hook.cc_conn_id)
+    assert connection.conn_type == "constant_contact"
+
+    ok, message = connection.test_connection()
+
+    assert ok, message
+    assert DEMO_ACCOUNT["organization_name"] in message
+    assert DEMO_ACCOUNT["contact_email"] not in message

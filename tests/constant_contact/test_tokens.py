@@ -19,7 +19,9 @@ from tests.constant_contact._workers import call_api_in_phases
 
 def stored_row(hook):
     with hook.state.engine.begin() as conn:
-        return conn.execute(sa.select(tokens_table)).one()
+        return conn.execute(
+            sa.select(tokens_table).where(tokens_table.c.token_key == hook.tokens.token_key)
+        ).one()
 
 
 def stored_refresh_token(hook) -> str:
@@ -157,7 +159,7 @@ def test_no_token_or_secret_in_logs_errors_or_reprs(emulator, make_hook, caplog,
         repr(hook),
         repr(hook.tokens),
         repr(hook.settings),
-        repr(hook.state.read_token(hook.cc_conn_id)),
+        repr(hook.state.read_token(hook.tokens.token_key)),
     ]
     for secret in secrets:
         for text in texts:
@@ -181,3 +183,15 @@ def test_a_lost_refresh_answer_is_explained_not_retried_forever(emulator, make_h
     assert "answer with the new one was lost" in message
     assert "authorize" in message
     assert DEMO_REFRESH_TOKEN not in message
+
+
+def test_connections_holding_one_authorization_share_its_rotating_token(make_hook) -> None:
+    """Airflow's connection test (the UI's Test button) runs the hook under a throw-away
+    connection id: its refresh must not leave the real connection with a spent refresh token."""
+    tested = make_hook(conn_id="transient_connection_test")
+    assert tested.test_connection()[0]  # refreshes: the emulator rotates the refresh token
+
+    real = make_hook()
+    assert real.cc_conn_id != tested.cc_conn_id
+    assert real.get_account_summary()["organization_name"]
+    assert real.tokens.token_key == tested.tokens.token_key

@@ -1,6 +1,8 @@
 """ConstantContactHook: every call to the Constant Contact v3 API goes through here.
 
-The connection (``constant_contact_default``, conn_type ``http`` or ``generic``):
+The connection (``constant_contact_default``; conn_type ``constant_contact``, registered by this
+package's provider entry point so the UI shows these fields and its Test button names the account;
+``http`` or ``generic`` work too):
 
 - ``host``: the API base URL (``https://api.cc.email`` when empty; the emulator in the demo);
 - ``login`` / ``password``: the API key (client id) and its secret;
@@ -65,7 +67,7 @@ from cc_sync.constant_contact.models import (
     RowError,
 )
 from cc_sync.constant_contact.state import SharedState, next_utc_midnight
-from cc_sync.constant_contact.tokens import DEFAULT_TOKEN_URL, TokenManager
+from cc_sync.constant_contact.tokens import DEFAULT_TOKEN_URL, TokenManager, token_store_key
 from cc_sync.constant_contact.tracking import EmailCampaign, TrackingKind
 from cc_sync.timeutil import parse_utc
 
@@ -205,8 +207,32 @@ class ConstantContactHook(BaseHook):
 
     conn_name_attr = "cc_conn_id"
     default_conn_name = "constant_contact_default"
-    conn_type = "http"
+    conn_type = "constant_contact"
     hook_name = "Constant Contact"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The UI's connection form for ``constant_contact``: what each standard field holds."""
+        return {
+            "hidden_fields": ["schema", "port"],
+            "relabeling": {
+                "host": "API base URL",
+                "login": "API key (client id)",
+                "password": "Client secret",
+            },
+            "placeholders": {
+                "host": DEFAULT_BASE_URL,
+                "extra": json.dumps(
+                    {
+                        "refresh_token": "from python -m cc_sync.constant_contact.authorize",
+                        "state_db_uri": "postgresql+psycopg://airflow@db/airflow",
+                        "requests_per_second": 4,
+                        "daily_budget": 10000,
+                    },
+                    indent=2,
+                ),
+            },
+        }
 
     def __init__(
         self,
@@ -250,7 +276,7 @@ class ConstantContactHook(BaseHook):
         settings, secret, refresh_token = self._connection_parts
         return TokenManager(
             self.state,
-            token_key=self.cc_conn_id,
+            token_key=token_store_key(settings.client_id, refresh_token),
             client_id=settings.client_id,
             client_secret=secret,
             seed_refresh_token=refresh_token,

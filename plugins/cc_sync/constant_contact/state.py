@@ -45,7 +45,7 @@ metadata = sa.MetaData()
 tokens_table = sa.Table(
     f"{TABLE_PREFIX}tokens",
     metadata,
-    sa.Column("token_key", sa.String(200), primary_key=True, comment="the Airflow connection id"),
+    sa.Column("token_key", sa.String(200), primary_key=True, comment="client id + seed hash"),
     sa.Column("refresh_token", sa.Text, nullable=True, comment="encrypted with Fernet when a key is set"),
     sa.Column("access_token", sa.Text, nullable=True, comment="encrypted with Fernet when a key is set"),
     sa.Column("access_expires_us", sa.BigInteger, nullable=True),

@@ -56,6 +56,17 @@ def seed_hash(refresh_token: str) -> str:
     return hashlib.sha256(refresh_token.encode()).hexdigest()
 
 
+def token_store_key(client_id: str, seed_refresh_token: str) -> str:
+    """The token row of one authorization: the API key and the refresh token it started from.
+
+    Not the connection id: every connection holding the same authorization must share one row, or
+    one would spend the rotating refresh token the other still holds. Airflow's connection test
+    (the UI's Test button) runs the hook under a throw-away connection id; keyed by that id, a test
+    refreshed under its own row and left the real connection with a spent token (invalid_grant).
+    """
+    return f"{client_id}:{seed_hash(seed_refresh_token)[:32]}"
+
+
 class TokenCipher:
     """Encrypts token values with Airflow's Fernet key(s), or stores them as-is when none is set.
 
@@ -118,7 +129,7 @@ class TokenManager:
     """Hands out a valid access token, refreshing it (once, for everyone) when needed.
 
     :param state: the shared state holding the token row.
-    :param token_key: the row's key (the Airflow connection id).
+    :param token_key: the row's key (:func:`token_store_key`).
     :param client_id: the API key; also the key of the token endpoint's limiter.
     :param client_secret: the API key's secret.
     :param seed_refresh_token: the refresh token from the connection (the first one, from the
