@@ -43,9 +43,11 @@ class World:
 
     def _outcome(self, dag_run: Any, **extra: Any) -> dict[str, Any]:
         """A finished dag.test() run: its state, its task states, ``extra``, then its run record."""
-        states = {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
+        instances = dag_run.get_task_instances()
+        states = {ti.task_id: ti.state for ti in instances}
+        tries = {ti.task_id: ti.try_number for ti in instances}
         record = self.bookkeeping.get_run(dag_run.run_id) or {}
-        return {"state": dag_run.state, "tasks": states, **extra, **record}
+        return {"state": dag_run.state, "tasks": states, "tries": tries, **extra, **record}
 
     # ---- member side -----------------------------------------------------------------------
 

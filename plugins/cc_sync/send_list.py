@@ -74,6 +74,7 @@ from cc_sync.constant_contact.errors import ConstantContactApiError
 from cc_sync.constant_contact.hook import ConstantContactHook
 from cc_sync.constant_contact.models import ContactList, PermissionToSend
 from cc_sync.engine.normalise import normalise_email
+from cc_sync.errors import NotRetryableError
 from cc_sync.fields import CONTACT_ID, DELETED, MEMBER_ID, OPTED_OUT, UPDATED_AT, is_custom_field
 from cc_sync.member_db.bookkeeping import Bookkeeping, RunStatus
 from cc_sync.member_db.hook import MemberDatabaseHook
@@ -118,7 +119,7 @@ class SkipCategory(StrEnum):
     REFUSED_BY_CC = "refused_by_cc"  # sent, but not on the list after the import
 
 
-class SendListError(ValueError):
+class SendListError(NotRetryableError, ValueError):
     """The form's choices cannot be carried out (unknown segment, bad filter, list exists...)."""
 
 

@@ -152,8 +152,13 @@ def test_dry_run_writes_nothing(world: SyncWorld) -> None:
     assert writes == {}
 
 
-def test_guard_rail_stops_a_mass_change_before_any_write(world: SyncWorld) -> None:
+def test_guard_rail_stops_a_mass_change_before_any_write(
+    world: SyncWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
     world.sync()
+    # The refusal fails the run at once: a retry would refuse again.
+    monkeypatch.setattr(world.dag.get_task("guard"), "retries", 2)
+    monkeypatch.setattr(world.dag.get_task("guard"), "retry_delay", timedelta(0))
     for member_id in world.linked_member_ids():
         world.edit_member(member_id, job_title="Volunteer")
     puts_before = world.emulator.admin.counters()["endpoints"].get(
@@ -163,6 +168,7 @@ def test_guard_rail_stops_a_mass_change_before_any_write(world: SyncWorld) -> No
     refused = world.sync(max_change_share=0.1)
     assert refused["state"] == "failed"
     assert refused["tasks"]["guard"] == "failed"
+    assert refused["tries"]["guard"] == 1
     after = world.emulator.admin.counters()["endpoints"].get("POST /v3/activities/contacts_json_import", 0)
     assert after == puts_before
 

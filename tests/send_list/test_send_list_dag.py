@@ -7,6 +7,7 @@ new and replace run on SQLite, PostgreSQL and MariaDB.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -241,7 +242,9 @@ def test_dry_run_writes_nothing(world: SendWorld) -> None:
         ({"segment": "nobody", "list": "X"}, "unknown segment"),
     ],
 )
-def test_bad_choices_fail_before_any_write(world: SendWorld, conf: dict[str, Any], message: str) -> None:
+def test_bad_choices_fail_before_any_write(
+    world: SendWorld, conf: dict[str, Any], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(send_list.SendListError, match=message):
         send_list.plan_send(SyncResources(), segment=conf.get("segment"), filter=conf.get("filter"),
                             list_ref=conf["list"], mode="update")  # fmt: skip
@@ -252,9 +255,13 @@ def test_bad_choices_fail_before_any_write(world: SendWorld, conf: dict[str, Any
         with pytest.raises(ParamValidationError, match="segment"):
             world.send(**conf)
         return
+    # A choice the job cannot carry out fails at once: retrying would only fail again, later.
+    monkeypatch.setattr(world.dag.get_task("plan"), "retries", 2)
+    monkeypatch.setattr(world.dag.get_task("plan"), "retry_delay", timedelta(0))
     run = world.send(**conf)
     assert run["state"] == "failed"
     assert run["tasks"]["plan"] == "failed"
+    assert run["tries"]["plan"] == 1
     assert world.emulator.admin.all_lists() == []
 
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from cc_sync.errors import NotRetryableError
+
 
 class ConstantContactError(Exception):
     """Base class of everything the Constant Contact hook raises on purpose."""
 
 
-class ConstantContactConfigError(ConstantContactError):
+class ConstantContactConfigError(NotRetryableError, ConstantContactError):
     """The Airflow connection is missing something the hook needs."""
 
 
-class ConstantContactAuthError(ConstantContactError):
+class ConstantContactAuthError(NotRetryableError, ConstantContactError):
     """Authentication failed for good: the refresh token was refused, or a fresh token got a 401.
 
     Retrying cannot help; a person has to re-authorize (``python -m cc_sync.constant_contact.authorize``).
@@ -51,7 +53,7 @@ class ConstantContactApiError(ConstantContactError):
         return self.status >= 500 or (self.status == 429 and self.error_key != "quota_exceeded")
 
 
-class ConstantContactQuotaExceeded(ConstantContactApiError):
+class ConstantContactQuotaExceeded(NotRetryableError, ConstantContactApiError):
     """The server's daily quota is spent (429 ``quota_exceeded``): stop until it resets at 00:00 UTC."""
 
     def __init__(self, resets_at: datetime, *, method: str = "", path: str = ""):
@@ -66,7 +68,7 @@ class ConstantContactQuotaExceeded(ConstantContactApiError):
         )
 
 
-class ConstantContactBudgetExhausted(ConstantContactError):
+class ConstantContactBudgetExhausted(NotRetryableError, ConstantContactError):
     """The hook's own daily budget (minus the reserve) is spent; no call was made."""
 
     def __init__(self, used: int, budget: int, reserve: int, resets_at: datetime):

@@ -24,6 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 import yaml
 
+from cc_sync.errors import NotRetryableError
 from cc_sync.fields import CANONICAL_FIELDS, FieldKind, is_custom_field, is_known_field
 from cc_sync.member_db.states import StateFormat
 from cc_sync.policy import FieldDirection, FieldOwner, FieldPolicy, SyncDirection
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-class MappingError(ValueError):
+class MappingError(NotRetryableError, ValueError):
     """A mapping that cannot be used; the message names the file and line of the offending entry."""
 
 

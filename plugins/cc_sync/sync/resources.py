@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 
 from cc_sync.constant_contact.hook import ConstantContactHook
+from cc_sync.errors import NotRetryableError
 from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.member_db.hook import MemberDatabaseHook, create_member_engine
 from cc_sync.member_db.mapping import MemberMapping, load_mapping
@@ -15,7 +16,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_MAPPING_PATH = PROJECT_ROOT / "include" / "config" / "member_mapping.yaml"
 
 
-class SchemaNotCurrent(RuntimeError):
+class SchemaNotCurrent(NotRetryableError, RuntimeError):
     """The bookkeeping tables are missing or behind the code: run `make migrate`."""
 
 

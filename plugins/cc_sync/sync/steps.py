@@ -17,6 +17,7 @@ from cc_sync.account import log_account_summary
 from cc_sync.engine import check_mass_change
 from cc_sync.engine.compare import NEW_LINK, align_pairs, changed_pairs
 from cc_sync.engine.model import empty_frame
+from cc_sync.errors import NotRetryableError
 from cc_sync.fields import CONTACT_ID, MEMBER_ID
 from cc_sync.member_db.bookkeeping import RunStatus
 from cc_sync.member_db.mapping import LeavingScope
@@ -34,7 +35,7 @@ LEASE_NAME = "constant_contact_sync"
 LEASE_TTL = timedelta(hours=6)
 
 
-class MassChangeRefused(RuntimeError):
+class MassChangeRefused(NotRetryableError, RuntimeError):
     """The run would change more people than the guard rail allows; nothing was written."""
 
 
