@@ -205,10 +205,12 @@ class CheckedRun:
     """One DAG run of ``--check``: its state, each task's state, and the summary task's return value."""
 
     dag_id: str
+    run_id: str
     conf: dict[str, Any]
     state: str
     tasks: dict[str, str]
     summary: Any
+    tries: dict[str, int]
 
     @property
     def succeeded(self) -> bool:
@@ -247,10 +249,12 @@ def trigger_and_wait(
         summary = None
     return CheckedRun(
         dag_id,
+        run["dag_run_id"],
         conf,
         state,
         {t["task_id"]: t["state"] for t in tasks},
         (summary or {}).get("value"),
+        {t["task_id"]: t["try_number"] for t in tasks},
     )
 
 
@@ -318,9 +322,11 @@ def stored_events(campaign_activity_id: str) -> int:
     return int((events["campaign_activity_id"] == campaign_activity_id).sum())
 
 
-def backfill_and_wait(api: AirflowApi, token: str, dag_id: str, start: datetime, end: datetime) -> list[str]:
+def backfill_and_wait(
+    api: AirflowApi, token: str, dag_id: str, start: datetime, end: datetime
+) -> dict[str, str]:
     """Backfill ``dag_id`` over [start, end), re-running dates already done (the UI's "All Runs");
-    returns the states of the backfill's runs once it completed."""
+    returns the state of each of the backfill's runs by run id once it completed."""
     body = {
         "dag_id": dag_id,
         "from_date": start.isoformat(),
@@ -344,7 +350,44 @@ def backfill_and_wait(api: AirflowApi, token: str, dag_id: str, start: datetime,
         time.sleep(3)
         backfill = api.call(token, "GET", f"/backfills/{backfill['id']}")
     runs = api.call(token, "GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
-    return [run["state"] for run in runs if run["run_type"] == "backfill"]
+    # A re-run date keeps its run id (scheduled__..., manual__...) but becomes the backfill's.
+    return {run["dag_run_id"]: run["state"] for run in runs if run["run_type"] == "backfill"}
+
+
+def failed_task_log(api: AirflowApi, token: str, dag_id: str, run_id: str, max_lines: int = 12) -> str:
+    """Why a run failed, as its task's log page in the UI says: for each failed task, the last
+    warnings and errors of its last attempt (with the exception), so a failure in CI explains itself."""
+    run_path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
+    lines: list[str] = []
+    for task in api.call(token, "GET", run_path)["task_instances"]:
+        if task["state"] != RunState.FAILED:
+            continue
+        lines.append(f"  {task['task_id']} (attempt {task['try_number']}) failed:")
+        try:
+            answer = api.call(
+                token, "GET", f"{run_path}/{task['task_id']}/logs/{task['try_number']}?full_content=true"
+            )
+        except AirflowUiError as error:
+            lines.append(f"    (its log could not be read: {error})")
+            continue
+        notable = [
+            _log_line(entry)
+            for entry in answer.get("content") or []
+            if isinstance(entry, dict)
+            and entry.get("logger") != "py.warnings"  # Airflow's own deprecation notices
+            and (entry.get("level") in ("warning", "error", "critical") or entry.get("error_detail"))
+        ]
+        lines += [f"    {line}" for line in notable[-max_lines:]] or ["    (no warning or error in its log)"]
+    return "\n".join(lines)
+
+
+def _log_line(entry: dict[str, Any]) -> str:
+    """One structured task-log entry on a line: level, message, and the exception if any."""
+    text = f"{entry.get('level', '')}: {entry.get('event', '')}"
+    for detail in entry.get("error_detail") or []:
+        if isinstance(detail, dict):
+            text += f" | {detail.get('exc_type')}: {detail.get('exc_value')}"
+    return text[:1000]
 
 
 def test_cc_connection(api: AirflowApi, token: str, emulator_url: str) -> dict[str, Any]:
@@ -410,11 +453,19 @@ def run_checks(api: AirflowApi, emulator_url: str, segment: str | None) -> tuple
         states = backfill_and_wait(api, token, ACTIVITY_DAG_ID, this_hour - timedelta(hours=3), this_hour)
         print(f"Backfill of {ACTIVITY_DAG_ID} over the last 3 hours: {states}")
         again = stored_events(campaign_activity_id)
-        if not states or any(state != RunState.SUCCESS for state in states):
-            problems.append(f"{ACTIVITY_DAG_ID}'s backfill runs: {states}")
+        if not states:
+            problems.append(f"{ACTIVITY_DAG_ID}'s backfill made no run")
+        for run_id, state in states.items():
+            if state != RunState.SUCCESS:
+                why = failed_task_log(api, token, ACTIVITY_DAG_ID, run_id)
+                problems.append(f"{ACTIVITY_DAG_ID}'s backfill run {run_id} {state}:\n{why}")
         if again != stored:
             problems.append(f"{ACTIVITY_DAG_ID}'s backfill changed {stored} stored events to {again}")
-    problems += [f"{run.dag_id} run {run.state}: {run.tasks}" for run in runs if not run.succeeded]
+    problems += [
+        f"{run.dag_id} run {run.state}: {run.tasks}\n{failed_task_log(api, token, run.dag_id, run.run_id)}"
+        for run in runs
+        if not run.succeeded
+    ]
     return runs, problems
 
 
@@ -475,6 +526,10 @@ def _is_running(proc: psutil.Process) -> bool:
         return False
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _login_help(url: str) -> str:
     return (
         f"Airflow is up: {url}\n"
@@ -500,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show airflow standalone's output here")
     parser.add_argument("--emulator-port", type=int, default=local_setup.DEFAULT_EMULATOR_PORT)
     args = parser.parse_args(argv)
+    # A service manager, `timeout` or CI stops with SIGTERM: stop Airflow's process tree and the
+    # emulator as Ctrl-C does, instead of leaving a scheduler and its workers behind.
+    signal.signal(signal.SIGTERM, _interrupt)
     airflow_env.apply()
     url = api_url()
     api = AirflowApi(url)
@@ -523,7 +581,9 @@ def main(argv: list[str] | None = None) -> int:
                 for run in runs:
                     print(f"Check run of {run.dag_id} {json.dumps(run.conf)}: {run.state}")
                     for task_id, task_state in run.tasks.items():
-                        print(f"  {task_id}: {task_state}")
+                        tries = run.tries.get(task_id, 1)
+                        # A retried task is no failure, but it should be rare: say so.
+                        print(f"  {task_id}: {task_state}" + (f" (after {tries} tries)" if tries > 1 else ""))
                     print(f"  summary: {json.dumps(run.summary, default=str)}")
                 for problem in problems:
                     print(f"PROBLEM: {problem}", file=sys.stderr)
@@ -531,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
             standalone.wait()
         except KeyboardInterrupt:
             print("\nStopping Airflow and the emulator ...")
+            if args.check:
+                return 130
         except AirflowUiError as error:
             print(f"{error}", file=sys.stderr)
             return 1
