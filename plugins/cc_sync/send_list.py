@@ -119,6 +119,12 @@ class SkipCategory(StrEnum):
     REFUSED_BY_CC = "refused_by_cc"  # sent, but not on the list after the import
 
 
+# Skips a person has to fix (the member row, or what CC holds), queued in the review table as
+# ``send_list_<category>`` like the sync's rejected rows. Opt-outs and unsubscribes are consent
+# working as meant, and a shared email is a household, not a fault: those are only reported.
+REVIEWED_SKIPS = (SkipCategory.INVALID, SkipCategory.REFUSED_BY_CC)
+
+
 class SendListError(NotRetryableError, ValueError):
     """The form's choices cannot be carried out (unknown segment, bad filter, list exists...)."""
 
@@ -514,6 +520,24 @@ def list_members_empty() -> pd.DataFrame:
     )
 
 
+def queue_for_review(bookkeeping: Bookkeeping, skipped: pd.DataFrame, *, run_id: str) -> int:
+    """Queue the skips a person has to fix (:data:`REVIEWED_SKIPS`) in the review table, one open
+    item per member and kind (a rerun adds none); returns how many were queued or refreshed."""
+    chosen = skipped.loc[skipped["category"].isin([c.value for c in REVIEWED_SKIPS])]
+    if chosen.empty:
+        return 0
+    items = pd.DataFrame(
+        {
+            "kind": ("send_list_" + chosen["category"]).to_numpy(),
+            MEMBER_ID: chosen[MEMBER_ID].to_numpy(),
+            CONTACT_ID: None,
+            "email_hint": chosen["email_hint"].to_numpy(),
+            "detail": chosen["reason"].to_numpy(),
+        }
+    )
+    return bookkeeping.add_review_items(items, run_id=run_id)
+
+
 def log_skipped(skipped: pd.DataFrame, examples: int = 20) -> None:
     """Counts by reason, then a few member ids with their reason (emails masked)."""
     if skipped.empty:
@@ -618,6 +642,7 @@ def execute_send(resources: SyncResources, plan: SendPlan, *, run_id: str) -> Se
     skipped = _concat_skipped([plan.skipped, refused])
     counts["skipped"] = len(skipped)
     counts.update(skip_counts(skipped))
+    counts["review_items"] = queue_for_review(bookkeeping, skipped, run_id=run_id)
     counts["api_calls"] = plan.api_calls + hook.api_calls - calls_before
     log.info("Sent to list %r (%s): %s", contact_list.name, contact_list.list_id, counts)
     if len(refused):

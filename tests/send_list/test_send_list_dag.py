@@ -177,6 +177,37 @@ def test_invalid_and_missing_emails_are_reported_and_the_rest_sent(world: SendWo
     assert run["counts"]["skipped_invalid"] == len(plan.skipped.query("category == 'invalid'")) >= 3
     assert run["counts"]["sent"] == len(plan.send) > 0
     assert len(world.list_contacts("All")) == len(plan.send)
+    # Each invalid row is a review item a person can work through; a rerun queues none twice.
+    reviews = world.reviews("send_list_invalid")
+    assert {str(m) for m in broken} <= set(reviews["member_id"])
+    assert "not-an-email" not in " ".join(reviews["detail"].astype(str))
+    assert world.send(filter=segment, list="All", mode="update")["state"] == "success"
+    assert len(world.reviews("send_list_invalid")) == len(reviews)
+
+
+def test_a_row_constant_contact_refuses_is_reported_and_the_rest_sent(world: SendWorld) -> None:
+    members = _sendable(_in_scope(world, "company IS NOT NULL"))
+    refused, accepted = members.iloc[0], members.iloc[1]
+    world.emulator.admin.configure(refused_import_emails=[refused["email"]])
+    try:
+        run = world.send(segment=WITH_COMPANY, list="Companies", mode="create_new")
+    finally:
+        world.emulator.admin.configure(refused_import_emails=[])
+
+    assert run["state"] == "success", run["tasks"]
+    assert run["counts"]["skipped_refused_by_cc"] == 1
+    on_list = _list_emails(world, "Companies")
+    assert refused["key"] not in on_list
+    assert accepted["key"] in on_list
+    assert str(refused["member_id"]) not in set(world.links()["member_id"])
+    (item,) = world.reviews("send_list_refused_by_cc").itertuples()
+    assert item.member_id == str(refused["member_id"])
+    assert "refused" in item.detail
+
+    # Once CC takes it, the same send puts it on the list; the review item waits for a person.
+    assert world.send(segment=WITH_COMPANY, list="Companies", mode="update")["state"] == "success"
+    assert refused["key"] in _list_emails(world, "Companies")
+    assert str(refused["member_id"]) in set(world.links()["member_id"])
 
 
 def test_existing_contact_under_another_name_is_linked_and_renamed(world: SendWorld) -> None:
