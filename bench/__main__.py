@@ -23,6 +23,7 @@ PARTS = {
     "engine": "bench.bench_engine",
     "sync": "bench.bench_sync",
     "send_list": "bench.bench_send_list",
+    "activity": "bench.bench_activity",
 }
 OUT_DIR = Path(__file__).resolve().parent
 

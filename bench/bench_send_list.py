@@ -36,20 +36,6 @@ PAGE = 500
 SEGMENT = [{"field": "email", "op": "not_null"}]
 
 
-def _setup_airflow() -> None:
-    import logging
-
-    from include import airflow_env
-
-    home = Path(tempfile.mkdtemp(prefix="ccsync-bench-airflow-"))
-    os.environ["CC_SYNC_TASK_RETRIES"] = "0"
-    airflow_env.apply(airflow_home=home)
-    from airflow.utils.db import initdb
-
-    initdb()
-    logging.getLogger("airflow").setLevel(logging.WARNING)
-
-
 def minimum_import_requests(db_url: str) -> dict[str, int]:
     """The fewest import requests the segment can take: ceil(N / 40,000), or more when the rows
     weigh over 4 MB a request (the hook packs requests to 95% of 4 MiB). Read from the members,
@@ -200,10 +186,9 @@ def send_scenario(members: int, dag: Any, work: Path, *, known: bool = False) ->
 
 
 def run(results: dict[str, Any], *, quick: bool = False) -> None:
-    _setup_airflow()
-    from airflow.dag_processing.dagbag import DagBag
+    from bench.airflow_setup import project_dag
 
-    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags")).get_dag("constant_contact_send_list")
+    dag = project_dag("constant_contact_send_list")
     # The sample data keeps about 80% of its members active with an email (the segment): size the table so
     # the segment holds about N people.
     target = 10_000 if quick else 100_000

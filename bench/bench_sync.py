@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import sys
@@ -20,23 +19,8 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]
 
-from cc_sync.fields import field_max_length  # noqa: E402  (after the path set-up)
-
-
-def _setup_airflow() -> None:
-    from include import airflow_env
-
-    home = Path(tempfile.mkdtemp(prefix="ccsync-bench-airflow-"))
-    os.environ["CC_SYNC_TASK_RETRIES"] = "0"
-    # The emulator indexes changes at once, so the production overlap (5 min) only re-reads the
-    # runs' own writes here: a few seconds keep each run's reads to what really changed.
-    os.environ["CC_SYNC_READ_OVERLAP_SECONDS"] = "3"
-    airflow_env.apply(airflow_home=home)
-    from airflow.utils.db import initdb
-
-    initdb()
-    # The task logs of a 100,000-contact run are not the measurement: keep them off the terminal.
-    logging.getLogger("airflow").setLevel(logging.WARNING)
+from bench.airflow_setup import project_dag  # noqa: E402  (after the path set-up)
+from cc_sync.fields import field_max_length  # noqa: E402
 
 
 def _cut(name: str, value: Any) -> Any:
@@ -171,10 +155,9 @@ def sync_scenario(members: int, dag: Any, work: Path, *, edits: int | None = Non
 
 
 def run(results: dict[str, Any], *, quick: bool = False) -> None:
-    _setup_airflow()
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(PROJECT_ROOT / "dags")).get_dag("constant_contact_sync")
+    # The emulator indexes changes at once, so the production overlap (5 min) only re-reads the
+    # runs' own writes here: a few seconds keep each run's reads to what really changed.
+    dag = project_dag("constant_contact_sync", CC_SYNC_READ_OVERLAP_SECONDS="3")
     work = Path(tempfile.mkdtemp(prefix="ccsync-bench-sync-"))
     size = 10_000 if quick else 100_000
     main = sync_scenario(size, dag, work)
