@@ -88,7 +88,7 @@ def activity_scenario(dag: Any, work: Path, recipients: int) -> dict[str, Any]:
         events += [{"type": "click", "contact_id": c, "at": read_at, "link_url": "https://example.org/news"}
                    for c in sent[:clicks]]  # fmt: skip
         events += [{"type": "bounce", "contact_id": c, "at": read_at, "bounce_code": "B"}
-                   for c in sent[-bounces:]]  # fmt: skip
+                   for c in sent[len(sent) - bounces :]]  # fmt: skip
         events += [{"type": "optout", "contact_id": c, "at": read_at} for c in sent[opens : opens + optouts]]
         emulator.admin.track(campaign["campaign_activity_id"], events)
         by_report = {"sends": len(sent), "opens": opens, "clicks": clicks, "bounces": bounces,

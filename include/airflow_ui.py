@@ -359,7 +359,11 @@ def failed_task_log(api: AirflowApi, token: str, dag_id: str, run_id: str, max_l
     warnings and errors of its last attempt (with the exception), so a failure in CI explains itself."""
     run_path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
     lines: list[str] = []
-    for task in api.call(token, "GET", run_path)["task_instances"]:
+    try:
+        tasks = api.call(token, "GET", run_path)["task_instances"]
+    except AirflowUiError as error:  # the report of the failure must not be lost to this
+        return f"  (its task instances could not be read: {error})"
+    for task in tasks:
         if task["state"] != RunState.FAILED:
             continue
         lines.append(f"  {task['task_id']} (attempt {task['try_number']}) failed:")
@@ -597,6 +601,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{error}", file=sys.stderr)
             return 1
         finally:
+            # A second Ctrl-C or SIGTERM must not cut the stopping short and leave processes behind.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             stop_standalone(standalone)
     return 0
 

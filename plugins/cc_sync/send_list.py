@@ -522,7 +522,7 @@ def list_members_empty() -> pd.DataFrame:
 
 def queue_for_review(bookkeeping: Bookkeeping, skipped: pd.DataFrame, *, run_id: str) -> int:
     """Queue the skips a person has to fix (:data:`REVIEWED_SKIPS`) in the review table, one open
-    item per member and kind (a rerun adds none); returns how many were queued or refreshed."""
+    item per member and kind (a rerun adds none); returns how many new items were queued."""
     chosen = skipped.loc[skipped["category"].isin([c.value for c in REVIEWED_SKIPS])]
     if chosen.empty:
         return 0

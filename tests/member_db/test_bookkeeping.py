@@ -168,8 +168,8 @@ def test_review_queue_one_open_item_per_key(books: Bookkeeping) -> None:
             "detail": [{"member": "Anne", "contact": "Annabelle"}, "invalid email"],
         }
     )
-    books.add_review_items(items, run_id=RUN)
-    books.add_review_items(items, run_id=RUN)
+    assert books.add_review_items(items, run_id=RUN) == 2
+    assert books.add_review_items(items, run_id=RUN) == 0
     open_items = books.list_open_reviews()
     assert len(open_items) == 2
     assert '"Annabelle"' in open_items["detail"].iloc[0]
@@ -178,6 +178,17 @@ def test_review_queue_one_open_item_per_key(books: Bookkeeping) -> None:
     # The same near match found again after it was resolved is a new item.
     books.add_review_items(items.head(1), run_id=RUN)
     assert len(books.list_open_reviews(kind=ReviewKind.NEAR_MATCH.value)) == 1
+
+
+def test_a_review_hint_longer_than_its_column_is_cut(books: Bookkeeping) -> None:
+    # A masked email keeps its domain, and a domain may be long (strict PostgreSQL/MariaDB refuse).
+    hint = "a***@" + "sub." * 40 + "example.org"
+    items = pd.DataFrame({"kind": ["send_list_invalid"], "member_id": ["7"], "contact_id": [None],
+                          "email_hint": [hint], "detail": ["email: too long"]})  # fmt: skip
+    assert books.add_review_items(items, run_id=RUN) == 1
+    (stored,) = books.list_open_reviews()["email_hint"]
+    assert hint.startswith(stored)
+    assert len(stored) == 100
 
 
 def test_consent_ledger_and_activity_are_idempotent(books: Bookkeeping) -> None:

@@ -39,6 +39,7 @@ DEFAULT_PREFIX = "ccsync_"
 ID_LENGTH = 64  # member ids (as text) and CC contact ids (UUIDs, 36)
 RUN_ID_LENGTH = 250  # Airflow run ids are at most 250 characters
 KEY_LENGTH = 40  # sha1 hex of a natural key
+EMAIL_HINT_LENGTH = 100
 UPSERT_BATCH = 5_000
 
 
@@ -170,7 +171,7 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Column("status", sa.String(20), nullable=False),
         _id("member_id", nullable=True),
         _id("contact_id", nullable=True),
-        sa.Column("email_hint", sa.String(100)),  # a masked email or its hash, never the address
+        sa.Column("email_hint", sa.String(EMAIL_HINT_LENGTH)),  # masked email or its hash, never the address
         sa.Column("detail", sa.Text()),
         sa.Column("run_id", sa.String(RUN_ID_LENGTH)),
         sa.Column("created_at", UtcDateTime(), nullable=False),
@@ -576,7 +577,8 @@ class Bookkeeping:
     # ---- review queue --------------------------------------------------------------------------
 
     def add_review_items(self, frame: pd.DataFrame, run_id: str | None = None) -> int:
-        """Queue items (kind, member_id, contact_id, email_hint, detail); one open item per key."""
+        """Queue items (kind, member_id, contact_id, email_hint, detail); one open item per key.
+        Returns how many were new (an item already open is left as it is)."""
         if frame.empty:
             return 0
         data = frame.rename(columns={"email_hash": "email_hint", "masked_email": "email_hint"}).copy()
@@ -588,13 +590,27 @@ class Bookkeeping:
         data["detail"] = data["detail"].map(
             lambda v: None if _is_missing(v) else v if isinstance(v, str) else json.dumps(v, default=str)
         )
+        # A masked email keeps its whole domain, which may be longer than the column.
+        data["email_hint"] = data["email_hint"].map(
+            lambda hint: hint[:EMAIL_HINT_LENGTH] if isinstance(hint, str) else hint
+        )
         data["status"] = ReviewStatus.OPEN.value
         data["created_at"] = utcnow()
         data["run_id"] = run_id
+        data = data.drop_duplicates("open_key")
         rows = _records(data, data.columns)
+        keys = data["open_key"].tolist()
         with self.engine.begin() as conn:
+            already = sum(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(self.reviews)
+                    .where(self.reviews.c.open_key.in_(keys[start : start + UPSERT_BATCH]))
+                ).scalar_one()
+                for start in range(0, len(keys), UPSERT_BATCH)
+            )
             upsert(conn, self.reviews, rows, ["open_key"])
-        return len(rows)
+        return len(rows) - already
 
     def list_open_reviews(self, kind: str | None = None) -> pd.DataFrame:
         query = sa.select(self.reviews).where(self.reviews.c.status == ReviewStatus.OPEN.value)
