@@ -118,6 +118,7 @@ with DAG(
             now=utcnow(),
             full_reconcile=params["full_reconcile"],
             reset_watermark_to=params["reset_watermark_to"],
+            dry_run=params["dry_run"],
         )
 
     @task(show_return_value_in_logs=False)
@@ -136,13 +137,15 @@ with DAG(
         return steps.resolve(_resources(), linked)
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def guard(plan: dict, params: dict) -> bool:
-        """Stop a mass change before any write; on a dry run, report the plan and write nothing."""
+    def guard(plan: dict, params: dict, run_id: str | None = None) -> bool:
+        """Stop a mass change before any write; on a dry run, keep the plan and write nothing."""
         steps.guard(
             _resources(),
             plan,
             allow_mass_change=params["allow_mass_change"],
             max_share=params["max_change_share"],
+            dry_run=params["dry_run"],
+            run_id=run_id,
         )
         return not params["dry_run"]
 

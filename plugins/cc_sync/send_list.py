@@ -79,7 +79,7 @@ from cc_sync.fields import CONTACT_ID, DELETED, MEMBER_ID, OPTED_OUT, UPDATED_AT
 from cc_sync.member_db.bookkeeping import Bookkeeping, RunStatus
 from cc_sync.member_db.hook import MemberDatabaseHook
 from cc_sync.member_db.mapping import Condition, ConditionOp, MemberMapping, NamePart
-from cc_sync.member_db.validate import mask_email, validate_outgoing
+from cc_sync.member_db.validate import mask_email, mask_name_placeholder, validate_outgoing
 from cc_sync.sync.loading import ensure_custom_fields
 from cc_sync.sync.resources import SyncResources
 from cc_sync.sync.steps import LEASE_NAME, LEASE_TTL
@@ -626,7 +626,14 @@ def execute_send(resources: SyncResources, plan: SendPlan, *, run_id: str) -> Se
     counts["added"] = int((~on_list[CONTACT_ID].isin(before_ids)).sum())
     counts["created"] = int(created.sum())
     counts["updated"] = int(len(on_list) - created.sum())
-    counts.update(link_members(bookkeeping, on_list[[MEMBER_ID, CONTACT_ID]], run_id=run_id))
+    counts.update(
+        link_members(
+            bookkeeping,
+            on_list[[MEMBER_ID, CONTACT_ID]],
+            sent=agreed_values(plan.send[[MEMBER_ID, *fields]], resources.mapping),
+            run_id=run_id,
+        )
+    )
 
     if plan.mode == SendMode.REPLACE:
         keep = set(plan.segment_keys[EMAIL_KEY].dropna())
@@ -814,12 +821,43 @@ def explain_refusals(
     return _concat_skipped(reports)
 
 
-def link_members(bookkeeping: Bookkeeping, pairs: pd.DataFrame, *, run_id: str) -> dict[str, int]:
+def agreed_values(sent: pd.DataFrame, mapping: MemberMapping) -> pd.DataFrame:
+    """What both sides hold after an import of ``sent``: the member's values as the sync compares
+    them (the name placeholder, which only CC holds, read as no name). A field the import left
+    out (blank) is NA: whatever CC holds there is CC's own, and the next sync treats it as such."""
+    return mask_name_placeholder(sent, mapping).assign(**{OPTED_OUT: False})
+
+
+def refresh_base(bookkeeping: Bookkeeping, sent: pd.DataFrame, *, run_id: str) -> int:
+    """The base of people already linked, with the values just sent: both sides hold them now.
+
+    Without it, a later edit on the member side would meet CC's copy of the sent value as a change
+    "on both sides", and a CC record that changed later (any other field) would win it back.
+    """
+    if sent.empty:
+        return 0
+    old = bookkeeping.load_base(sent[MEMBER_ID].tolist())
+    if old.empty:
+        return 0
+    fresh = sent.set_index(MEMBER_ID).drop(columns=[OPTED_OUT], errors="ignore").reindex(old.index)
+    merged = old.astype(object).copy()
+    for name in fresh.columns:
+        values = fresh[name].astype(object)
+        merged[name] = values.where(values.notna(), merged.get(name))
+    return bookkeeping.save_base(merged, run_id=run_id)
+
+
+def link_members(
+    bookkeeping: Bookkeeping, pairs: pd.DataFrame, *, sent: pd.DataFrame, run_id: str
+) -> dict[str, int]:
     """Link each sent member to the contact holding its email, so the scheduled sync takes them.
 
-    An existing link is kept, never moved: a member linked to another contact (the sync follows
-    email changes through its link) or a contact linked to another member (a shared email) is
-    counted in ``link_kept`` and left to the sync's review rules.
+    A new link is stored with its base, the values just sent (``sent``: member_id, fields,
+    opted_out): both sides agree on them now, so the next sync merges later edits field by field
+    instead of seeing every difference as a conflict. An existing link is kept, never moved: a
+    member linked to another contact (the sync follows email changes through its link) or a
+    contact linked to another member (a shared email) is counted in ``link_kept`` and left to the
+    sync's review rules.
     """
     links = bookkeeping.get_links()
     member_link = dict(zip(links[MEMBER_ID].astype(str), links[CONTACT_ID].astype(str), strict=True))
@@ -831,7 +869,10 @@ def link_members(bookkeeping: Bookkeeping, pairs: pd.DataFrame, *, run_id: str) 
     already = (linked_to == contacts).fillna(False).to_numpy(bool)
     elsewhere = ~already & (linked_to.notna() | held_by.notna()).to_numpy(bool)
     new = pairs.loc[~already & ~elsewhere, [MEMBER_ID, CONTACT_ID]].astype(str)
-    bookkeeping.upsert_links(new.assign(rule=LINK_RULE, run_id=run_id))
+    sent = sent.assign(**{MEMBER_ID: sent[MEMBER_ID].astype(str)})
+    base = new.merge(sent, on=MEMBER_ID, how="left")
+    bookkeeping.link_with_base(new.assign(rule=LINK_RULE), base, run_id=run_id)
+    refresh_base(bookkeeping, sent[sent[MEMBER_ID].isin(set(members[already]))], run_id=run_id)
     return {"linked": len(new), "already_linked": int(already.sum()), "link_kept": int(elsewhere.sum())}
 
 

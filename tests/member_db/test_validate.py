@@ -7,7 +7,7 @@ import pytest
 
 from cc_sync.engine.normalise import normalise_email, normalise_name
 from cc_sync.member_db.mapping import parse_mapping
-from cc_sync.member_db.validate import mask_email, validate_outgoing
+from cc_sync.member_db.validate import mask_email, mask_name_placeholder, validate_outgoing
 from tests.member_db.conftest import DEMO_MAPPING
 
 
@@ -28,7 +28,6 @@ def rows(**columns) -> pd.DataFrame:
         (None, "Ann", "Lee", "email", "missing email"),
         ("   ", "Ann", "Lee", "email", "missing email"),
         ("ann@example.org", "A" * 51, "Lee", "first_name", "longer than 50 characters"),
-        ("ann@example.org", "Ann\x07", "Lee", "first_name", "control characters"),
         ("ann@example.org", "Ann", None, "last_name", "required field last_name is blank"),
         ("x" * 45 + "@example.org", "Ann", "Lee", "email", "longer than 50 characters"),
     ],
@@ -45,6 +44,46 @@ def test_bad_row_reported_with_reason(email, first, last, field, reason) -> None
     assert reason in rejected["reason"].iloc[0]
     if email and "@" in email:
         assert email.strip() not in rejected["reason"].iloc[0]  # no addresses in reports
+
+
+@pytest.mark.parametrize(
+    ("raw", "sent"),
+    [
+        ("Ann\x07", "Ann"),
+        ("Ann\x00e", "Anne"),
+        ("\x1bAnn", "Ann"),
+        ("Anne\nMarie", "Anne Marie"),
+        ("Anne\r\n\x0bMarie", "Anne Marie"),
+        ("Anne\x85Marie", "Anne Marie"),
+        ("Anne\u2028Marie", "Anne Marie"),
+        ("Ann\x7f\x9f", "Ann"),
+        ("Ann", "Ann"),
+    ],
+)
+def test_control_characters_are_cleaned_never_sent(mapping, raw: str, sent: str) -> None:
+    frame = rows(email=["ann@example.org"], first_name=[raw], last_name=["Lee"], street=[f"1 {raw} St"])
+    valid, rejected = validate_outgoing(frame, mapping)
+    assert rejected.empty
+    assert valid["first_name"].tolist() == [sent]
+    assert valid["street"].tolist() == [f"1 {sent} St"]
+
+
+def test_partial_rows_check_only_what_they_write(mapping) -> None:
+    frame = rows(email=[None, "bad"], last_name=[None, "Lee"], city=["C" * 51, None])
+    valid, rejected = validate_outgoing(frame, mapping, partial=True)
+    assert valid.empty
+    assert rejected[["member_id", "field", "code"]].values.tolist() == [
+        ["1", "email", "invalid_email"],
+        ["0", "city", "too_long"],
+    ]
+
+
+def test_placeholder_is_masked_on_the_way_back(mapping) -> None:
+    contacts = pd.DataFrame({"first_name": ["Unknown", "Bo"], "last_name": [" Unknown", "Unknownson"]})
+    masked = mask_name_placeholder(contacts, mapping)
+    assert masked["first_name"].isna().tolist() == [True, False]
+    assert masked["last_name"].tolist()[1] == "Unknownson"
+    assert pd.isna(masked["last_name"].iloc[0])
 
 
 def test_placeholder_fills_blank_names(mapping) -> None:
@@ -75,7 +114,8 @@ def test_many_problems_on_one_row_are_all_reported(mapping) -> None:
     frame = rows(email=["bad"], first_name=["\x00" + "x" * 60], last_name=["Lee"], city=["C" * 51])
     valid, rejected = validate_outgoing(frame, mapping)
     assert valid.empty
-    assert sorted(rejected["field"]) == ["city", "email", "first_name", "first_name"]
+    assert sorted(rejected["field"]) == ["city", "email", "first_name"]
+    assert set(rejected["code"]) == {"invalid_email", "too_long"}
 
 
 def test_sample_members_validate(hook) -> None:

@@ -54,6 +54,7 @@ class RejectReason(StrEnum):
     DUPLICATE_ID = "duplicate_id"
     MISSING_ID = "missing_id"
     OPTED_OUT = "opted_out"  # an opted-out member is never created in CC
+    REQUIRED_BLANK = "required_blank"  # a field the mapping requires is blank (and no placeholder)
 
 
 class ChangeReason(StrEnum):

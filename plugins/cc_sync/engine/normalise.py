@@ -13,12 +13,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cc_sync.engine.align import to_arrow
+from cc_sync.fields import CANONICAL_FIELDS, FieldKind, is_custom_field
 
 STRING = "string[pyarrow]"
 
 # Deliberately loose: one "@", no blanks, a dot in the domain. CC is the final judge; this catches
 # typing accidents before they cost an API call.
 _EMAIL_PATTERN = r"[^@\s]+@[^@\s]+\.[^@\s]+"
+# Line breaks and other whitespace controls (tab, LF, VT, FF, CR, NEL, LS, PS) become one space: a
+# name or an address line is one line in Constant Contact. Every other control (NUL, BEL, ESC, DEL,
+# the C1 range) is dropped: it has no visible meaning and breaks CSV exports and mail merges.
+_WHITESPACE_CONTROLS = r"[\t\n\x0b\x0c\r\x85\x{2028}\x{2029}]+"
+_OTHER_CONTROLS = r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]"
 
 
 def as_string(values: pd.Series) -> pd.Series:
@@ -68,3 +74,35 @@ def is_valid_email(values: pd.Series) -> np.ndarray:
     """True where the value looks like an email address (see the pattern's comment)."""
     text = as_string(values).str.strip()
     return text.str.fullmatch(_EMAIL_PATTERN).fillna(False).to_numpy(dtype=bool)
+
+
+def clean_text(values: pd.Series) -> pd.Series:
+    """Text as it may be stored on either side: control characters dropped, line breaks as a space.
+
+    The one rule both directions of the sync (and the send-list) apply before comparing or writing
+    a text field, so a stray NUL or newline is neither sent as is nor seen as a change later.
+    Values without a control character come back unchanged (and the series itself when none has).
+    """
+    if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
+        return values
+    text = as_string(values)
+    arrow = to_arrow(text)
+    has_control = pc.match_substring_regex(arrow, r"[\x00-\x1f\x7f-\x9f\x{2028}\x{2029}]")
+    if not pc.any(has_control).as_py():
+        return values
+    spaced = pc.replace_substring_regex(arrow, _WHITESPACE_CONTROLS, " ")
+    cleaned = pc.replace_substring_regex(spaced, _OTHER_CONTROLS, "")
+    return pd.Series(pd.arrays.ArrowStringArray(cleaned.cast(pa.large_string())), index=values.index)
+
+
+def clean_frame_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`clean_text` on every canonical text column of ``frame`` (ids and flags left alone)."""
+    text = {n for n, spec in CANONICAL_FIELDS.items() if spec.kind == FieldKind.TEXT}
+    names = [name for name in frame.columns if name in text or is_custom_field(name)]
+    changed = {}
+    for name in names:
+        column = frame[name]
+        cleaned = clean_text(column)
+        if cleaned is not column:
+            changed[name] = cleaned
+    return frame.assign(**changed) if changed else frame

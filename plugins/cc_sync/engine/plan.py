@@ -153,6 +153,17 @@ def _creates(
     )
 
 
+def _created_base(creates: pd.DataFrame, policies: dict[str, FieldPolicy]) -> pd.DataFrame:
+    """The base of a contact about to be created: the values it is created with (contact_id NA until
+    the load learns it). With it, the first merge after the creation is three-way like any other."""
+    missing = pd.Series(pd.NA, index=creates.index, dtype=object)
+    columns: dict[str, object] = {MEMBER_ID: creates[MEMBER_ID].to_numpy(), CONTACT_ID: pd.NA}
+    for name in policies:
+        columns[name] = (creates[name] if name in creates.columns else missing).astype(object).to_numpy()
+    columns[OPTED_OUT] = False
+    return pd.DataFrame(columns, index=range(len(creates)))
+
+
 def _concat(frames: list[pd.DataFrame], like: pd.DataFrame) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
@@ -294,6 +305,9 @@ def plan_sync(
             rejected.append(too_long)
 
     cc_updates = _import_keys_from_directory(resolution.cc_updates, contacts, directory)
+    new_base = resolution.new_base
+    if len(cc_creates):
+        new_base = pd.concat([new_base, _created_base(cc_creates, policies)], ignore_index=True)
     ids = (MEMBER_ID, CONTACT_ID)
     return SyncPlan(
         new_links=_tidy(new_links, NEW_LINKS_COLUMNS),
@@ -307,7 +321,7 @@ def plan_sync(
         unlinks=_tidy(resolution.unlinks, UNLINKS_COLUMNS),
         rejected=_tidy(_concat(rejected, resolution.rejected), REJECTED_COLUMNS),
         changes=_tidy(_concat([resolution.changes, create_changes], resolution.changes), CHANGES_COLUMNS),
-        new_base=resolution.new_base,
+        new_base=new_base,
         hydrate=pd.DataFrame({CONTACT_ID: hydrate.to_numpy()}),
         pairs_compared=len(aligned.pairs),
     )

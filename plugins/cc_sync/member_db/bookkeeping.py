@@ -10,6 +10,7 @@ Tables (SQLAlchemy Core, created and changed only by the Alembic migrations in i
 - ``consent``: the consent ledger (who opted out, on which side, when, from what source).
 - ``activity``: campaign tracking events.
 - ``runs``: one row per sync run (status, counts per action, API calls).
+- ``planned_changes``: a dry run's plan, in the change log's shape (what it would have written).
 
 Every write is an idempotent upsert keyed on a natural key, so a cleared and re-run task writes
 nothing twice. :func:`upsert` is the one place that picks the dialect's ``ON CONFLICT`` /
@@ -66,6 +67,12 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCESS = "success"
     FAILED = "failed"
+    DRY_RUN = "dry_run"
+
+
+class RunKind(StrEnum):
+    """What a run did; the sync's own kinds are its window modes (initial, incremental, full)."""
+
     DRY_RUN = "dry_run"
 
 
@@ -251,6 +258,24 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Column("acquired_at", UtcDateTime()),
         sa.Column("expires_at", UtcDateTime()),
     )
+    # A dry run's plan, in the change log's shape: what it would write where, old -> new, and why.
+    sa.Table(
+        f"{prefix}planned_changes",
+        md,
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH), nullable=False),
+        sa.Column("direction", sa.String(20), nullable=False),
+        _id("member_id", nullable=True),
+        _id("contact_id", nullable=True),
+        sa.Column("field", sa.String(100), nullable=False),
+        sa.Column("old_value", sa.Text()),
+        sa.Column("new_value", sa.Text()),
+        sa.Column("reason", sa.String(255)),
+        sa.Column("planned_at", UtcDateTime(), nullable=False),
+        sa.Index(f"{prefix}ix_planned_changes_run", "run_id"),
+    )
     # The load steps a run has finished, so a retried load resumes instead of writing twice.
     sa.Table(
         f"{prefix}load_steps",
@@ -347,6 +372,7 @@ class Bookkeeping:
         self.base = t[f"{prefix}base"]
         self.watermarks = t[f"{prefix}watermarks"]
         self.changes = t[f"{prefix}changes"]
+        self.planned_changes = t[f"{prefix}planned_changes"]
         self.reviews = t[f"{prefix}reviews"]
         self.consent = t[f"{prefix}consent"]
         self.activity = t[f"{prefix}activity"]
@@ -373,9 +399,36 @@ class Bookkeeping:
     # ---- links -------------------------------------------------------------------------------
 
     def upsert_links(self, frame: pd.DataFrame) -> int:
-        """Link members to contacts (columns member_id, contact_id, rule, linked_at?, run_id?)."""
+        """Link members to contacts (columns member_id, contact_id, rule, linked_at?, run_id?).
+
+        Only for links whose base is already stored (a rule change, say): a new link is made with
+        :meth:`link_with_base`, so that the first three-way merge after it has a base.
+        """
         if frame.empty:
             return 0
+        with self.engine.begin() as conn:
+            return self._upsert_links(conn, frame)
+
+    def link_with_base(self, links: pd.DataFrame, base: pd.DataFrame, run_id: str | None = None) -> int:
+        """Link members to contacts together with each link's base, in one transaction.
+
+        Every path that creates a link (the sync's linker, the send-list, a review decision) comes
+        here: a link without a base would make the next run see every differing field as changed
+        on both sides and let the later side overwrite the other's edits. ``base`` holds, per
+        member, the values both sides agree on at the moment of linking (NA where they do not).
+        """
+        if links.empty:
+            return 0
+        base_ids = set((base.reset_index() if base.index.name == MEMBER_ID else base)[MEMBER_ID].astype(str))
+        missing = sorted(set(links[MEMBER_ID].astype(str)) - base_ids)
+        if missing:
+            raise ValueError(f"{len(missing)} link(s) without a base, e.g. member {missing[0]}")
+        with self.engine.begin() as conn:
+            count = self._upsert_links(conn, links.assign(run_id=run_id) if "run_id" not in links else links)
+            self._save_base(conn, base, run_id)
+        return count
+
+    def _upsert_links(self, conn: sa.Connection, frame: pd.DataFrame) -> int:
         data = frame.copy()
         data[MEMBER_ID] = data[MEMBER_ID].astype(str)
         data[CONTACT_ID] = data[CONTACT_ID].astype(str)
@@ -384,20 +437,19 @@ class Bookkeeping:
         rows = _records(data, [MEMBER_ID, CONTACT_ID, "rule", "linked_at", "run_id"])
         new_member_of = dict(zip(data[CONTACT_ID], data[MEMBER_ID], strict=True))
         contact_ids = list(new_member_of)
-        with self.engine.begin() as conn:
-            # A contact moving to another member: drop its old link first (the contact id is unique).
-            # In chunks: SQLite and the drivers cap the number of bound values in one statement.
-            for start in range(0, len(contact_ids), IN_CHUNK):
-                chunk = contact_ids[start : start + IN_CHUNK]
-                held = conn.execute(
-                    sa.select(self.links.c.member_id, self.links.c.contact_id).where(
-                        self.links.c.contact_id.in_(chunk)
-                    )
-                ).all()
-                stale = [member for member, contact in held if new_member_of[contact] != member]
-                if stale:
-                    conn.execute(self.links.delete().where(self.links.c.member_id.in_(stale)))
-            upsert(conn, self.links, rows, [MEMBER_ID], [CONTACT_ID, "rule", "linked_at", "run_id"])
+        # A contact moving to another member: drop its old link first (the contact id is unique).
+        # In chunks: SQLite and the drivers cap the number of bound values in one statement.
+        for start in range(0, len(contact_ids), IN_CHUNK):
+            chunk = contact_ids[start : start + IN_CHUNK]
+            held = conn.execute(
+                sa.select(self.links.c.member_id, self.links.c.contact_id).where(
+                    self.links.c.contact_id.in_(chunk)
+                )
+            ).all()
+            stale = [member for member, contact in held if new_member_of[contact] != member]
+            if stale:
+                conn.execute(self.links.delete().where(self.links.c.member_id.in_(stale)))
+        upsert(conn, self.links, rows, [MEMBER_ID], [CONTACT_ID, "rule", "linked_at", "run_id"])
         return len(rows)
 
     def get_links(self) -> pd.DataFrame:
@@ -451,6 +503,12 @@ class Bookkeeping:
         """
         if frame.empty:
             return 0
+        with self.engine.begin() as conn:
+            return self._save_base(conn, frame, run_id)
+
+    def _save_base(self, conn: sa.Connection, frame: pd.DataFrame, run_id: str | None) -> int:
+        if frame.empty:
+            return 0
         data = frame.reset_index() if frame.index.name == MEMBER_ID else frame.copy()
         value_cols = [c for c in data.columns if c not in (MEMBER_ID, CONTACT_ID, OPTED_OUT, "member_hash")]
         values = data[value_cols].astype(object)
@@ -478,14 +536,13 @@ class Bookkeeping:
             }
         )
         rows = _records(out, out.columns)
-        with self.engine.begin() as conn:
-            upsert(
-                conn,
-                self.base,
-                rows,
-                [MEMBER_ID],
-                [CONTACT_ID, "field_values", OPTED_OUT, "member_hash", "saved_at", "run_id"],
-            )
+        upsert(
+            conn,
+            self.base,
+            rows,
+            [MEMBER_ID],
+            [CONTACT_ID, "field_values", OPTED_OUT, "member_hash", "saved_at", "run_id"],
+        )
         return len(rows)
 
     def load_base(self, member_ids: Iterable[str] | None = None) -> pd.DataFrame:
@@ -566,6 +623,32 @@ class Bookkeeping:
         rows = _records(data, data.columns)
         upsert(conn, self.changes, rows, ["change_key"])
         return len(rows)
+
+    def save_planned_changes(self, run_id: str, frame: pd.DataFrame) -> int:
+        """Keep a dry run's plan (direction, member_id, contact_id, field, old_value, new_value,
+        reason); a rerun of the same run replaces what it planned before."""
+        data = frame.reindex(
+            columns=["direction", MEMBER_ID, CONTACT_ID, "field", "old_value", "new_value", "reason"]
+        ).copy()
+        for col in ("old_value", "new_value"):
+            data[col] = data[col].map(lambda v: None if _is_missing(v) else str(v))
+        data["run_id"] = run_id
+        data["planned_at"] = utcnow()
+        rows = _records(data, data.columns)
+        with self.engine.begin() as conn:
+            conn.execute(self.planned_changes.delete().where(self.planned_changes.c.run_id == run_id))
+            for start in range(0, len(rows), UPSERT_BATCH):
+                conn.execute(self.planned_changes.insert(), rows[start : start + UPSERT_BATCH])
+        return len(rows)
+
+    def get_planned_changes(self, run_id: str) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return pd.read_sql(
+                sa.select(self.planned_changes)
+                .where(self.planned_changes.c.run_id == run_id)
+                .order_by(self.planned_changes.c.id),
+                conn,
+            )
 
     def get_changes(self, run_id: str | None = None) -> pd.DataFrame:
         query = sa.select(self.changes).order_by(self.changes.c.id)
@@ -712,6 +795,15 @@ class Bookkeeping:
             )
             if result.rowcount == 0:
                 raise KeyError(f"run {run_id!r} was never started")
+
+    def set_run_counts(self, run_id: str, counts: Mapping[str, int]) -> None:
+        """The counts of a run still going (a dry run's plan, before ``finish_run``)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                self.runs.update()
+                .where(self.runs.c.run_id == run_id)
+                .values(counts=json.dumps({k: int(v) for k, v in counts.items()}, sort_keys=True))
+            )
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

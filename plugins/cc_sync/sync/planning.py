@@ -18,9 +18,12 @@ import sqlalchemy as sa
 from cc_sync.constant_contact.convert import contacts_to_frame
 from cc_sync.constant_contact.hook import ConstantContactHook
 from cc_sync.engine import SyncPlan, normalise_email, plan_sync
+from cc_sync.engine.normalise import clean_frame_text
 from cc_sync.fields import CONTACT_ID, MEMBER_ID
 from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.member_db.hook import MemberDatabaseHook
+from cc_sync.member_db.mapping import MemberMapping
+from cc_sync.member_db.validate import mask_name_placeholder
 from cc_sync.operators.constant_contact import latest_per_contact
 
 log = logging.getLogger(__name__)
@@ -133,16 +136,19 @@ def make_plan(
     mapping = member_hook.mapping
     contacts = inputs.contacts
     custom_fields: dict[str, str] | None = None
+    members, base = clean_frame_text(inputs.members), clean_frame_text(inputs.base)
+    candidates = None if inputs.member_candidates is None else clean_frame_text(inputs.member_candidates)
+    directory = None if inputs.directory is None else as_compared(inputs.directory, mapping)
     for _ in range(MAX_HYDRATE_ROUNDS + 1):
         plan = plan_sync(
-            inputs.members,
-            contacts,
+            members,
+            as_compared(contacts, mapping),
             inputs.links,
-            inputs.base,
-            inputs.directory,
+            base,
+            directory,
             policies=mapping.policies(),
             direction=mapping.direction,
-            member_candidates=inputs.member_candidates,
+            member_candidates=candidates,
         )
         if plan.hydrate.empty or cc_hook is None:
             return plan, contacts
@@ -152,6 +158,11 @@ def make_plan(
         fetched = contacts_to_frame((cc_hook.get_contact(cid) for cid in ids), custom_fields)
         contacts = latest_per_contact(pd.concat([contacts, fetched], ignore_index=True))
     return plan, contacts
+
+
+def as_compared(contacts: pd.DataFrame, mapping: MemberMapping) -> pd.DataFrame:
+    """CC's side as the engine compares it: clean text, and the name placeholder read as no name."""
+    return mask_name_placeholder(clean_frame_text(contacts), mapping)
 
 
 def members_leaving_scope(

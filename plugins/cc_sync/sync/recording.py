@@ -59,21 +59,30 @@ def record_run(
             keep &= ~frame[CONTACT_ID].astype("string").isin(blocked_contacts).fillna(False)
         return frame[keep.to_numpy()]
 
-    links = pd.concat([plan.new_links, cc.created_links.assign(rule=CREATED_RULE)], ignore_index=True).assign(
-        run_id=run_id
-    )
-    bookkeeping.upsert_links(links)
-    if len(plan.unlinks):
-        for reason, group in plan.unlinks.groupby("reason"):
-            bookkeeping.unlink(group[CONTACT_ID].astype(str).tolist(), str(reason), run_id=run_id)
-
     base = landed(plan.new_base)
     created = cc.created_links.set_index(MEMBER_ID)[CONTACT_ID] if len(cc.created_links) else None
     if created is not None and len(base):
         missing = base[CONTACT_ID].isna()
         base.loc[missing, CONTACT_ID] = base.loc[missing, MEMBER_ID].map(created)
     base = base[base[CONTACT_ID].notna()] if len(base) else base
-    bookkeeping.save_base(base, run_id=run_id)
+
+    # A new link is stored only with its base: one whose writes did not all land is left for the
+    # next run, which links the pair again and merges it from scratch.
+    links = pd.concat([plan.new_links, cc.created_links.assign(rule=CREATED_RULE)], ignore_index=True)
+    based = set(base[MEMBER_ID].astype(str)) if len(base) else set()
+    with_base = links[MEMBER_ID].astype(str).isin(based).to_numpy(bool)
+    if (~with_base).any():
+        log.info(
+            "%d new link(s) not stored: their writes did not all land; the next run links them again",
+            int((~with_base).sum()),
+        )
+    links = links[with_base]
+    new_link_base = base[MEMBER_ID].astype(str).isin(set(links[MEMBER_ID].astype(str))).to_numpy(bool)
+    bookkeeping.link_with_base(links, base[new_link_base], run_id=run_id)
+    if len(plan.unlinks):
+        for reason, group in plan.unlinks.groupby("reason"):
+            bookkeeping.unlink(group[CONTACT_ID].astype(str).tolist(), str(reason), run_id=run_id)
+    bookkeeping.save_base(base[~new_link_base] if len(base) else base, run_id=run_id)
 
     changes = landed(plan.changes).assign(run_id=run_id)
     if leaving_scope is not None and len(leaving_scope) and cc.counts.get("cc_removed_from_list"):
@@ -152,6 +161,7 @@ def record_run(
     counts.update({f"load_{k}": int(v) for k, v in {**cc.counts, **members.counts}.items()})
     counts["write_failures"] = len(failed)
     counts["base_saved"] = len(base)
+    counts["links_stored"] = len(links)
     return counts
 
 

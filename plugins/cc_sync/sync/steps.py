@@ -14,14 +14,15 @@ from typing import Any
 import pandas as pd
 
 from cc_sync.account import log_account_summary
-from cc_sync.engine import check_mass_change
+from cc_sync.engine import SyncPlan, check_mass_change
 from cc_sync.engine.compare import NEW_LINK, align_pairs, changed_pairs
 from cc_sync.engine.model import empty_frame
 from cc_sync.errors import NotRetryableError
 from cc_sync.fields import CONTACT_ID, MEMBER_ID
-from cc_sync.member_db.bookkeeping import RunStatus
+from cc_sync.member_db.bookkeeping import ChangeDirection, RunKind, RunStatus
 from cc_sync.member_db.mapping import LeavingScope
 from cc_sync.sync.loading import LEAVING_SCOPE, LoadResult
+from cc_sync.sync.outgoing import screen_outgoing
 from cc_sync.sync.planning import PlanningInputs, gather_inputs, make_plan, members_leaving_scope
 from cc_sync.sync.recording import record_run
 from cc_sync.sync.resources import SyncResources
@@ -60,11 +61,13 @@ def open_window(
     now: datetime,
     full_reconcile: bool,
     reset_watermark_to: str | None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     window = plan_window(
         resources.bookkeeping, now=now, full_reconcile=full_reconcile, reset_watermark_to=reset_watermark_to
     )
-    resources.bookkeeping.start_run(run_id, dag_id, kind=window.mode.value)
+    kind = RunKind.DRY_RUN.value if dry_run else window.mode.value
+    resources.bookkeeping.start_run(run_id, dag_id, kind=kind)
     # Which account this run writes to, in every run's log (as Realm shows it when linking): one call.
     calls_before = resources.cc.api_calls
     log_account_summary(resources.cc, log)
@@ -162,6 +165,7 @@ def link(resources: SyncResources, compared: dict[str, Any]) -> dict[str, Any]:
 def resolve(resources: SyncResources, linked: dict[str, Any]) -> dict[str, Any]:
     """Merge every changed or newly linked pair field by field into the plan the load writes."""
     plan, _ = make_plan(_inputs_from_xcom(linked), member_hook=resources.members, cc_hook=None)
+    plan = screen_outgoing(plan, resources.mapping)
     log.info("Plan: %s", {k: v for k, v in plan.summary().items() if v})
     leaving = linked.get(LEAVING_SCOPE)
     if leaving is not None and resources.mapping.cc_scope.leaving_scope == LeavingScope.KEEP:
@@ -170,13 +174,28 @@ def resolve(resources: SyncResources, linked: dict[str, Any]) -> dict[str, Any]:
 
 
 def guard(
-    resources: SyncResources, plan_value: dict[str, Any], *, allow_mass_change: bool, max_share: float
+    resources: SyncResources,
+    plan_value: dict[str, Any],
+    *,
+    allow_mass_change: bool,
+    max_share: float,
+    dry_run: bool = False,
+    run_id: str | None = None,
 ) -> dict[str, int]:
-    """Stop before any write a run that would touch more than ``max_share`` of the linked people."""
+    """Stop before any write a run that would touch more than ``max_share`` of the linked people.
+
+    A dry run is not stopped (it writes nothing): its plan is kept for a person to read, with the
+    guard rail's objections in its log.
+    """
     plan = plan_from_xcom(plan_value)
     linked = len(resources.bookkeeping.get_links())
     problems = check_mass_change(plan, linked, max_share)
     summary = plan.summary()
+    if dry_run:
+        for problem in problems:
+            log.warning("A real run would be refused by the guard rail: %s", problem)
+        record_dry_run(resources, plan, run_id=run_id or "", mass_change_refused=bool(problems))
+        return summary
     if problems and not allow_mass_change:
         raise MassChangeRefused(
             "refusing to write: " + "; ".join(problems) + ". Nothing was written. If this is intended, "
@@ -185,6 +204,41 @@ def guard(
     for problem in problems:
         log.warning("Mass change allowed by the run's params: %s", problem)
     return summary
+
+
+def planned_rows(plan: SyncPlan) -> pd.DataFrame:
+    """A plan in the change log's shape: every value it would write, and every link it would make."""
+    links = plan.new_links
+    link_rows = pd.DataFrame(
+        {
+            "direction": ChangeDirection.LINK.value,
+            MEMBER_ID: links[MEMBER_ID],
+            CONTACT_ID: links[CONTACT_ID],
+            "field": "link",
+            "old_value": None,
+            "new_value": links[CONTACT_ID],
+            "reason": links["rule"],
+        }
+    )
+    frames = [f for f in (plan.changes, link_rows) if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else plan.changes
+
+
+def record_dry_run(
+    resources: SyncResources, plan: SyncPlan, *, run_id: str, mass_change_refused: bool
+) -> None:
+    """Keep a dry run's plan and counts in the bookkeeping, and show it in the log as a table."""
+    rows = planned_rows(plan)
+    resources.bookkeeping.save_planned_changes(run_id, rows)
+    counts = {k: v for k, v in plan.summary().items() if v}
+    counts["planned_changes"] = len(rows)
+    counts["mass_change_refused"] = int(mass_change_refused)
+    resources.bookkeeping.set_run_counts(run_id, counts)
+    if len(rows):
+        table = rows.groupby(["direction", "field", "reason"], dropna=False).size().rename("values")
+        log.info("Dry run: nothing written. The plan (kept in the bookkeeping):\n%s", table.to_string())
+    else:
+        log.info("Dry run: nothing written; nothing to write")
 
 
 def record(
@@ -232,6 +286,8 @@ def finish(
     status = RunStatus.FAILED
     if succeeded:
         status = RunStatus.DRY_RUN if dry_run else RunStatus.SUCCESS
+    if counts is None and dry_run:  # a dry run's counts are its plan's, stored by the guard step
+        counts = (bookkeeping.get_run(run_id) or {}).get("counts")
     counts = {**(counts or {}), "api_calls": api_calls}
     if bookkeeping.get_run(run_id) is not None:
         bookkeeping.finish_run(run_id, status, counts, api_calls=api_calls)
