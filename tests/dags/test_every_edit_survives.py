@@ -94,7 +94,9 @@ def test_an_edit_after_a_send_list_link_survives_the_next_sync(world: SyncWorld,
         contact["contact_id"], {"job_title": "Treasurer"}, at=now - timedelta(minutes=1)
     )
 
-    run = world.sync()
+    # The first sync after the send links and merges everyone else too: far more than the guard
+    # rail's share of the few people the send linked.
+    run = world.sync(allow_mass_change=True)
 
     assert run["state"] == "success", run["tasks"]
     assert world.member(member_id)["last_name"] == "Conley-Smith"
