@@ -27,6 +27,11 @@ Use::
     )
     result = hook.import_contacts(convert.frame_to_import_rows(changes), [list_id])
     log.info("import: %s", result.summary())  # counts only; result.errors has the rejected rows
+
+Bulk requests can be journaled by the caller and survive a crash: ``on_accepted`` hears of each
+request CC accepted before it is polled, and ``resume`` (request key -> activity id) given back on
+a retry polls those activities instead of sending the requests again; ``resubmit_failed`` sends a
+request again when its activity fails (see :meth:`ConstantContactHook.run_activities`).
 """
 
 from __future__ import annotations
