@@ -55,12 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _faults_from_args(pairs: list[str], *, seed: int) -> FaultSettings:
     known = {f.name for f in fields(FaultSettings)} - {"seed"}
-    values: dict[str, float] = {}
+    values: dict[str, float | int] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or name not in known:
             raise SystemExit(f"--fault takes NAME=VALUE with NAME one of {sorted(known)}, got {pair!r}")
-        values[name] = float(value)
+        values[name] = int(value) if name.endswith("_count") else float(value)
     faults = FaultSettings(seed=seed, **values)
     faults.validate()
     return faults

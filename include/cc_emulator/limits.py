@@ -70,6 +70,7 @@ class FaultInjector:
     def configure(self, settings: FaultSettings) -> None:
         self.settings = settings
         self.random = random.Random(settings.seed)
+        self.activity_failures_left = settings.activity_fail_count
 
     def draw(self) -> tuple[Fault | None, float]:
         """The fault for the next /v3 request (or None) and how many seconds to delay it."""
@@ -96,5 +97,8 @@ class FaultInjector:
         return bool(rate) and self.random.random() < rate
 
     def activity_fails(self) -> bool:
+        if self.activity_failures_left > 0:
+            self.activity_failures_left -= 1
+            return True
         rate = self.settings.activity_fail_rate
         return bool(rate) and self.random.random() < rate

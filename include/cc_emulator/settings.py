@@ -33,6 +33,9 @@ class FaultSettings:
     lost_answer_rate: float = 0.0
     truncate_rate: float = 0.0
     activity_fail_rate: float = 0.0
+    # The next N bulk activities end failed whatever the rate: a fault that strikes exactly once
+    # (or N times), so a test can count what recovering from it costs.
+    activity_fail_count: int = 0
     # A refresh at the token endpoint rotates the token, then the answer is lost: the next refresh
     # with the old token gets invalid_grant (the lost-write lockout of rotating refresh tokens).
     token_lost_answer_rate: float = 0.0
@@ -40,6 +43,8 @@ class FaultSettings:
 
     @property
     def any_active(self) -> bool:
+        if self.activity_fail_count > 0:
+            return True
         return any(
             rate > 0
             for rate in (
@@ -63,6 +68,8 @@ class FaultSettings:
                     raise ValueError(f"{f.name} must be between 0 and 1, got {value!r}")
         if self.slow_seconds < 0:
             raise ValueError("slow_seconds must not be negative")
+        if self.activity_fail_count < 0:
+            raise ValueError("activity_fail_count must not be negative")
 
 
 @dataclass

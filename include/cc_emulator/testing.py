@@ -83,6 +83,7 @@ class EmulatorAdmin:
         lost_answer_rate: float = 0.0,
         truncate_rate: float = 0.0,
         activity_fail_rate: float = 0.0,
+        activity_fail_count: int = 0,
         token_lost_answer_rate: float = 0.0,
         seed: int = 0,
     ) -> None:

@@ -260,5 +260,24 @@ def test_failed_activity_fault_applies_nothing(emulator: EmulatorHandle, api: Ap
     assert emulator.admin.all_contacts() == []
 
 
+def test_failed_activity_count_fails_exactly_the_next_ones(emulator: EmulatorHandle, api: ApiClient) -> None:
+    emulator.admin.set_faults(activity_fail_count=1)
+    list_id = emulator.admin.create_list("L")
+    states = [
+        api.wait_for_activity(
+            api.post(
+                "/activities/contacts_json_import",
+                json={"import_data": [{"email": f"{n}@example.org"}], "list_ids": [list_id]},
+            ).json()["activity_id"]
+        )["state"]
+        for n in ("first", "second", "third")
+    ]
+    assert states == ["failed", "completed", "completed"]
+    assert [c["email_address"]["address"] for c in emulator.admin.all_contacts()] == [
+        "second@example.org",
+        "third@example.org",
+    ]
+
+
 def test_unknown_activity_is_404(api: ApiClient) -> None:
     assert api.get("/activities/00000000-0000-0000-0000-000000000000").status_code == 404

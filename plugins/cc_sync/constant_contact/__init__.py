@@ -24,7 +24,9 @@ from cc_sync.constant_contact.errors import (
     ConstantContactTransportError,
 )
 from cc_sync.constant_contact.models import (
+    AcceptedActivity,
     Activity,
+    ActivityRequest,
     ActivityState,
     ContactList,
     ContactStatus,
@@ -36,7 +38,9 @@ from cc_sync.constant_contact.models import (
 )
 
 __all__ = [
+    "AcceptedActivity",
     "Activity",
+    "ActivityRequest",
     "ActivityState",
     "ConstantContactApiError",
     "ConstantContactAuthError",

@@ -27,6 +27,11 @@ Use::
     )
     result = hook.import_contacts(convert.frame_to_import_rows(changes), [list_id])
     log.info("import: %s", result.summary())  # counts only; result.errors has the rejected rows
+
+Bulk requests can be journaled by the caller and survive a crash: ``on_accepted`` hears of each
+request CC accepted before it is polled, and ``resume`` (request key -> activity id) given back on
+a retry polls those activities instead of sending the requests again; ``resubmit_failed`` sends a
+request again when its activity fails (see :meth:`ConstantContactHook.run_activities`).
 """
 
 from __future__ import annotations
@@ -58,7 +63,9 @@ from cc_sync.constant_contact.errors import (
     ConstantContactTransportError,
 )
 from cc_sync.constant_contact.models import (
+    AcceptedActivity,
     Activity,
+    ActivityRequest,
     ContactList,
     ContactStatus,
     CustomField,
@@ -87,6 +94,10 @@ MIN_POLL_INTERVAL_SECONDS = 2.0
 MAX_POLL_INTERVAL_SECONDS = 10.0
 POLL_INTERVAL_GROWTH = 1.25
 ACTIVITY_TIMEOUT_SECONDS = 3600.0
+IMPORT_PATH = "activities/contacts_json_import"
+
+# Told of each bulk request CC accepts, before any poll (a caller journals it there).
+ActivityCallback = Callable[[AcceptedActivity], None]
 
 _EMAIL_PATTERN = re.compile(r"[^\s@\"'<>(),;:]+@[^\s@\"'<>(),;:]+")
 
@@ -249,6 +260,7 @@ class ConstantContactHook(BaseHook):
         self.backoff_max = backoff_max
         self.api_calls = 0  # HTTP attempts against the API this hook made (retries included)
         self.polls = 0  # of which activity polls
+        self.activity_resubmissions = 0  # bulk requests sent again after their activity failed
 
     def __repr__(self) -> str:
         return f"ConstantContactHook(cc_conn_id={self.cc_conn_id!r})"
@@ -579,6 +591,87 @@ class ConstantContactHook(BaseHook):
         except (KeyError, ValueError, TypeError) as exc:
             raise ConstantContactMalformedResponse("POST", f"/v3/{path}", repr(exc)) from None
 
+    def _submit(self, request: ActivityRequest, send: int, on_accepted: ActivityCallback | None) -> Activity:
+        activity = self._start_activity(request.path, data=request.body)
+        self.log.info(
+            "%s: %d item(s) (%d bytes) -> activity %s%s",
+            request.path,
+            len(request.items),
+            len(request.body),
+            activity.activity_id,
+            f" (send {send})" if send > 1 else "",
+        )
+        if on_accepted is not None:
+            # Before any poll: a crash from here on leaves the caller a record to poll, not resend.
+            on_accepted(AcceptedActivity(request, activity.activity_id, send))
+        return activity
+
+    def _look_up_activity(self, activity_id: str) -> Activity | None:
+        """An activity accepted earlier, as CC shows it now; None when CC no longer knows it."""
+        try:
+            activity = self.get_activity(activity_id)
+        except ConstantContactApiError as exc:
+            if exc.status != 404:
+                raise
+            self.log.warning(
+                "Activity %s accepted earlier is unknown to Constant Contact: sending again", activity_id
+            )
+            return None
+        self.polls += 1
+        self.log.info("Activity %s accepted earlier: %s", activity_id, activity.state.value)
+        return activity
+
+    def run_activities(
+        self,
+        requests: Sequence[ActivityRequest],
+        *,
+        resume: Mapping[str, str] | None = None,
+        on_accepted: ActivityCallback | None = None,
+        resubmit_failed: int = 0,
+        wait: bool = True,
+    ) -> list[Activity]:
+        """Send bulk requests, poll their activities, and send again those whose activity failed.
+
+        :param resume: request key (:attr:`ActivityRequest.key`) -> the activity CC accepted for it
+            earlier (say, before a crash): that activity is polled instead of the request being sent.
+        :param on_accepted: called as soon as CC accepts a request (first send or resend), before
+            any poll, so the caller can journal it.
+        :param resubmit_failed: how many times a request is sent again when its activity ends
+            failed, cancelled or timed out; what still fails after that is returned as it ended.
+        :param wait: poll until every activity ends (else return them as accepted, and resend none).
+        :return: each request's last activity, in the order of ``requests``.
+        """
+        resume = resume or {}
+        activities: list[Activity] = []
+        for request in requests:
+            earlier = resume.get(request.key)
+            activity = self._look_up_activity(earlier) if earlier else None
+            activities.append(activity or self._submit(request, 1, on_accepted))
+        if not wait:
+            return activities
+        activities = self.wait_for_activities(activities)
+        for send in range(2, resubmit_failed + 2):
+            failed = [i for i, a in enumerate(activities) if not a.state.is_success()]
+            if not failed:
+                break
+            for i in failed:
+                self.log.warning(
+                    "Activity %s (%s, %d item(s)) ended %s: sending its request again (resend %d of %d)",
+                    activities[i].activity_id,
+                    requests[i].path,
+                    len(requests[i].items),
+                    activities[i].state.value,
+                    send - 1,
+                    resubmit_failed,
+                )
+                activities[i] = self._submit(requests[i], send, on_accepted)
+                self.activity_resubmissions += 1
+            for i, activity in zip(
+                failed, self.wait_for_activities([activities[i] for i in failed]), strict=True
+            ):
+                activities[i] = activity
+        return activities
+
     def wait_for_activities(
         self, activities: Sequence[Activity], *, timeout: float = ACTIVITY_TIMEOUT_SECONDS
     ) -> list[Activity]:
@@ -622,7 +715,14 @@ class ConstantContactHook(BaseHook):
         return [results[a.activity_id] for a in activities]
 
     def import_contacts(
-        self, rows: Iterable[Mapping[str, Any]], list_ids: list[str], *, wait: bool = True
+        self,
+        rows: Iterable[Mapping[str, Any]],
+        list_ids: list[str],
+        *,
+        wait: bool = True,
+        resume: Mapping[str, str] | None = None,
+        on_accepted: ActivityCallback | None = None,
+        resubmit_failed: int = 0,
     ) -> ImportResult:
         """Bulk-import contacts (``contacts_json_import``) and return what CC took and refused.
 
@@ -631,8 +731,11 @@ class ConstantContactHook(BaseHook):
         :param list_ids: 1-50 lists to add the contacts to (CC never re-adds an unsubscribed
             contact: see ``ImportResult.cannot_add_to_list_count``).
         :param wait: poll the activities until they finish (else return them as started).
+        :param resume, on_accepted, resubmit_failed: as for :meth:`run_activities`; the requests'
+            items are positions in ``rows``, and the same rows and lists make the same requests.
         """
         calls_before, polls_before = self.api_calls, self.polls
+        resubmissions_before = self.activity_resubmissions
         rows = list(rows)
         chunks, errors = bulk.plan_import(
             rows, list_ids, max_contacts=bulk.MAX_IMPORT_CONTACTS, max_bytes=bulk.MAX_IMPORT_BYTES
@@ -642,19 +745,10 @@ class ConstantContactHook(BaseHook):
             self.log.warning(
                 "%d import row(s) rejected before sending (see the result's errors)", len(errors)
             )
-        started = []
-        for number, chunk in enumerate(chunks, 1):
-            activity = self._start_activity("activities/contacts_json_import", data=chunk.body)
-            self.log.info(
-                "Import request %d of %d: %d contacts (%d bytes) -> activity %s",
-                number,
-                len(chunks),
-                len(chunk.rows),
-                len(chunk.body),
-                activity.activity_id,
-            )
-            started.append(activity)
-        result.activities = self.wait_for_activities(started) if wait else started
+        requests = [ActivityRequest(IMPORT_PATH, chunk.body, tuple(chunk.rows)) for chunk in chunks]
+        result.activities = self.run_activities(
+            requests, resume=resume, on_accepted=on_accepted, resubmit_failed=resubmit_failed, wait=wait
+        )
         for activity, chunk in zip(result.activities, chunks, strict=True):
             result.rows_by_activity[activity.activity_id] = list(chunk.rows)
             row_of = _error_row_finder(rows, chunk.rows)
@@ -672,38 +766,94 @@ class ConstantContactHook(BaseHook):
                 )
         result.api_calls = self.api_calls - calls_before
         result.polls = self.polls - polls_before
+        result.resubmitted = self.activity_resubmissions - resubmissions_before
         self.log.info("Import finished: %s", result.summary())
         return result
 
-    def _membership_activities(
-        self, path: str, contact_ids: Sequence[str], list_ids: Sequence[str], wait: bool
-    ) -> list[Activity]:
+    def membership_requests(
+        self, path: str, contact_ids: Sequence[str], list_ids: Sequence[str]
+    ) -> list[ActivityRequest]:
+        """A membership activity's requests, 500 contact ids each (items: positions in the ids)."""
         if not list_ids or len(list_ids) > 50:
             raise ValueError("a membership activity takes 1 to 50 list ids")
         ids = list(dict.fromkeys(contact_ids))
-        started = [
-            self._start_activity(
-                path,
-                json_body={
-                    "source": {"contact_ids": ids[i : i + MAX_IDS_PER_MEMBERSHIP_ACTIVITY]},
-                    "list_ids": list(list_ids),
-                },
+        positions = {contact_id: n for n, contact_id in reversed(list(enumerate(contact_ids)))}
+        requests = []
+        for i in range(0, len(ids), MAX_IDS_PER_MEMBERSHIP_ACTIVITY):
+            part = ids[i : i + MAX_IDS_PER_MEMBERSHIP_ACTIVITY]
+            body = {"source": {"contact_ids": part}, "list_ids": list(list_ids)}
+            requests.append(
+                ActivityRequest(
+                    path, json.dumps(body, separators=(",", ":")).encode(), tuple(positions[c] for c in part)
+                )
             )
-            for i in range(0, len(ids), MAX_IDS_PER_MEMBERSHIP_ACTIVITY)
-        ]
-        return self.wait_for_activities(started) if wait else started
+        return requests
+
+    def _membership_activities(
+        self,
+        path: str,
+        contact_ids: Sequence[str],
+        list_ids: Sequence[str],
+        wait: bool,
+        resume: Mapping[str, str] | None,
+        on_accepted: ActivityCallback | None,
+        resubmit_failed: int,
+    ) -> list[Activity]:
+        return self.run_activities(
+            self.membership_requests(path, contact_ids, list_ids),
+            resume=resume,
+            on_accepted=on_accepted,
+            resubmit_failed=resubmit_failed,
+            wait=wait,
+        )
 
     def add_list_memberships(
-        self, contact_ids: Sequence[str], list_ids: Sequence[str], *, wait: bool = True
+        self,
+        contact_ids: Sequence[str],
+        list_ids: Sequence[str],
+        *,
+        wait: bool = True,
+        resume: Mapping[str, str] | None = None,
+        on_accepted: ActivityCallback | None = None,
+        resubmit_failed: int = 0,
     ) -> list[Activity]:
-        """Add contacts to lists, 500 contact ids per activity (unsubscribed contacts stay off)."""
-        return self._membership_activities("activities/add_list_memberships", contact_ids, list_ids, wait)
+        """Add contacts to lists, 500 contact ids per activity (unsubscribed contacts stay off).
+
+        ``resume``, ``on_accepted``, ``resubmit_failed``: see :meth:`run_activities`.
+        """
+        return self._membership_activities(
+            "activities/add_list_memberships",
+            contact_ids,
+            list_ids,
+            wait,
+            resume,
+            on_accepted,
+            resubmit_failed,
+        )
 
     def remove_list_memberships(
-        self, contact_ids: Sequence[str], list_ids: Sequence[str], *, wait: bool = True
+        self,
+        contact_ids: Sequence[str],
+        list_ids: Sequence[str],
+        *,
+        wait: bool = True,
+        resume: Mapping[str, str] | None = None,
+        on_accepted: ActivityCallback | None = None,
+        resubmit_failed: int = 0,
     ) -> list[Activity]:
-        """Remove contacts from lists, 500 contact ids per activity."""
-        return self._membership_activities("activities/remove_list_memberships", contact_ids, list_ids, wait)
+        """Remove contacts from lists, 500 contact ids per activity.
+
+        ``resume``, ``on_accepted``, ``resubmit_failed``: see :meth:`run_activities`.
+        """
+        return self._membership_activities(
+            "activities/remove_list_memberships",
+            contact_ids,
+            list_ids,
+            wait,
+            resume,
+            on_accepted,
+            resubmit_failed,
+        )
 
     # -- campaigns and tracking reports (scope campaign_data) -----------------------------------
 

@@ -6,6 +6,7 @@ vectorised step (``convert.contacts_to_frame``), and a dataclass per contact wou
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -115,6 +116,34 @@ class Activity:
 
 
 @dataclass(frozen=True)
+class ActivityRequest:
+    """One bulk request to send: its path, its exact body, and which of the caller's items it carries
+    (row positions for an import, contact-id positions for a membership activity)."""
+
+    path: str
+    body: bytes
+    items: tuple[int, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Equal for the same path and bytes: a journal can tell a request it already sent."""
+        return hashlib.sha256(self.path.encode() + b"\n" + self.body).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"ActivityRequest({self.path!r}, items={len(self.items)}, bytes={len(self.body)})"
+
+
+@dataclass(frozen=True)
+class AcceptedActivity:
+    """A bulk request Constant Contact accepted, handed to the caller before any poll."""
+
+    request: ActivityRequest
+    activity_id: str
+    # 1 for the request's first send in this call, 2 and up for resends after a failed activity.
+    send: int = 1
+
+
+@dataclass(frozen=True)
 class RowError:
     """One contact the import did not take, with the reason.
 
@@ -142,6 +171,8 @@ class ImportResult:
     polls: int = 0
     # Which input rows each activity carried (activity id -> positions in the rows given).
     rows_by_activity: dict[str, list[int]] = field(default_factory=dict)
+    # Requests sent again because their activity failed (each one a call, plus its polls).
+    resubmitted: int = 0
 
     def unconfirmed_rows(self) -> list[int]:
         """Rows of the requests whose errors could not all be tied to a row.
@@ -205,6 +236,7 @@ class ImportResult:
             "cannot_add_to_list_count": self.cannot_add_to_list_count,
             "rejected_before_sending": self.rejected_before_sending,
             "unconfirmed": len(self.unconfirmed_rows()),
+            "resubmitted": self.resubmitted,
             "api_calls": self.api_calls,
             "polls": self.polls,
         }

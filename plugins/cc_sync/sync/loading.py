@@ -2,8 +2,12 @@
 
 Each write step is journaled in the bookkeeping under the run id once it has succeeded, so a load
 that fails part-way (a dropped connection, the day's budget, a crash) resumes on retry where it
-stopped and writes nothing twice. Per-person refusals (a 4xx for one contact, a member row edited
-since it was read) are reported and left out of the base, so the next run takes them up again.
+stopped and writes nothing twice. A bulk request (an import, a list-membership removal) is
+journaled the moment Constant Contact accepts it, before its activity is polled: a retry polls that
+activity instead of sending the request again. A request whose activity fails is sent again inside
+the load, a bounded number of times, before the task gives up. Per-person refusals (a 4xx for one
+contact, a member row edited since it was read) are reported and left out of the base, so the next
+run takes them up again.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import pandas as pd
 from cc_sync.constant_contact.convert import contacts_to_frame, frame_to_import_rows, merge_contact_for_put
 from cc_sync.constant_contact.errors import ConstantContactApiError
 from cc_sync.constant_contact.hook import ConstantContactHook
-from cc_sync.constant_contact.models import UpdateSource
+from cc_sync.constant_contact.models import AcceptedActivity, Activity, UpdateSource
 from cc_sync.engine import SyncPlan, normalise_email
 from cc_sync.engine.model import CLEARED_FIELDS, EMAIL_CHANGE, ROW_VERSION, UNSUBSCRIBE
 from cc_sync.fields import (
@@ -34,7 +38,7 @@ from cc_sync.fields import (
 )
 from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.member_db.hook import MemberDatabaseHook
-from cc_sync.timeutil import utcnow
+from cc_sync.timeutil import parse_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,19 @@ FAILED_COLUMNS = (MEMBER_ID, CONTACT_ID, "side", REASON)
 PAIR_COLUMNS = (MEMBER_ID, CONTACT_ID)
 # The plan's XCom carries, beside the engine's frames, the linked members who left the scope.
 LEAVING_SCOPE = "leaving_scope"
+# A failed bulk activity (CC applied none of it) is sent again this many times inside the task: a
+# resend costs its call and a poll, a task retry the whole load again two minutes later.
+ACTIVITY_RESENDS = 2
+# Journal steps: the import's list and start time, each bulk request CC accepted (by its key, the
+# hash of its path and body), the finished import, and the leaving-scope removal.
+IMPORT_PREPARED = "cc_import_prepared"
+ACTIVITY_STEP = "cc_activity:"
+IMPORT_DONE = "cc_import"
+LEAVING_SCOPE_DONE = "cc_leaving_scope"
+
+
+class BulkActivityFailed(RuntimeError):
+    """A bulk activity still failed after its resends: the task's retry polls or resends only it."""
 
 
 @dataclass
@@ -96,6 +113,7 @@ class Journal:
         self._bookkeeping = bookkeeping
         self._run_id = run_id
         self._done = bookkeeping.done_steps(run_id)
+        self._details: dict[str, dict[str, Any] | None] = {}
 
     def done(self, step: str) -> bool:
         return step in self._done
@@ -103,9 +121,53 @@ class Journal:
     def mark(self, step: str, detail: dict[str, Any] | None = None) -> None:
         self._bookkeeping.mark_step_done(self._run_id, step, detail)
         self._done.add(step)
+        self._details[step] = detail
 
     def detail(self, step: str) -> dict[str, Any] | None:
-        return self._bookkeeping.step_detail(self._run_id, step)
+        if step not in self._details:
+            self._details[step] = self._bookkeeping.step_detail(self._run_id, step)
+        return self._details[step]
+
+    def accepted_activities(self) -> dict[str, str]:
+        """Request key -> the activity CC last accepted for that request in this run (any try)."""
+        accepted = {}
+        for step in sorted(s for s in self._done if s.startswith(ACTIVITY_STEP)):
+            activity_id = (self.detail(step) or {}).get("activity_id")
+            if activity_id:
+                accepted[step.removeprefix(ACTIVITY_STEP)] = str(activity_id)
+        return accepted
+
+    def activity_accepted(self, accepted: AcceptedActivity) -> None:
+        """The hook's ``on_accepted``: file the request under its key before its activity is polled."""
+        step = ACTIVITY_STEP + accepted.request.key
+        earlier = (self.detail(step) or {}) if self.done(step) else {}
+        earlier_ids = list(earlier.get("earlier_activity_ids") or [])
+        if earlier.get("activity_id"):
+            earlier_ids.append(earlier["activity_id"])
+        self.mark(
+            step,
+            {
+                "path": accepted.request.path,
+                "activity_id": accepted.activity_id,
+                "items": item_ranges(accepted.request.items),
+                "item_count": len(accepted.request.items),
+                "sends": int(earlier.get("sends") or 0) + 1,
+                "earlier_activity_ids": earlier_ids,
+                "accepted_at": utcnow().isoformat(),
+            },
+        )
+
+
+def item_ranges(items: tuple[int, ...] | list[int]) -> list[list[int]]:
+    """Sorted positions as ``[first, last]`` runs: an import's 40,000 rows stay a few bytes of JSON
+    (MariaDB's TEXT, the journal's column there, holds 64 KB)."""
+    runs: list[list[int]] = []
+    for item in sorted(items):
+        if runs and item == runs[-1][1] + 1:
+            runs[-1][1] = item
+        else:
+            runs.append([item, item])
+    return runs
 
 
 def _changes_of(row: pd.Series, skip: tuple[str, ...]) -> dict[str, Any]:
@@ -140,11 +202,24 @@ def load_constant_contact(
     result = LoadResult()
     calls_before = hook.api_calls
     bulk = with_integer_fields(pd.concat([plan.cc_creates, plan.cc_updates], ignore_index=True))
-    if len(bulk) and not journal.done("cc_import"):
-        started = utcnow()
-        ensure_custom_fields(hook, [c for c in bulk.columns if is_custom_field(c)])
-        list_id = hook.get_or_create_list(main_list_name or FALLBACK_LIST_NAME).list_id
-        imported = hook.import_contacts(frame_to_import_rows(bulk), [list_id])
+    if len(bulk) and not journal.done(IMPORT_DONE):
+        prepared = journal.detail(IMPORT_PREPARED) if journal.done(IMPORT_PREPARED) else None
+        if prepared is None:
+            started = utcnow()
+            ensure_custom_fields(hook, [c for c in bulk.columns if is_custom_field(c)])
+            list_id = hook.get_or_create_list(main_list_name or FALLBACK_LIST_NAME).list_id
+            # The same list id makes the same request bodies, so a retry finds its requests' keys.
+            journal.mark(IMPORT_PREPARED, {"started": started.isoformat(), "list_id": list_id})
+        else:
+            started = parse_utc(prepared["started"]) or utcnow()
+            list_id = str(prepared["list_id"])
+        imported = hook.import_contacts(
+            frame_to_import_rows(bulk),
+            [list_id],
+            resume=journal.accepted_activities(),
+            on_accepted=journal.activity_accepted,
+            resubmit_failed=ACTIVITY_RESENDS,
+        )
         failures = [
             _failed(
                 bulk.iloc[e.row][MEMBER_ID] if e.row is not None else None,
@@ -155,9 +230,12 @@ def load_constant_contact(
             for e in imported.errors
         ]
         if not imported.ok:
-            # A failed activity may have taken none of its contacts: fail the task, and the retry
-            # sends the import again (an import is keyed by email, so a repeat changes nothing).
-            raise RuntimeError(f"Constant Contact import did not complete: {imported.summary()}")
+            # Its rows were sent 1 + ACTIVITY_RESENDS times and CC applied none of them: leave it
+            # to the task's retry, which polls the journaled activities and resends only these.
+            raise BulkActivityFailed(
+                f"Constant Contact import did not complete after {ACTIVITY_RESENDS} resend(s): "
+                f"{imported.summary()}"
+            )
         failed = pd.DataFrame(failures, columns=list(FAILED_COLUMNS))
         placed = {e.row for e in imported.errors if e.row is not None}
         unconfirmed_rows = sorted(set(imported.unconfirmed_rows()) - placed)
@@ -174,7 +252,7 @@ def load_constant_contact(
                 len(unconfirmed),
             )
         journal.mark(
-            "cc_import",
+            IMPORT_DONE,
             {
                 "started": started.isoformat(),
                 **imported.summary(),
@@ -184,13 +262,13 @@ def load_constant_contact(
         )
         result.counts.update({f"import_{k}": v for k, v in imported.summary().items() if isinstance(v, int)})
     elif len(bulk):  # a retry after the import landed: what it refused is in the journal
-        detail = journal.detail("cc_import") or {}
+        detail = journal.detail(IMPORT_DONE) or {}
         result.add_failures(pd.DataFrame(detail.get("failed") or [], columns=list(FAILED_COLUMNS)))
         result.unconfirmed = pd.DataFrame(detail.get("unconfirmed") or [], columns=list(PAIR_COLUMNS)).astype(
             "string"
         )
     if len(plan.cc_creates):
-        detail = journal.detail("cc_import") or {}
+        detail = journal.detail(IMPORT_DONE) or {}
         since = pd.Timestamp(detail.get("started") or utcnow()).to_pydatetime() - CREATED_LOOKBACK
         result.created_links = _find_created(hook, plan.cc_creates, since)
         result.counts["cc_created_linked"] = len(result.created_links)
@@ -246,15 +324,31 @@ def load_constant_contact(
         leaving_scope is not None
         and len(leaving_scope)
         and main_list_name
-        and not journal.done("cc_leaving_scope")
+        and not journal.done(LEAVING_SCOPE_DONE)
     ):
         main_list = hook.get_list_by_name(main_list_name)
         if main_list is not None:
-            hook.remove_list_memberships(leaving_scope[CONTACT_ID].astype(str).tolist(), [main_list.list_id])
-        journal.mark("cc_leaving_scope", {"removed": len(leaving_scope)})
+            activities = hook.remove_list_memberships(
+                leaving_scope[CONTACT_ID].astype(str).tolist(),
+                [main_list.list_id],
+                resume=journal.accepted_activities(),
+                on_accepted=journal.activity_accepted,
+                resubmit_failed=ACTIVITY_RESENDS,
+            )
+            _require_success(activities, "removal from the main list")
+        journal.mark(LEAVING_SCOPE_DONE, {"removed": len(leaving_scope)})
         result.counts["cc_removed_from_list"] = len(leaving_scope)
     result.counts["api_calls"] = hook.api_calls - calls_before
     return result
+
+
+def _require_success(activities: list[Activity], what: str) -> None:
+    failed = [a for a in activities if not a.state.is_success()]
+    if failed:
+        states = ", ".join(f"{a.activity_id} {a.state.value}" for a in failed)
+        raise BulkActivityFailed(
+            f"Constant Contact {what} did not complete after {ACTIVITY_RESENDS} resend(s): {states}"
+        )
 
 
 def with_integer_fields(frame: pd.DataFrame) -> pd.DataFrame:
