@@ -626,10 +626,16 @@ def execute_send(resources: SyncResources, plan: SendPlan, *, run_id: str) -> Se
     counts["added"] = int((~on_list[CONTACT_ID].isin(before_ids)).sum())
     counts["created"] = int(created.sum())
     counts["updated"] = int(len(on_list) - created.sum())
+    # Only rows the import took are agreed on: a refused row (an already-listed contact whose
+    # update CC refused, or any row of a request whose refusals CC did not name) keeps its old base.
+    not_taken = {e.row for e in imported.errors if e.row is not None} | set(imported.unconfirmed_rows())
+    taken = ~on_list[MEMBER_ID].astype(str).isin(
+        set(plan.send[MEMBER_ID].iloc[sorted(not_taken)].astype(str))
+    )
     counts.update(
         link_members(
             bookkeeping,
-            on_list[[MEMBER_ID, CONTACT_ID]],
+            on_list.loc[taken.to_numpy(bool), [MEMBER_ID, CONTACT_ID]],
             sent=agreed_values(plan.send[[MEMBER_ID, *fields]], resources.mapping),
             run_id=run_id,
         )
@@ -825,7 +831,13 @@ def agreed_values(sent: pd.DataFrame, mapping: MemberMapping) -> pd.DataFrame:
     """What both sides hold after an import of ``sent``: the member's values as the sync compares
     them (the name placeholder, which only CC holds, read as no name). A field the import left
     out (blank) is NA: whatever CC holds there is CC's own, and the next sync treats it as such."""
-    return mask_name_placeholder(sent, mapping).assign(**{OPTED_OUT: False})
+    masked = mask_name_placeholder(sent, mapping)
+    blanks = {
+        name: masked[name].mask(masked[name].astype("string").str.strip().eq("").fillna(False))
+        for name in masked.columns
+        if name != MEMBER_ID and (pd.api.types.is_string_dtype(masked[name]) or masked[name].dtype == object)
+    }
+    return masked.assign(**blanks, **{OPTED_OUT: False})
 
 
 def refresh_base(bookkeeping: Bookkeeping, sent: pd.DataFrame, *, run_id: str) -> int:

@@ -83,8 +83,10 @@ def clean_text(values: pd.Series) -> pd.Series:
     a text field, so a stray NUL or newline is neither sent as is nor seen as a change later.
     Values without a control character come back unchanged (and the series itself when none has).
     """
-    if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
+    if not pd.api.types.is_string_dtype(values.dtype):
         return values
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        return values  # mixed Python objects (numbers, dates) are left to the comparison's own rules
     text = as_string(values)
     arrow = to_arrow(text)
     has_control = pc.match_substring_regex(arrow, r"[\x00-\x1f\x7f-\x9f\x{2028}\x{2029}]")

@@ -3,10 +3,11 @@
 The engine decides what changes; this decides whether each row it would send is fit to go, with
 the same :func:`~cc_sync.member_db.validate.validate_outgoing` the send-list uses: required
 fields, the name placeholder, lengths, email validity and clean text. A refused person is taken
-out of every write to Constant Contact and out of the new base (so the next run sees the same
-difference and sends it once the member's row is fixed) and reported in ``rejected``, which the
-recording step turns into review items. Writes to the member database go ahead, and so does an
-unsubscribe: consent never waits for a name to be fixed.
+out of every write to Constant Contact, the fields held back keep CC's value in the new base (so
+the next run sees the same difference and sends it once the member's row is fixed), and the
+person is reported in ``rejected``, which the recording step turns into review items. Writes to
+the member database go ahead, and so does an unsubscribe: consent never waits for a name to be
+fixed.
 """
 
 from __future__ import annotations
@@ -98,8 +99,37 @@ def _cleared_required(puts: pd.DataFrame, mapping: MemberMapping) -> tuple[pd.Da
     return puts, pd.DataFrame(refused, columns=[MEMBER_ID, "field", "reason", "code"])
 
 
+def _held_back_base(plan: SyncPlan, held_back: pd.DataFrame, refused_ids: set[str]) -> pd.DataFrame:
+    """The new base with what was held back from CC left where CC still is.
+
+    A refused person's writes to the member database go ahead, so their base moves for those
+    fields; a field held back from CC keeps CC's value (the change row's old value: CC had not
+    changed it, or it lost the merge to the member's later edit). The next run then sees the same
+    member-side change, and refuses or sends it, while every other field stays one-sided. A refused
+    create has no contact yet: its base row goes.
+    """
+    base = plan.new_base
+    if not len(base):
+        return base
+    created = base[CONTACT_ID].isna().to_numpy(bool) & base[MEMBER_ID].astype(str).isin(refused_ids).to_numpy(
+        bool
+    )
+    base = base[~created].reset_index(drop=True).copy()
+    rows = pd.Series(range(len(base)), index=base[MEMBER_ID].astype(str).to_numpy())
+    for change in held_back.itertuples(index=False):
+        name = getattr(change, FIELD)
+        member = str(getattr(change, MEMBER_ID))
+        if name not in base.columns or member not in rows.index:
+            continue
+        old = change.old_value
+        base.iloc[rows[member], base.columns.get_loc(name)] = None if pd.isna(old) else old
+    return base
+
+
 def screen_outgoing(plan: SyncPlan, mapping: MemberMapping) -> SyncPlan:
     """The plan with every row for Constant Contact checked against the mapping's rules."""
+    if not all(MEMBER_ID in f.columns for f in (plan.cc_creates, plan.cc_updates, plan.cc_puts)):
+        raise ValueError("screen_outgoing needs member_id on cc_creates, cc_updates and cc_puts")
     creates, refused_creates = validate_outgoing(plan.cc_creates, mapping)
 
     # An update's email is the import's key, CC's own address: only the fields it changes are checked.
@@ -113,7 +143,7 @@ def screen_outgoing(plan: SyncPlan, mapping: MemberMapping) -> SyncPlan:
 
     reports = [r for r in (refused_creates, refused_updates, refused_puts, refused_clearing) if len(r)]
     if not reports:
-        return dataclasses.replace(plan, cc_creates=creates) if len(plan.cc_creates) else plan
+        return dataclasses.replace(plan, cc_creates=creates, cc_puts=puts)
     report = pd.concat(reports, ignore_index=True)
     refused_ids = set(report[MEMBER_ID].astype(str))
 
@@ -123,8 +153,8 @@ def screen_outgoing(plan: SyncPlan, mapping: MemberMapping) -> SyncPlan:
         return frame[~frame[MEMBER_ID].astype(str).isin(refused_ids).to_numpy(bool)].reset_index(drop=True)
 
     # Consent never waits: a refused person's unsubscribe still goes, without the refused fields.
-    refused_puts_mask = puts[MEMBER_ID].astype(str).isin(refused_ids).to_numpy(bool) if len(puts) else []
-    unsubscribes = puts[refused_puts_mask] if len(puts) else puts
+    refused_puts_mask = puts[MEMBER_ID].astype(str).isin(refused_ids).to_numpy(bool)
+    unsubscribes = puts[refused_puts_mask]
     if len(unsubscribes) and UNSUBSCRIBE in unsubscribes.columns:
         unsubscribes = unsubscribes[unsubscribes[UNSUBSCRIBE].fillna(False).astype(bool).to_numpy()]
         fields = [c for c in unsubscribes.columns if is_known_field(c) and c != EMAIL]
@@ -137,11 +167,10 @@ def screen_outgoing(plan: SyncPlan, mapping: MemberMapping) -> SyncPlan:
 
     to_cc = plan.changes[DIRECTION].astype(str).eq(WriteDirection.TO_CC.value).to_numpy(bool)
     refused_change = plan.changes[MEMBER_ID].astype(str).isin(refused_ids).to_numpy(bool)
-    kept_changes = plan.changes[~(to_cc & refused_change)]
-    if len(unsubscribes):
-        is_opt_out = plan.changes[FIELD].astype(str).eq(OPTED_OUT).to_numpy(bool)
-        opt_out_logged = plan.changes[to_cc & refused_change & is_opt_out]
-        kept_changes = pd.concat([kept_changes, opt_out_logged])
+    is_opt_out = plan.changes[FIELD].astype(str).eq(OPTED_OUT).to_numpy(bool)
+    unsubscribed = set(unsubscribes[MEMBER_ID].astype(str)) if len(unsubscribes) else set()
+    still_sent = is_opt_out & plan.changes[MEMBER_ID].astype(str).isin(unsubscribed).to_numpy(bool)
+    held_back = to_cc & refused_change & ~still_sent
     contact_ids = _contact_ids(plan.cc_updates, plan.cc_puts, plan.new_base)
     return dataclasses.replace(
         plan,
@@ -150,7 +179,7 @@ def screen_outgoing(plan: SyncPlan, mapping: MemberMapping) -> SyncPlan:
         cc_puts=pd.concat([without_refused(puts), unsubscribes], ignore_index=True)
         if len(unsubscribes)
         else without_refused(puts),
-        changes=kept_changes.reset_index(drop=True),
-        new_base=without_refused(plan.new_base),
+        changes=plan.changes[~held_back].reset_index(drop=True),
+        new_base=_held_back_base(plan, plan.changes[held_back], refused_ids),
         rejected=pd.concat([plan.rejected, _as_rejected(report, contact_ids)], ignore_index=True),
     )

@@ -283,11 +283,12 @@ def finish(
     """Close the run record with its counts and the day's API usage, and release the lease."""
     bookkeeping = resources.bookkeeping
     usage = resources.cc.quota_usage()
+    if counts is None and dry_run:  # a dry run's counts are its plan's, stored by the guard step
+        counts = (bookkeeping.get_run(run_id) or {}).get("counts") or {}
+        succeeded = succeeded and "planned_changes" in counts  # no plan kept: the run failed before
     status = RunStatus.FAILED
     if succeeded:
         status = RunStatus.DRY_RUN if dry_run else RunStatus.SUCCESS
-    if counts is None and dry_run:  # a dry run's counts are its plan's, stored by the guard step
-        counts = (bookkeeping.get_run(run_id) or {}).get("counts")
     counts = {**(counts or {}), "api_calls": api_calls}
     if bookkeeping.get_run(run_id) is not None:
         bookkeeping.finish_run(run_id, status, counts, api_calls=api_calls)
