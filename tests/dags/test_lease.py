@@ -75,6 +75,27 @@ def test_a_live_holder_is_not_taken_over_and_is_waited_for(world: SyncWorld, dag
         assert sensor.mode == "reschedule"
 
 
+def test_the_next_run_waits_while_the_holder_is_alive_then_takes_over(
+    world_factory: Any, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The holder renewed just now and then died: its lease runs out in 10 seconds. The sensor's
+    # first poke is refused and the run waits; the poke after the expiry takes the lease over.
+    world = world_factory(sqlite_url)
+    leave_stale(world, KILLED, lease.LEASE_TTL - timedelta(seconds=10))
+    expires_at = lease.current(world.bookkeeping).expires_at
+
+    triggered = utcnow()
+    with caplog.at_level(logging.WARNING, logger=lease.__name__):
+        run = world.sync()
+
+    assert triggered < expires_at
+    assert run["state"] == "success", run["tasks"]
+    takeovers = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Took over")]
+    assert len(takeovers) == 1, caplog.text
+    assert KILLED in takeovers[0]
+    assert run["started_at"] > expires_at, "the run's work began only after the holder's lease ran out"
+
+
 @pytest.mark.parametrize(
     ("moment", "stopped"),
     [
