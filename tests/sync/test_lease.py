@@ -45,6 +45,16 @@ def go_stale(books: Bookkeeping, ago: timedelta = timedelta(minutes=3)) -> None:
         )
 
 
+def take_over_from_a_live_heartbeat(books: Bookkeeping, run_id: str) -> None:
+    """Stall the holder past its TTL and take its lease; its heartbeat may renew in between (it
+    is alive, after all), so try again until the takeover lands."""
+    for _ in range(100):
+        go_stale(books)
+        if lease.acquire(books, run_id):
+            return
+    pytest.fail("the heartbeat renewed the lease every time")
+
+
 def test_one_run_holds_it_and_a_retry_of_that_run_takes_it_again(books: Bookkeeping) -> None:
     assert lease.current(books) == lease.LeaseState(None, None, None)
     assert lease.acquire(books, DEAD)
@@ -145,8 +155,7 @@ def test_a_task_whose_lease_is_taken_over_while_it_works_fails(books: Bookkeepin
     def work_while_another_run_takes_over() -> None:
         with lease.kept(books, DEAD, ttl=ttl, every=every) as heartbeat:
             # The holder stalls past its TTL (a paused worker), and another run takes the lease over.
-            go_stale(books)
-            assert lease.acquire(books, NEXT)
+            take_over_from_a_live_heartbeat(books, NEXT)
             deadline = time.monotonic() + 10
             while heartbeat.lost is None and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -155,6 +164,29 @@ def test_a_task_whose_lease_is_taken_over_while_it_works_fails(books: Bookkeepin
 
     with pytest.raises(LeaseLost, match=re.escape(NEXT)):
         work_while_another_run_takes_over()
+    assert lease.holder(books) == NEXT
+
+
+def test_the_work_of_a_task_whose_lease_is_taken_over_is_stopped_at_once(books: Bookkeeping) -> None:
+    ttl, every = timedelta(seconds=30), timedelta(milliseconds=50)
+    assert lease.acquire(books, DEAD, ttl=ttl)
+    batches_written = 0
+
+    def write_batches() -> None:
+        nonlocal batches_written
+        with lease.kept(books, DEAD, ttl=ttl, every=every):
+            for batch in range(400):  # 20 s of work, if nothing stopped it
+                if batch == 5:
+                    take_over_from_a_live_heartbeat(books, NEXT)
+                time.sleep(0.05)
+                batches_written += 1
+
+    started = time.monotonic()
+    with pytest.raises(LeaseLost, match=re.escape(NEXT)):
+        write_batches()
+    # Stopped within a few renewals of the takeover, not at the end of the work.
+    assert batches_written < 40
+    assert time.monotonic() - started < 5
     assert lease.holder(books) == NEXT
 
 

@@ -10,8 +10,10 @@ finds the lease stale, takes it over and says so in its log.
 Why a thread and not renewals at natural points (each page read, each load batch): a task can
 spend long stretches inside one call (a bulk import's polling, a big SELECT, an XCom read), and
 the loaders are not this module's to instrument. The thread renews while the task process lives
-and stops with it, which is exactly "the holder is alive". The task's main thread learns of a lost
-lease when the work ends and at each :meth:`Heartbeat.check`, and fails with :class:`LeaseLost`.
+and stops with it, which is exactly "the holder is alive". When the thread finds the lease taken
+over, it raises :class:`LeaseLost` in the thread doing the task's work (at its next Python
+instruction, as Airflow's own SIGTERM handling does), so the task stops writing then, not at its
+end; the end of the block checks again, for work that caught the exception and went on.
 
 The row (``<prefix>lease``: name, holder, acquired_at, expires_at) reads:
 
@@ -33,6 +35,7 @@ of the three dialects (the database serialises the writes to the one row).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 from collections.abc import Iterator
@@ -65,6 +68,16 @@ WAIT_TIMEOUT = timedelta(hours=24)
 
 class LeaseLost(NotRetryableError, RuntimeError):
     """Another run holds the lease this run was working under: this task must not write."""
+
+
+class _TakenOverMidTask(LeaseLost):
+    """Raised asynchronously in the working thread (an exception class, raised without arguments);
+    :func:`kept` replaces it with the heartbeat's :class:`LeaseLost`, which names the new holder."""
+
+    def __init__(
+        self, message: str = "another run took this run's lease over while this task worked"
+    ) -> None:
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -251,10 +264,14 @@ class Heartbeat:
         name: str = LEASE_NAME,
         ttl: timedelta = LEASE_TTL,
         every: timedelta = RENEW_EVERY,
+        worker: int | None = None,
     ) -> None:
         self.bookkeeping, self.run_id, self.name, self.ttl, self.every = bookkeeping, run_id, name, ttl, every
         self.lost: LeaseLost | None = None
         self.renewals = 0
+        # The thread to stop when the lease is lost (``threading.get_ident()``); None: only remember.
+        self._worker = worker
+        self._armed = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-heartbeat-{name}", daemon=True)
 
@@ -263,6 +280,9 @@ class Heartbeat:
         return self
 
     def stop(self) -> None:
+        with self._armed:
+            # Disarmed first: once the work is over, no exception may land in whatever runs next.
+            self._worker = None
         self._stop.set()
         self._thread.join()
 
@@ -279,9 +299,17 @@ class Heartbeat:
             except LeaseLost as exc:
                 log.error("%s", exc)
                 self.lost = exc
+                self._interrupt_worker()
                 return
             except Exception as exc:  # a transient database error must not end the renewals
                 log.warning("Could not renew the %r lease (will retry): %s", self.name, exc)
+
+    def _interrupt_worker(self) -> None:
+        with self._armed:
+            if self._worker is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self._worker), ctypes.py_object(_TakenOverMidTask)
+                )
 
 
 @contextmanager
@@ -295,15 +323,19 @@ def kept(
 ) -> Iterator[Heartbeat]:
     """Hold this run's lease while the block runs: renewed on entry (:class:`LeaseLost` before any
     work if another run has it), then every ``every`` until the block ends. A lease lost meanwhile
-    fails the task when the block ends, so its result is never pushed and nothing downstream runs.
-    A last renewal on the way out leaves the next task of the run a whole ``ttl`` to start in."""
+    interrupts the block with :class:`LeaseLost` (and fails the task if the block caught that and
+    went on), so nothing downstream runs. A last renewal on the way out leaves the next task of the
+    run a whole ``ttl`` to start in."""
     renew(bookkeeping, run_id, name=name, ttl=ttl)
-    heartbeat = Heartbeat(bookkeeping, run_id, name=name, ttl=ttl, every=every).start()
+    heartbeat = Heartbeat(
+        bookkeeping, run_id, name=name, ttl=ttl, every=every, worker=threading.get_ident()
+    ).start()
     try:
-        yield heartbeat
-    except BaseException:
-        heartbeat.stop()
-        raise
-    heartbeat.stop()
+        try:
+            yield heartbeat
+        finally:
+            heartbeat.stop()
+    except _TakenOverMidTask as exc:
+        raise (heartbeat.lost or exc) from None
     heartbeat.check()
     renew(bookkeeping, run_id, name=name, ttl=ttl)
