@@ -8,18 +8,24 @@ taken for a run id, then silent (its expiry in the past), and run the real DAG a
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from cc_sync.sync import lease
-from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
+from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, PROJECT_ROOT, SyncResources
 from cc_sync.timeutil import utcnow
-from tests.dags.conftest import SyncWorld
+from tests.dags.conftest import DEFAULT_CONF, SyncWorld
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +42,11 @@ def leave_stale(world: SyncWorld, run_id: str, silent_for: timedelta) -> None:
             .where(world.bookkeeping.lease.c.name == lease.LEASE_NAME)
             .values(expires_at=utcnow() - silent_for + lease.LEASE_TTL)
         )
+
+
+def runs_started(world: SyncWorld) -> int:
+    with world.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(world.bookkeeping.runs)).scalar_one()
 
 
 def test_the_run_after_a_killed_one_takes_the_lease_over_and_completes(
@@ -150,3 +161,53 @@ def test_a_run_whose_lease_is_taken_over_stops_before_writing(
     assert world.links().empty
     assert run["tasks"]["finish"] == "success", "the teardown still closes the run"
     assert lease.holder(world.bookkeeping) == INTRUDER, "and leaves the new holder's lease alone"
+
+
+def test_a_killed_airflow_dags_test_holds_the_lease_for_minutes_only(
+    world_factory: Any, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The finding itself: `airflow dags test` killed mid-run, where no teardown runs.
+    world = world_factory(sqlite_url)
+    world.emulator.admin.set_faults(slow_rate=1.0, slow_seconds=2.0)  # still working when killed
+    command = [
+        sys.executable,
+        "-m",
+        "include.airflow_env",
+        "airflow",
+        "dags",
+        "test",
+        "constant_contact_sync",
+    ]
+    command += ["--conf", json.dumps(DEFAULT_CONF)]
+    process = subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while lease.holder(world.bookkeeping) is None or not runs_started(world):
+            assert process.poll() is None, "airflow dags test ended before it could be killed"
+            assert time.monotonic() < deadline, "airflow dags test never took the lease"
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+        world.emulator.admin.clear_faults()
+
+    killed = lease.current(world.bookkeeping)
+    assert killed.holder is not None
+    assert killed.acquired_at is not None, "no teardown ran: the lease was never given back"
+    assert killed.expires_at - utcnow() <= timedelta(minutes=10), "minutes, not hours"
+    # Ten minutes on (moved back, not waited for), the next run takes the lease over and completes.
+    with world.bookkeeping.engine.begin() as conn:
+        conn.execute(world.bookkeeping.lease.update().values(expires_at=killed.expires_at - lease.LEASE_TTL))
+    with caplog.at_level(logging.WARNING, logger=lease.__name__):
+        run = world.sync()
+    assert run["state"] == "success", run["tasks"]
+    takeovers = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Took over")]
+    assert len(takeovers) == 1, caplog.text
+    assert killed.holder in takeovers[0]
