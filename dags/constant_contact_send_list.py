@@ -15,7 +15,8 @@ People are matched on email alone. Each member sent is linked to the contact hol
 the member database by bulk imports (40,000 people or 4 MB a request). Nobody who opted out is ever
 sent or re-subscribed: members opted out in the database and contacts unsubscribed in CC are
 reported, with the members whose email is missing or invalid. A **dry run** plans and reports,
-writing nothing. A send and the two-way sync never run at once: both hold the sync's lease. The
+writing nothing. A send and the two-way sync never run at once: both hold the sync's lease, renewed
+by every task while it works (a killed run's lease expires 10 minutes after its last renewal). The
 summary (added, updated, linked, skipped with reasons) is in the `finish` task's log and the sync's
 runs table.
 
@@ -32,6 +33,7 @@ from airflow.sdk import DAG, Param, task, teardown
 
 from cc_sync import send_list
 from cc_sync.member_db.mapping import ConditionOp, load_mapping
+from cc_sync.sync import lease
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
 
 DAG_ID = "constant_contact_send_list"
@@ -124,23 +126,28 @@ with DAG(
     },
 ) as dag:
 
-    @task.sensor(poke_interval=30, timeout=send_list.LEASE_TTL.total_seconds(), mode="reschedule")
+    @task.sensor(
+        poke_interval=lease.POKE_INTERVAL.total_seconds(),
+        timeout=lease.WAIT_TIMEOUT.total_seconds(),
+        mode="reschedule",
+    )
     def wait_for_lease(run_id: str | None = None) -> bool:
         """Wait until no sync or other send is writing links, then hold the sync's lease."""
-        return send_list.acquire_lease(_resources(), run_id)
+        return lease.take(_resources(), run_id)
 
     @task(show_return_value_in_logs=False)
     def plan(params: dict, run_id: str | None = None) -> dict:
         """Read the segment and what is known of CC; decide who is sent and who is skipped, and why."""
         resources = _resources()
-        send_list.start(resources, run_id=run_id, dag_id=DAG_ID)
-        return send_list.plan_send(
-            resources,
-            segment=params["segment"],
-            filter=params["filter"],
-            list_ref=params["list"],
-            mode=params["mode"],
-        ).as_xcom()
+        with lease.kept(resources.bookkeeping, run_id):
+            send_list.start(resources, run_id=run_id, dag_id=DAG_ID)
+            return send_list.plan_send(
+                resources,
+                segment=params["segment"],
+                filter=params["filter"],
+                list_ref=params["list"],
+                mode=params["mode"],
+            ).as_xcom()
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def go(params: dict) -> bool:
@@ -150,9 +157,11 @@ with DAG(
     @task(pool="constant_contact_api", show_return_value_in_logs=False)
     def send(planned: dict, run_id: str | None = None) -> dict:
         """Import the segment into the list, link the members, and (replace) take off the others."""
-        return send_list.execute_send(
-            _resources(), send_list.SendPlan.from_xcom(planned), run_id=run_id
-        ).as_xcom()
+        resources = _resources()
+        with lease.kept(resources.bookkeeping, run_id):
+            return send_list.execute_send(
+                resources, send_list.SendPlan.from_xcom(planned), run_id=run_id
+            ).as_xcom()
 
     @teardown
     def finish(params: dict, ti=None, run_id: str | None = None) -> dict:
@@ -168,9 +177,9 @@ with DAG(
             _resources(), run_id=run_id, succeeded=succeeded, dry_run=params["dry_run"], counts=counts
         )
 
-    lease = wait_for_lease()
+    waited = wait_for_lease()
     planned = plan()
     sent = send(planned)
     done = finish()
-    lease >> planned >> go() >> sent >> done
-    lease >> done
+    waited >> planned >> go() >> sent >> done
+    waited >> done

@@ -17,7 +17,9 @@ sides agreed on after the last successful sync):
 
 A **dry run** stops after the plan and writes nothing. The **guard rail** stops, before any write, a
 run that would unsubscribe, unlink or change more than `max_change_share` of the linked people.
-Runs never overlap: the first task waits for the sync lease, the last one releases it.
+Runs never overlap: the first task waits for the sync lease, every task renews it while it works,
+the last one releases it. A run killed before releasing it holds it for minutes, not hours: the
+lease expires 10 minutes after its last renewal and the next run takes it over.
 
 Configure the member table in `include/config/member_mapping.yaml`; connections
 `constant_contact_default` and `member_db_default`.
@@ -37,7 +39,7 @@ from cc_sync.operators.constant_contact import (
     ConstantContactLoadOperator,
 )
 from cc_sync.operators.member_db import MemberDatabaseExtractOperator, MemberDatabaseLoadOperator
-from cc_sync.sync import steps
+from cc_sync.sync import lease, steps
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
 from cc_sync.timeutil import utcnow
 
@@ -103,50 +105,64 @@ with DAG(
     },
 ) as dag:
 
-    @task.sensor(poke_interval=30, timeout=steps.LEASE_TTL.total_seconds(), mode="reschedule")
+    @task.sensor(
+        poke_interval=lease.POKE_INTERVAL.total_seconds(),
+        timeout=lease.WAIT_TIMEOUT.total_seconds(),
+        mode="reschedule",
+    )
     def wait_for_lease(run_id: str | None = None) -> bool:
         """Wait until no other sync (scheduled, manual or backfill) is running, then hold the lease."""
-        return steps.acquire_lease(_resources(), run_id)
+        return lease.take(_resources(), run_id)
 
     @task
     def open_window(params: dict, run_id: str | None = None) -> dict:
         """Decide what to read: the initial sync, a full reconcile, or changes since the watermarks."""
-        return steps.open_window(
-            _resources(),
-            run_id=run_id,
-            dag_id="constant_contact_sync",
-            now=utcnow(),
-            full_reconcile=params["full_reconcile"],
-            reset_watermark_to=params["reset_watermark_to"],
-            dry_run=params["dry_run"],
-        )
+        resources = _resources()
+        with lease.kept(resources.bookkeeping, run_id):
+            return steps.open_window(
+                resources,
+                run_id=run_id,
+                dag_id="constant_contact_sync",
+                now=utcnow(),
+                full_reconcile=params["full_reconcile"],
+                reset_watermark_to=params["reset_watermark_to"],
+                dry_run=params["dry_run"],
+            )
 
     @task(show_return_value_in_logs=False)
-    def compare(members, contacts, window: dict) -> dict:
+    def compare(members, contacts, window: dict, run_id: str | None = None) -> dict:
         """Per linked person and field: changed in the member database, in CC, in both, or not."""
-        return steps.compare(_resources(), members, contacts, window)
+        resources = _resources()
+        with lease.kept(resources.bookkeeping, run_id):
+            return steps.compare(resources, members, contacts, window)
 
     @task(show_return_value_in_logs=False)
-    def link(compared: dict) -> dict:
+    def link(compared: dict, run_id: str | None = None) -> dict:
         """Link new people by name + email; send near matches and shared emails to review."""
-        return steps.link(_resources(), compared)
+        resources = _resources()
+        with lease.kept(resources.bookkeeping, run_id):
+            return steps.link(resources, compared)
 
     @task(show_return_value_in_logs=False)
-    def resolve(linked: dict) -> dict:
+    def resolve(linked: dict, run_id: str | None = None) -> dict:
         """Merge field by field into the plan: what to write on each side, and why."""
-        return steps.resolve(_resources(), linked)
+        resources = _resources()
+        with lease.kept(resources.bookkeeping, run_id):
+            return steps.resolve(resources, linked)
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def guard(plan: dict, params: dict, run_id: str | None = None) -> bool:
         """Stop a mass change before any write; on a dry run, keep the plan and write nothing."""
-        steps.guard(
-            _resources(),
-            plan,
-            allow_mass_change=params["allow_mass_change"],
-            max_share=params["max_change_share"],
-            dry_run=params["dry_run"],
-            run_id=run_id,
-        )
+        resources = _resources()
+        with lease.kept(resources.bookkeeping, run_id):
+            steps.guard(
+                resources,
+                plan,
+                allow_mass_change=params["allow_mass_change"],
+                max_share=params["max_change_share"],
+                dry_run=params["dry_run"],
+                run_id=run_id,
+            )
         return not params["dry_run"]
 
     @task(show_return_value_in_logs=False)
@@ -154,15 +170,17 @@ with DAG(
         plan: dict, window: dict, linked: dict, cc_result: dict, member_result: dict, run_id=None
     ) -> dict:
         """Store the new links, base, change log, consent, reviews and watermarks."""
-        return steps.record(
-            _resources(),
-            plan,
-            run_id=run_id,
-            window=window,
-            contacts=linked["contacts"],
-            cc_result=cc_result,
-            member_result=member_result,
-        )
+        resources = _resources()
+        with lease.kept(resources.bookkeeping, run_id):
+            return steps.record(
+                resources,
+                plan,
+                run_id=run_id,
+                window=window,
+                contacts=linked["contacts"],
+                cc_result=cc_result,
+                member_result=member_result,
+            )
 
     @task(outlets=[CONTACTS_SYNCED])
     def publish(counts: dict) -> None:
@@ -190,7 +208,7 @@ with DAG(
             + int(window.get("api_calls") or 0),
         )
 
-    lease = wait_for_lease()
+    waited = wait_for_lease()
     window = open_window()
     with TaskGroup("extract", tooltip="Read both sides: everything, or what changed") as extract:
         members = MemberDatabaseExtractOperator(
@@ -199,6 +217,7 @@ with DAG(
             mapping_path=MAPPING_PATH,
             since=_window("members_since"),
             full=_window("full"),
+            lease=lease.LEASE_NAME,
         )
         contacts = ConstantContactExtractOperator(
             task_id="contacts",
@@ -206,8 +225,11 @@ with DAG(
             updated_after=_window("cc_since"),
             full=_window("full"),
             pool="constant_contact_api",
+            lease=lease.LEASE_NAME,
+            member_db_conn_id=MEMBER_DB_CONN_ID,
+            mapping_path=MAPPING_PATH,
         )
-    lease >> window >> extract
+    waited >> window >> extract
     compared = compare(members.output, contacts.output, window)
     linked = link(compared)
     plan = resolve(linked)
@@ -220,17 +242,19 @@ with DAG(
             member_db_conn_id=MEMBER_DB_CONN_ID,
             mapping_path=MAPPING_PATH,
             pool="constant_contact_api",
+            lease=lease.LEASE_NAME,
         )
         members_written = MemberDatabaseLoadOperator(
             task_id="member_database",
             plan=plan,
             member_db_conn_id=MEMBER_DB_CONN_ID,
             mapping_path=MAPPING_PATH,
+            lease=lease.LEASE_NAME,
         )
         cc_written >> members_written
         counts = record(plan, window, linked, cc_written.output, members_written.output)
     go >> load
     published = publish(counts)
     done = finish()
-    lease >> done
+    waited >> done
     [published, go] >> done

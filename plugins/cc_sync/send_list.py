@@ -80,9 +80,9 @@ from cc_sync.member_db.bookkeeping import Bookkeeping, RunStatus
 from cc_sync.member_db.hook import MemberDatabaseHook
 from cc_sync.member_db.mapping import Condition, ConditionOp, MemberMapping, NamePart
 from cc_sync.member_db.validate import mask_email, mask_name_placeholder, validate_outgoing
+from cc_sync.sync import lease
 from cc_sync.sync.loading import ensure_custom_fields
 from cc_sync.sync.resources import SyncResources
-from cc_sync.sync.steps import LEASE_NAME, LEASE_TTL
 from cc_sync.sync.window import OVERLAP as READ_OVERLAP
 from cc_sync.timeutil import utcnow
 
@@ -891,17 +891,6 @@ def link_members(
 # ---- the run record ----------------------------------------------------------------------------
 
 
-def acquire_lease(resources: SyncResources, run_id: str) -> bool:
-    """Hold the sync's lease (links and the directory are the sync's too): True when this run has it."""
-    resources.require_current_schema()
-    acquired = resources.bookkeeping.acquire_lease(LEASE_NAME, run_id, LEASE_TTL)
-    if not acquired:
-        log.info(
-            "A sync or a send holds the lease (%s); waiting", resources.bookkeeping.lease_holder(LEASE_NAME)
-        )
-    return acquired
-
-
 def start(resources: SyncResources, *, run_id: str, dag_id: str) -> None:
     resources.require_current_schema()
     resources.bookkeeping.start_run(run_id, dag_id, kind=RUN_KIND)
@@ -922,7 +911,7 @@ def finish(
     counts = {k: int(v) for k, v in (counts or {}).items()}
     if resources.bookkeeping.get_run(run_id) is not None:
         resources.bookkeeping.finish_run(run_id, status, counts, api_calls=counts.get("api_calls", 0))
-    resources.bookkeeping.release_lease(LEASE_NAME, run_id)
+    lease.give_back(resources, run_id)
     report = {"status": status.value, **counts}
     log.info("Send-list summary: %s", report)
     return report

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -249,7 +249,8 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Column("seen_at", UtcDateTime(), nullable=False),
         sa.Index(f"{prefix}ix_cc_directory_email", "email_key"),
     )
-    # One sync at a time, whatever started it: a named lease with a holder and an expiry.
+    # One sync at a time, whatever started it: a named lease with a holder and an expiry
+    # (read and written by cc_sync.sync.lease only).
     sa.Table(
         f"{prefix}lease",
         md,
@@ -898,46 +899,6 @@ class Bookkeeping:
             }
         )
         return frame
-
-    # ---- lease: one sync at a time -------------------------------------------------------------
-
-    def acquire_lease(self, name: str, holder: str, ttl: timedelta) -> bool:
-        """Take the lease if it is free, expired or already ours; one atomic UPDATE decides."""
-        now = utcnow()
-        with self.engine.begin() as conn:
-            upsert(
-                conn,
-                self.lease,
-                [{"name": name, "holder": None, "acquired_at": None, "expires_at": None}],
-                ["name"],
-            )
-            lease = self.lease.c
-            result = conn.execute(
-                self.lease.update()
-                .where(
-                    lease.name == name,
-                    sa.or_(lease.holder.is_(None), lease.holder == holder, lease.expires_at < now),
-                )
-                .values(holder=holder, acquired_at=now, expires_at=now + ttl)
-            )
-        return result.rowcount == 1
-
-    def release_lease(self, name: str, holder: str) -> bool:
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                self.lease.update()
-                .where(self.lease.c.name == name, self.lease.c.holder == holder)
-                .values(holder=None, acquired_at=None, expires_at=None)
-            )
-        return result.rowcount == 1
-
-    def lease_holder(self, name: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(
-                sa.select(self.lease.c.holder).where(
-                    self.lease.c.name == name, self.lease.c.expires_at >= utcnow()
-                )
-            ).scalar_one_or_none()
 
     # ---- load journal --------------------------------------------------------------------------
 

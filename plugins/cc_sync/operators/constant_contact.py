@@ -42,9 +42,18 @@ class ConstantContactExtractOperator(BaseOperator):
     :param updated_after: ISO-8601 time or datetime; the incremental window's start (templated).
     :param full: read everything regardless of ``updated_after`` (templated).
     :param lists: only contacts on these list ids (at most 25; templated).
+    :param lease: hold this lease of the sync's bookkeeping (``cc_sync.sync.lease``) while
+        reading, found through ``member_db_conn_id`` and ``mapping_path``; None: no lease.
     """
 
-    template_fields: Sequence[str] = ("conn_id", "updated_after", "full", "lists")
+    template_fields: Sequence[str] = (
+        "conn_id",
+        "updated_after",
+        "full",
+        "lists",
+        "member_db_conn_id",
+        "mapping_path",
+    )
     ui_color = "#1856ed"
     ui_fgcolor = "#ffffff"
 
@@ -55,6 +64,9 @@ class ConstantContactExtractOperator(BaseOperator):
         updated_after: str | datetime | None = None,
         full: bool | str = False,
         lists: Sequence[str] | None = None,
+        lease: str | None = None,
+        member_db_conn_id: str = "member_db_default",
+        mapping_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -62,8 +74,22 @@ class ConstantContactExtractOperator(BaseOperator):
         self.updated_after = updated_after
         self.full = full
         self.lists = lists
+        self.lease = lease
+        self.member_db_conn_id = member_db_conn_id
+        self.mapping_path = mapping_path
 
     def execute(self, context: Context) -> pd.DataFrame:
+        from cc_sync.sync.lease import during_task
+
+        with during_task(
+            self.lease,
+            context["run_id"],
+            member_db_conn_id=self.member_db_conn_id,
+            mapping_path=self.mapping_path,
+        ):
+            return self._read(context)
+
+    def _read(self, context: Context) -> pd.DataFrame:
         hook = ConstantContactHook(self.conn_id)
         calls_before = hook.api_calls
         since = None if truthy(self.full) else parse_utc(self.updated_after)
@@ -115,6 +141,8 @@ class ConstantContactLoadOperator(BaseOperator):
 
     :param plan: the plan as XCom carries it (``cc_sync.sync.xcom.plan_to_xcom``); templated, so
         an upstream task's output can be passed directly.
+    :param lease: hold this lease of the sync's bookkeeping (``cc_sync.sync.lease``) while
+        writing; None: no lease.
     """
 
     template_fields: Sequence[str] = ("conn_id", "member_db_conn_id", "mapping_path", "plan", "journal_key")
@@ -129,6 +157,7 @@ class ConstantContactLoadOperator(BaseOperator):
         member_db_conn_id: str = "member_db_default",
         mapping_path: str | None = None,
         journal_key: str | None = None,
+        lease: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -137,8 +166,20 @@ class ConstantContactLoadOperator(BaseOperator):
         self.member_db_conn_id = member_db_conn_id
         self.mapping_path = mapping_path
         self.journal_key = journal_key
+        self.lease = lease
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from cc_sync.sync.lease import during_task
+
+        with during_task(
+            self.lease,
+            context["run_id"],
+            member_db_conn_id=self.member_db_conn_id,
+            mapping_path=self.mapping_path,
+        ):
+            return self._write(context)
+
+    def _write(self, context: Context) -> dict[str, Any]:
         from cc_sync.sync.loading import LEAVING_SCOPE, Journal, load_constant_contact
         from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
         from cc_sync.sync.xcom import plan_from_xcom

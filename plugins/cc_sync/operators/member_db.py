@@ -16,6 +16,7 @@ from airflow.sdk import BaseOperator
 
 from cc_sync.member_db.hook import MemberDatabaseHook
 from cc_sync.operators.constant_contact import truthy
+from cc_sync.sync.lease import during_task
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
 from cc_sync.timeutil import parse_utc
 
@@ -34,6 +35,8 @@ class MemberDatabaseExtractOperator(BaseOperator):
     :param since: ISO-8601 time or datetime; read members changed since then (templated).
     :param full: read every member in scope (templated).
     :param segment: only members of this named segment of the mapping (templated).
+    :param lease: hold this lease of the sync's bookkeeping (``cc_sync.sync.lease``) while
+        reading; None: no lease.
     """
 
     template_fields: Sequence[str] = ("member_db_conn_id", "mapping_path", "since", "full", "segment")
@@ -47,6 +50,7 @@ class MemberDatabaseExtractOperator(BaseOperator):
         since: str | None = None,
         full: bool | str = False,
         segment: str | None = None,
+        lease: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -55,8 +59,18 @@ class MemberDatabaseExtractOperator(BaseOperator):
         self.since = since
         self.full = full
         self.segment = segment
+        self.lease = lease
 
     def execute(self, context: Context) -> pd.DataFrame:
+        with during_task(
+            self.lease,
+            context["run_id"],
+            member_db_conn_id=self.member_db_conn_id,
+            mapping_path=self.mapping_path,
+        ):
+            return self._read()
+
+    def _read(self) -> pd.DataFrame:
         resources = SyncResources(member_db_conn_id=self.member_db_conn_id, mapping_path=self.mapping_path)
         hook = resources.members
         since = None if truthy(self.full) else parse_utc(self.since)
@@ -78,6 +92,8 @@ class MemberDatabaseLoadOperator(BaseOperator):
     with the optimistic check (a row edited since it was read is skipped, and taken up next run).
 
     :param plan: the plan as XCom carries it (``cc_sync.sync.xcom.plan_to_xcom``); templated.
+    :param lease: hold this lease of the sync's bookkeeping (``cc_sync.sync.lease``) while
+        writing; None: no lease.
     """
 
     template_fields: Sequence[str] = ("member_db_conn_id", "mapping_path", "plan", "journal_key")
@@ -90,6 +106,7 @@ class MemberDatabaseLoadOperator(BaseOperator):
         member_db_conn_id: str = MemberDatabaseHook.default_conn_name,
         mapping_path: str | Path = DEFAULT_MAPPING_PATH,
         journal_key: str | None = None,
+        lease: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -97,8 +114,18 @@ class MemberDatabaseLoadOperator(BaseOperator):
         self.member_db_conn_id = member_db_conn_id
         self.mapping_path = mapping_path
         self.journal_key = journal_key
+        self.lease = lease
 
     def execute(self, context: Context) -> dict[str, Any]:
+        with during_task(
+            self.lease,
+            context["run_id"],
+            member_db_conn_id=self.member_db_conn_id,
+            mapping_path=self.mapping_path,
+        ):
+            return self._write(context)
+
+    def _write(self, context: Context) -> dict[str, Any]:
         from cc_sync.sync.loading import Journal, load_member_database
         from cc_sync.sync.xcom import plan_from_xcom
 

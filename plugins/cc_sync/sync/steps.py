@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import fields
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -21,6 +21,7 @@ from cc_sync.errors import NotRetryableError
 from cc_sync.fields import CONTACT_ID, MEMBER_ID
 from cc_sync.member_db.bookkeeping import ChangeDirection, RunKind, RunStatus
 from cc_sync.member_db.mapping import LeavingScope
+from cc_sync.sync import lease
 from cc_sync.sync.loading import LEAVING_SCOPE, LoadResult
 from cc_sync.sync.outgoing import screen_outgoing
 from cc_sync.sync.planning import PlanningInputs, gather_inputs, make_plan, members_leaving_scope
@@ -32,25 +33,14 @@ from cc_sync.timeutil import parse_utc
 
 log = logging.getLogger(__name__)
 
-LEASE_NAME = "constant_contact_sync"
-LEASE_TTL = timedelta(hours=6)
-
 
 class MassChangeRefused(NotRetryableError, RuntimeError):
     """The run would change more people than the guard rail allows; nothing was written."""
 
 
-def acquire_lease(resources: SyncResources, run_id: str) -> bool:
-    """True when this run holds the sync lease (taken now, or already its own)."""
-    resources.require_current_schema()
-    acquired = resources.bookkeeping.acquire_lease(LEASE_NAME, run_id, LEASE_TTL)
-    if not acquired:
-        log.info("Another sync holds the lease (%s); waiting", resources.bookkeeping.lease_holder(LEASE_NAME))
-    return acquired
-
-
-def release_lease(resources: SyncResources, run_id: str) -> None:
-    resources.bookkeeping.release_lease(LEASE_NAME, run_id)
+# The step API's names for the lease (cc_sync.sync.lease holds it for the sync and the send-list).
+acquire_lease = lease.take
+release_lease = lease.give_back
 
 
 def open_window(
