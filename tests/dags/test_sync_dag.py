@@ -15,7 +15,7 @@ import pytest
 
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
 from cc_sync.timeutil import utcnow
-from tests.dags.conftest import DEFAULT_CONF, SyncWorld
+from tests.dags.conftest import DEFAULT_CONF, MEMBERS, SyncWorld
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +34,23 @@ def _linked_member(world: SyncWorld, *, opted_out: bool = False) -> int:
 @pytest.mark.all_dialects
 def test_initial_sync_links_creates_and_converges(synced: SyncWorld) -> None:
     first = synced.runs[0]
-    assert first["counts"]["new_links"] > 0
+    report = synced.seed_report
+    assert report is not None
+    assert report.same_person > 0
+    assert report.renamed > 0
+    # Everyone seeded is linked at most once; the renamed one is a near match, never a link.
+    assert 0 < first["counts"]["new_links"] <= report.same_person
+    assert first["counts"]["review_near_match"] == report.renamed
     assert first["counts"]["cc_creates"] > 0
+    contacts = synced.emulator.admin.all_contacts()
+    assert (
+        len(contacts) == report.same_person + report.renamed + report.cc_only + first["counts"]["cc_creates"]
+    )
+    # Contacts no member has stay unlinked, and no member is created for them.
+    cc_only = {c["contact_id"] for c in contacts if c["email_address"]["address"].startswith("cc.only.")}
+    assert len(cc_only) == report.cc_only
+    assert not cc_only & set(synced.links()["contact_id"])
+    assert len(synced.members()) == MEMBERS
     # Every linked person now agrees on both sides.
     for member_id in synced.linked_member_ids()[:10]:
         member, contact = synced.member(member_id), synced.contact_of(member_id)
@@ -126,7 +141,8 @@ def test_near_matches_and_households_go_to_review_not_links(world_factory: Any, 
     world = world_factory(database_url, renamed_share=0.2)
     world.sync()
     near = world.reviews("near_match")
-    assert len(near) > 0
+    assert world.seed_report is not None
+    assert len(near) == world.seed_report.renamed > 0
     assert not set(near["member_id"]) & set(world.links()["member_id"])
     assert len(world.reviews("shared_email")) > 0
 
