@@ -20,7 +20,7 @@ The README's test matrix lists which scenario runs where.
 Honest CI
 ---------
 With ``CI=true`` (``.ci/run`` sets it), a missing PostgreSQL, MariaDB or Constant Contact spec
-fails the tests that need it instead of skipping them: :func:`skip_or_fail`.
+fails the tests that need it instead of skipping them: :func:`tests.ci.skip_or_fail`.
 
 Hypothesis profiles: ``ci`` (derandomised, 200 examples; the default under ``CI=true``), ``dev``
 (random, 200 examples; the default) and ``quick`` (25 examples, ``make test-quick``); choose with
@@ -40,6 +40,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from include import airflow_env
+from tests.ci import in_ci, skip_or_fail
 
 _TEST_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ccsync-airflow-"))
 airflow_env.apply(airflow_home=_TEST_AIRFLOW_HOME)
@@ -69,19 +70,7 @@ settings.register_profile(
 )
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if in_ci() else "dev"))
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip a test whose service or reference data is missing; under ``CI=true``, fail it instead,
-    so CI cannot pass green with PostgreSQL, MariaDB or the spec silently left out."""
-    if in_ci():
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def all_dialects_everywhere(config: pytest.Config) -> bool:
