@@ -106,6 +106,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
+# The longest tests (minutes each: a scheduler, `airflow dags test`, the demo) start first, so that
+# under pytest-xdist they run beside the rest instead of after it.
+SLOW_FIRST = ("tests/test_airflow_ui.py", "tests/dags/test_cli.py", "tests/test_demo.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 def _server_answers(url: str) -> str | None:
     """None when the server answers, else the reason it does not (for the skip message)."""
     try:

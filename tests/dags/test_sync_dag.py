@@ -244,6 +244,7 @@ def test_crash_between_cc_and_member_writes_converges_without_writing_twice(sync
     assert synced.sync()["counts"]["changes"] == 0
 
 
+@pytest.mark.all_dialects
 def test_a_second_sync_waits_for_the_lease(synced: SyncWorld) -> None:
     from cc_sync.sync import steps
     from cc_sync.sync.resources import SyncResources
