@@ -8,6 +8,7 @@ AF := $(PY) -m include.airflow_env
 EMULATOR_PORT ?= 8765
 MEMBERS ?= 1000
 # pytest-xdist workers for the test targets (this machine has 2 cores); 0 runs in one process.
+# worksteal: an idle worker takes queued tests from a busy one (the suite's tests range from ms to minutes).
 PYTEST_WORKERS ?= 2
 # make test-quick: engine, hooks, emulator, member DB and every DAG scenario on SQLite only.
 QUICK_ARGS := -m "not postgres and not mariadb" --ignore=tests/test_demo.py --ignore=tests/test_airflow_ui.py \
@@ -44,13 +45,13 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 test: venv lint
-	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-quick: venv
-	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-quick} $(PY) -m pytest -n $(PYTEST_WORKERS) $(QUICK_ARGS) $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-quick} $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(QUICK_ARGS) $(PYTEST_ARGS)
 
 test-all-dialects: venv lint
-	CC_SYNC_TEST_ALL_DIALECTS=1 $(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	CC_SYNC_TEST_ALL_DIALECTS=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 demo: venv
 	$(AF) python -m include.demo
