@@ -43,6 +43,15 @@ from include import airflow_env
 from tests.ci import in_ci, skip_or_fail
 
 _TEST_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ccsync-airflow-"))
+# A pytest-xdist worker (or a pytest a test starts) inherits its parent's environment, Airflow's
+# settings included, which apply() keeps: re-point every setting under the parent's AIRFLOW_HOME at
+# this process's own, or the workers would share one metadata DB and race on initdb and dag.test().
+_PARENT_AIRFLOW_HOME = os.environ.get("CC_SYNC_TEST_AIRFLOW_HOME")
+if _PARENT_AIRFLOW_HOME:
+    for _key, _value in list(os.environ.items()):
+        if _PARENT_AIRFLOW_HOME in _value:
+            os.environ[_key] = _value.replace(_PARENT_AIRFLOW_HOME, str(_TEST_AIRFLOW_HOME))
+os.environ["CC_SYNC_TEST_AIRFLOW_HOME"] = str(_TEST_AIRFLOW_HOME)
 airflow_env.apply(airflow_home=_TEST_AIRFLOW_HOME)
 
 import sqlalchemy as sa  # noqa: E402  (after the Airflow settings, on purpose)
