@@ -7,12 +7,20 @@ PY := $(VENV)/bin/python
 AF := $(PY) -m include.airflow_env
 EMULATOR_PORT ?= 8765
 MEMBERS ?= 1000
+# pytest-xdist workers for the test targets (this machine has 2 cores); 0 runs in one process.
+# worksteal: an idle worker takes queued tests from a busy one (the suite's tests range from ms to minutes).
+PYTEST_WORKERS ?= 2
+# make test-quick: engine, hooks, emulator, member DB and every DAG scenario on SQLite only.
+QUICK_ARGS := -m "not postgres and not mariadb" --ignore=tests/test_demo.py --ignore=tests/test_airflow_ui.py \
+	--ignore=tests/dags/test_cli.py --ignore=tests/test_ci_honesty.py
 
-.PHONY: help venv test lint format demo emulator airflow bench migrate sample-data clean
+.PHONY: help venv test test-quick test-all-dialects lint format demo emulator airflow bench migrate sample-data clean
 
 help:
 	@echo "make demo         set everything up and run the two-way sync on SQLite + the emulator"
 	@echo "make test         set up and run ruff and the test suite"
+	@echo "make test-quick   the quick subset: engine, hooks, and every DAG scenario on SQLite (<= 4 min)"
+	@echo "make test-all-dialects  every DAG scenario on SQLite, PostgreSQL and MariaDB"
 	@echo "make airflow      start the Airflow UI (airflow standalone) with the project's DAGs"
 	@echo "make emulator     serve the Constant Contact v3 emulator on 127.0.0.1:$(EMULATOR_PORT)"
 	@echo "make sample-data  create the demo member database (MEMBERS=$(MEMBERS))"
@@ -37,7 +45,13 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 test: venv lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+test-quick: venv
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-quick} $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(QUICK_ARGS) $(PYTEST_ARGS)
+
+test-all-dialects: venv lint
+	CC_SYNC_TEST_ALL_DIALECTS=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 demo: venv
 	$(AF) python -m include.demo

@@ -48,12 +48,6 @@ def connections_as_json(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return result
 
 
-def export_connections_to_env(emulator_url: str) -> None:
-    """Make the local connections visible to this process and its children (AIRFLOW_CONN_*)."""
-    for conn_id, conn in connections_as_json(render_settings(emulator_url)).items():
-        os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(conn)
-
-
 def import_settings_into_airflow(emulator_url: str) -> None:
     """Load connections and pools into the Airflow metadata DB (what `astro dev start` does)."""
     settings = render_settings(emulator_url)

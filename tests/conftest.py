@@ -2,6 +2,29 @@
 
 Airflow reads its configuration at import, so the project's settings (include/airflow_env.py) are
 applied here first, with a throw-away AIRFLOW_HOME so tests never touch the demo's metadata DB.
+
+Which databases a test runs on (the one place this is decided)
+---------------------------------------------------------------
+``database_url`` is a fresh, empty database on SQLite, PostgreSQL and MariaDB, except in **DAG
+scenarios** (any test that builds a world through a ``world_factory`` fixture: tests/dags,
+tests/send_list, tests/activity), which run on **SQLite only** unless they opt in:
+
+- ``@pytest.mark.all_dialects`` on a test (or ``pytestmark`` on a module): every dialect, always.
+  Use it for scenarios whose writes differ by dialect (upserts, email changes, the optimistic
+  check, list membership, send-list modes).
+- ``CC_SYNC_TEST_ALL_DIALECTS=1`` (or ``pytest --all-dialects``): every test on every dialect.
+
+Tests without a world (the member-database layer, the CC state store) always run on all three.
+The README's test matrix lists which scenario runs where.
+
+Honest CI
+---------
+With ``CI=true`` (``.ci/run`` sets it), a missing PostgreSQL, MariaDB or Constant Contact spec
+fails the tests that need it instead of skipping them: :func:`tests.ci.skip_or_fail`.
+
+Hypothesis profiles: ``ci`` (derandomised, 200 examples; the default under ``CI=true``), ``dev``
+(random, 200 examples; the default) and ``quick`` (25 examples, ``make test-quick``); choose with
+``HYPOTHESIS_PROFILE``.
 """
 
 from __future__ import annotations
@@ -14,10 +37,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from include import airflow_env
+from tests.ci import in_ci, skip_or_fail
 
 _TEST_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ccsync-airflow-"))
+# A pytest-xdist worker (or a pytest a test starts) inherits its parent's environment, Airflow's
+# settings included, which apply() keeps: re-point every setting under the parent's AIRFLOW_HOME at
+# this process's own, or the workers would share one metadata DB and race on initdb and dag.test().
+_PARENT_AIRFLOW_HOME = os.environ.get("CC_SYNC_TEST_AIRFLOW_HOME")
+if _PARENT_AIRFLOW_HOME:
+    for _key, _value in list(os.environ.items()):
+        if _PARENT_AIRFLOW_HOME in _value:
+            os.environ[_key] = _value.replace(_PARENT_AIRFLOW_HOME, str(_TEST_AIRFLOW_HOME))
+os.environ["CC_SYNC_TEST_AIRFLOW_HOME"] = str(_TEST_AIRFLOW_HOME)
 airflow_env.apply(airflow_home=_TEST_AIRFLOW_HOME)
 
 import sqlalchemy as sa  # noqa: E402  (after the Airflow settings, on purpose)
@@ -28,6 +62,70 @@ POSTGRES_ADMIN_URL = os.environ.get(
 MARIADB_ADMIN_URL = os.environ.get("CC_SYNC_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 pytest_plugins = ["tests.fixtures_emulator"]
+
+DIALECTS = ("sqlite", "postgresql", "mariadb")
+_DIALECT_MARKS = {"sqlite": (), "postgresql": (pytest.mark.postgres,), "mariadb": (pytest.mark.mariadb,)}
+# A test using one of these builds a DAG world: SQLite only, unless marked all_dialects.
+WORLD_FIXTURES = frozenset({"world_factory"})
+
+settings.register_profile(
+    "ci", max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "dev", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "quick", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if in_ci() else "dev"))
+
+
+def all_dialects_everywhere(config: pytest.Config) -> bool:
+    flag = os.environ.get("CC_SYNC_TEST_ALL_DIALECTS", "").strip().lower() in ("1", "true", "yes")
+    return flag or bool(config.getoption("all_dialects"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--all-dialects",
+        action="store_true",
+        default=False,
+        help="run every DAG scenario on SQLite, PostgreSQL and MariaDB (as CC_SYNC_TEST_ALL_DIALECTS=1)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``database_url``'s dialects for this test (see the module docstring)."""
+    if "database_url" not in metafunc.fixturenames:
+        return
+    builds_a_world = bool(WORLD_FIXTURES & set(metafunc.fixturenames))
+    full = (
+        not builds_a_world
+        or metafunc.definition.get_closest_marker("all_dialects") is not None
+        or all_dialects_everywhere(metafunc.config)
+    )
+    dialects = DIALECTS if full else ("sqlite",)
+    metafunc.parametrize(
+        "database_url",
+        [pytest.param(d, marks=_DIALECT_MARKS[d], id=d) for d in dialects],
+        indirect=True,
+        scope="function",
+    )
+
+
+# The longest tests (minutes each: a scheduler, `airflow dags test`, the demo) start first, so that
+# under pytest-xdist they run beside the rest instead of after it.
+SLOW_FIRST = ("tests/test_airflow_ui.py", "tests/dags/test_cli.py", "tests/test_demo.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
 
 
 def _server_answers(url: str) -> str | None:
@@ -68,7 +166,7 @@ def _fresh_database(dialect: str, tmp_path: Path) -> Iterator[str]:
     admin_url = POSTGRES_ADMIN_URL if dialect == "postgresql" else MARIADB_ADMIN_URL
     reason = _server_answers(admin_url)
     if reason:
-        pytest.skip(f"{dialect} does not answer at {sa.make_url(admin_url).render_as_string()}: {reason}")
+        skip_or_fail(f"{dialect} does not answer at {sa.make_url(admin_url).render_as_string()}: {reason}")
     name = f"ccsync_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -84,18 +182,23 @@ def _fresh_database(dialect: str, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ]
-)
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A SQLAlchemy URL of a fresh, empty database on each dialect (dropped after the test)."""
+    """A SQLAlchemy URL of a fresh, empty database (dropped after the test), parametrized over the
+    dialects by :func:`pytest_generate_tests`."""
     yield from _fresh_database(request.param, tmp_path)
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'members.db'}"
+
+
+@pytest.fixture(scope="session")
+def world_snapshots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The session's :class:`tests.snapshots.WorldSnapshots` (dropped at the end of the session)."""
+    from tests.snapshots import WorldSnapshots
+
+    snapshots = WorldSnapshots(tmp_path_factory.mktemp("world-snapshots"))
+    yield snapshots
+    snapshots.drop_all()

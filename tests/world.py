@@ -9,6 +9,7 @@ the test. Each package's conftest keeps only its DAG's part: its conf, its run m
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,10 +26,29 @@ from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.timeutil import utcnow
 from include import sync_world
 from include.cc_emulator.testing import EmulatorHandle
+from include.sample_data import generate_members, write_members
+from tests.snapshots import Snapshot, WorldSnapshots, dialect_of
 
 # A failed task fails the scenario at once (task retries would only slow the suite down).
 # Set when a conftest imports this module, so before the session's DagBag parses the DAGs.
 os.environ.setdefault("CC_SYNC_TASK_RETRIES", "0")
+
+
+def create_members(db_url: str, members: int, *, seed: int = 7) -> None:
+    """``sync_world.create_members`` in this process: the sample member table (the same rows as
+    ``python -m include.sample_data --members N --seed 7``) and the migrated bookkeeping tables."""
+    engine = sa.create_engine(db_url)
+    try:
+        write_members(engine, generate_members(members, seed=seed))
+    finally:
+        engine.dispose()
+    sync_world.migrate_bookkeeping(db_url)
+
+
+def default_conf(dag: Any) -> dict[str, Any]:
+    """Every param of ``dag`` at its default, from the DAG's own params (call it before any run:
+    dag.test(run_conf=...) leaves a run's conf on the DAG object's params)."""
+    return copy.deepcopy(dict(dag.params.dump()))
 
 
 @dataclass
@@ -121,6 +141,41 @@ class Connections:
         self.monkeypatch = monkeypatch
         self.state_url = f"sqlite:///{tmp_path / 'cc_state.db'}"
         self.engines: list[sa.Engine] = []
+
+    def disconnect(self) -> None:
+        """Close every pooled connection (the engines stay usable and reconnect when next used)."""
+        for engine in self.engines:
+            engine.dispose()
+        dispose_engines()
+
+    def from_snapshot(
+        self,
+        snapshots: WorldSnapshots,
+        key: tuple[Any, ...],
+        db_url: str,
+        build: Any,
+    ) -> Snapshot:
+        """Make ``db_url``, the emulator and the CC state hold the world saved under
+        ``(dialect_of(db_url), *key)``; build it with ``build()`` (then save it) the first time.
+
+        ``build()`` fills ``db_url`` and the emulator and returns the snapshot's ``extra``.
+        """
+        full_key = (dialect_of(db_url), *key)
+        snapshot = snapshots.get(full_key)
+        if snapshot is None:
+            extra = build()
+            snapshot = snapshots.save(
+                full_key,
+                db_url=db_url,
+                emulator=self.emulator,
+                cc_state_url=self.state_url,
+                extra=extra,
+                before_copy=self.disconnect,
+            )
+        else:
+            self.disconnect()
+            snapshots.restore(snapshot, db_url=db_url, emulator=self.emulator, cc_state_url=self.state_url)
+        return snapshot
 
     def open(self, db_url: str) -> sa.Engine:
         for key, value in sync_world.connection_env(self.emulator, db_url, self.state_url).items():

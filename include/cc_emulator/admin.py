@@ -71,6 +71,22 @@ async def reset(request: Request) -> Response:
     return _ok()
 
 
+@router.get("/snapshot")
+async def snapshot(request: Request) -> Response:
+    """The whole account, its counters and its request log, for ``POST /_admin/restore``."""
+    return _ok(_state(request).snapshot())
+
+
+@router.post("/restore")
+async def restore(request: Request) -> Response:
+    """Put back an account from ``GET /_admin/snapshot`` (settings and faults are left as they are)."""
+    try:
+        _state(request).restore(await _body(request))
+    except (KeyError, TypeError, ValueError) as error:
+        return _settings_error(error)
+    return _ok({"contacts": len(_state(request).store.contacts)})
+
+
 @router.post("/configure")
 async def configure(request: Request) -> Response:
     try:

@@ -148,12 +148,43 @@ class EmulatorState:
         os.replace(tmp, path)
         self.dirty = False
 
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a test may look at afterwards: the saved state plus counters and the log.
+
+        ``restore(snapshot())`` puts the account back exactly (contacts, lists, tokens, finished
+        activities, counters), so a test world can start from a state another run built.
+        """
+        return {
+            **self.to_dict(),
+            "counters": {
+                "endpoint_calls": dict(self.endpoint_calls),
+                "event_counts": dict(self.event_counts),
+                "quota_used": self.quota.used,
+            },
+            "request_log": list(self.request_log),
+        }
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Replace the account with a :meth:`snapshot` (the settings stay as they are)."""
+        self.activities.cancel_all()
+        self._load_dict(data, source="snapshot")
+        counters = data.get("counters") or {}
+        self.endpoint_calls = Counter(counters.get("endpoint_calls") or {})
+        self.event_counts = Counter(counters.get("event_counts") or {})
+        self.rate_limiter = RateLimiter()
+        self.quota = DailyQuota()
+        self.quota.used = int(counters.get("quota_used") or 0)
+        self.request_log = deque(data.get("request_log") or [], maxlen=self.settings.request_log_size)
+        self.mark_dirty()
+
     def load(self, path: Path) -> None:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        self._load_dict(json.loads(path.read_text(encoding="utf-8")), source=str(path))
+
+    def _load_dict(self, data: dict[str, Any], *, source: str) -> None:
         if data.get("format_version") != STATE_FORMAT_VERSION:
-            raise ValueError(f"{path}: unknown emulator state format {data.get('format_version')!r}")
+            raise ValueError(f"{source}: unknown emulator state format {data.get('format_version')!r}")
         self.store = AccountStore.from_dict(data.get("account", {}))
         self.campaigns = CampaignStore.from_dict(data.get("campaigns", {}))
         self.tokens = TokenStore.from_dict(data.get("tokens", {}))
         self.activities.load(data.get("activities", []))
-        log.info("emulator state loaded from %s: %d contacts", path, len(self.store.contacts))
+        log.info("emulator state loaded from %s: %d contacts", source, len(self.store.contacts))

@@ -68,6 +68,14 @@ class EmulatorAdmin:
     def configure(self, **settings: Any) -> dict[str, Any]:
         return self._call("POST", "/configure", settings)
 
+    def snapshot(self) -> dict[str, Any]:
+        """The account, counters and request log as they stand (for :meth:`restore`)."""
+        return self._call("GET", "/snapshot")
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Put back an account taken with :meth:`snapshot`; settings and faults are unchanged."""
+        self._call("POST", "/restore", snapshot)
+
     def settings(self) -> dict[str, Any]:
         return self._call("GET", "/settings")
 

@@ -4,6 +4,7 @@ to run the DAG over a given hourly window with dag.test() (the shared parts in t
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,19 +18,23 @@ import sqlalchemy as sa
 from cc_sync.member_db.bookkeeping import Bookkeeping
 from include import sync_world
 from include.cc_emulator.testing import EmulatorHandle
-from tests.world import Connections, World
+from tests.snapshots import WorldSnapshots
+from tests.world import Connections, World, create_members, default_conf
 
 DAG_ID = "constant_contact_activity"
 MEMBERS = 40
 UNKNOWN_CONTACTS = 3
 WINDOW_LENGTH = timedelta(hours=1)  # the DAG's default hourly schedule
-# Every run gets every param (dag.test(run_conf=...) leaves a run's conf on the DAG's params).
-DEFAULT_CONF: dict[str, Any] = {"lookback_days": 7}
+# Every run gets every param (dag.test(run_conf=...) leaves a run's conf on the DAG's params);
+# filled from the DAG's own param defaults by the ``activity_dag`` fixture.
+DEFAULT_CONF: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="session")
 def activity_dag(dag_bag: Any) -> Any:
-    return dag_bag.get_dag(DAG_ID)
+    dag = dag_bag.get_dag(DAG_ID)
+    DEFAULT_CONF.update(default_conf(dag))
+    return dag
 
 
 @dataclass
@@ -85,32 +90,55 @@ def _members_by_unique_email(engine: sa.Engine) -> dict[str, str]:
 
 @pytest.fixture
 def world_factory(
-    activity_dag: Any, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    activity_dag: Any,
+    emulator: EmulatorHandle,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    world_snapshots: WorldSnapshots,
 ) -> Iterator[Any]:
-    """``world_factory(db_url)`` -> an :class:`ActivityWorld` on that member database."""
+    """``world_factory(db_url)`` -> an :class:`ActivityWorld` on that member database (built once
+    per dialect and session, then copied: tests/snapshots.py)."""
     with Connections(emulator, monkeypatch, tmp_path) as connections:
 
-        def make(db_url: str) -> ActivityWorld:
-            sync_world.create_members(db_url, MEMBERS)
-            sync_world.seed_contacts_from_members(
+        def build(db_url: str) -> dict[str, Any]:
+            create_members(db_url, MEMBERS)
+            report = sync_world.seed_contacts_from_members(
                 emulator, db_url, share=1.0, renamed_share=0.0, opted_out_share=0.0, cc_only=UNKNOWN_CONTACTS
             )
+            assert report.cc_only == UNKNOWN_CONTACTS
+            assert report.renamed == report.opted_out == 0
+            engine = sa.create_engine(db_url)
+            try:
+                bookkeeping = Bookkeeping(engine)
+                members = _members_by_unique_email(engine)
+                people: list[Person] = []
+                links = []
+                for contact in emulator.admin.all_contacts():
+                    email = contact["email_address"]["address"]
+                    member_id = members.get(email.strip().lower())
+                    # Every other member is linked (as a sync would have done); the rest are found by email.
+                    linked = member_id is not None and len(links) * 2 <= len(people)
+                    if linked:
+                        links.append(
+                            {
+                                "member_id": member_id,
+                                "contact_id": contact["contact_id"],
+                                "rule": "name_email",
+                            }
+                        )
+                    people.append(Person(contact["contact_id"], email, member_id, linked))
+                bookkeeping.upsert_links(pd.DataFrame(links))
+            finally:
+                engine.dispose()
+            assert len(people) == report.same_person + report.cc_only
+            return {"people": people}
+
+        def make(db_url: str) -> ActivityWorld:
+            snapshot = connections.from_snapshot(
+                world_snapshots, ("activity",), db_url, lambda: build(db_url)
+            )
             engine = connections.open(db_url)
-            bookkeeping = Bookkeeping(engine)
-            members = _members_by_unique_email(engine)
-            people: list[Person] = []
-            links = []
-            for contact in emulator.admin.all_contacts():
-                email = contact["email_address"]["address"]
-                member_id = members.get(email.strip().lower())
-                # Every other member is linked (as a sync would have done); the rest are found by email.
-                linked = member_id is not None and len(links) * 2 <= len(people)
-                if linked:
-                    links.append(
-                        {"member_id": member_id, "contact_id": contact["contact_id"], "rule": "name_email"}
-                    )
-                people.append(Person(contact["contact_id"], email, member_id, linked))
-            bookkeeping.upsert_links(pd.DataFrame(links))
-            return ActivityWorld(activity_dag, emulator, db_url, engine, bookkeeping, people)
+            people = copy.deepcopy(snapshot.extra["people"])
+            return ActivityWorld(activity_dag, emulator, db_url, engine, Bookkeeping(engine), people)
 
         yield make

@@ -46,6 +46,7 @@ def _events(campaign_activity_id, world, *, at=SENT_AT + timedelta(minutes=20)):
     return plan
 
 
+@pytest.mark.all_dialects
 def test_activity_is_stored_per_member_and_a_backfill_twice_adds_nothing(world_factory, database_url):
     world = world_factory(database_url)
     admin = world.emulator.admin

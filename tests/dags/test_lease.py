@@ -49,6 +49,7 @@ def runs_started(world: SyncWorld) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(world.bookkeeping.runs)).scalar_one()
 
 
+@pytest.mark.all_dialects
 def test_the_run_after_a_killed_one_takes_the_lease_over_and_completes(
     world: SyncWorld, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -72,6 +73,7 @@ def test_the_run_after_a_killed_one_takes_the_lease_over_and_completes(
     assert after.acquired_at is None, "the run released it"
 
 
+@pytest.mark.all_dialects
 def test_a_live_holder_is_not_taken_over_and_is_waited_for(world: SyncWorld, dag_bag: Any) -> None:
     # Renewed a minute ago: alive. The first task's poke must not take it (poked directly: under
     # dag.test() a reschedule-mode sensor would sleep through its poke interval).

@@ -1,5 +1,6 @@
 """The load's bulk requests survive a crash and a failed activity: dag.test(), the emulator over HTTP,
-real member databases (SQLite, PostgreSQL, MariaDB through the ``world`` fixture).
+real member databases (SQLite, PostgreSQL, MariaDB: crash and rerun writes differ by dialect, so
+the module is marked ``all_dialects``; tests/conftest.py).
 
 From the user's side: members are edited, the sync runs, and something goes wrong after Constant
 Contact accepted the import: the worker is killed before the import finishes (Airflow retries the
@@ -17,7 +18,7 @@ import pytest
 from cc_sync.constant_contact.hook import ConstantContactHook
 from tests.dags.conftest import SyncWorld
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.all_dialects]
 
 IMPORTS = "POST /v3/activities/contacts_json_import"
 LOAD = "load.constant_contact"

@@ -1,7 +1,9 @@
 """The two-way sync DAG end to end: dag.test(), the emulator over HTTP, real member databases.
 
 Each test is a scenario from issue 4: a first sync, edits on one or both sides, a second sync, and
-what each side holds afterwards. Every scenario runs on SQLite, PostgreSQL and MariaDB.
+what each side holds afterwards. Every scenario runs on SQLite; those whose writes differ by dialect
+(``all_dialects``) on PostgreSQL and MariaDB too. ``synced`` worlds start from a snapshot of the
+world after its first sync (tests/dags/conftest.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import pytest
 
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
 from cc_sync.timeutil import utcnow
-from tests.dags.conftest import DEFAULT_CONF, SyncWorld
+from tests.dags.conftest import DEFAULT_CONF, MEMBERS, SyncWorld
 
 pytestmark = pytest.mark.slow
 
@@ -29,19 +31,26 @@ def _linked_member(world: SyncWorld, *, opted_out: bool = False) -> int:
     raise AssertionError("no linked member in that consent state")
 
 
-@pytest.fixture
-def synced(world_factory: Any, database_url: str) -> SyncWorld:
-    """A world on each dialect after its initial sync."""
-    world = world_factory(database_url)
-    first = world.sync()
-    assert first["state"] == "success", first["tasks"]
-    return world
-
-
+@pytest.mark.all_dialects
 def test_initial_sync_links_creates_and_converges(synced: SyncWorld) -> None:
     first = synced.runs[0]
-    assert first["counts"]["new_links"] > 0
+    report = synced.seed_report
+    assert report is not None
+    assert report.same_person > 0
+    assert report.renamed > 0
+    # Everyone seeded is linked at most once; the renamed one is a near match, never a link.
+    assert 0 < first["counts"]["new_links"] <= report.same_person
+    assert first["counts"]["review_near_match"] == report.renamed
     assert first["counts"]["cc_creates"] > 0
+    contacts = synced.emulator.admin.all_contacts()
+    assert (
+        len(contacts) == report.same_person + report.renamed + report.cc_only + first["counts"]["cc_creates"]
+    )
+    # Contacts no member has stay unlinked, and no member is created for them.
+    cc_only = {c["contact_id"] for c in contacts if c["email_address"]["address"].startswith("cc.only.")}
+    assert len(cc_only) == report.cc_only
+    assert not cc_only & set(synced.links()["contact_id"])
+    assert len(synced.members()) == MEMBERS
     # Every linked person now agrees on both sides.
     for member_id in synced.linked_member_ids()[:10]:
         member, contact = synced.member(member_id), synced.contact_of(member_id)
@@ -94,41 +103,37 @@ def test_opt_outs_cross_over_and_are_never_reversed(synced: SyncWorld) -> None:
     assert synced.emulator.admin.counters()["resubscribes"] == 0
 
 
-# ---- every scenario runs on each dialect through the `world` fixture ---------------------------
-
-
-def test_conflicting_edits_of_one_field_the_later_wins(world: SyncWorld) -> None:
-    world.sync()
-    member_id = _linked_member(world)
-    contact_id = world.contact_of(member_id)["contact_id"]
+def test_conflicting_edits_of_one_field_the_later_wins(synced: SyncWorld) -> None:
+    member_id = _linked_member(synced)
+    contact_id = synced.contact_of(member_id)["contact_id"]
     now = utcnow()
-    world.edit_member(member_id, at=now - timedelta(minutes=3), city="Lyon")
-    world.emulator.admin.edit_contact(
+    synced.edit_member(member_id, at=now - timedelta(minutes=3), city="Lyon")
+    synced.emulator.admin.edit_contact(
         contact_id, {"street_addresses": [{"kind": "home", "city": "Nantes"}]}, at=now - timedelta(minutes=1)
     )
 
-    world.sync()
+    synced.sync()
 
-    assert world.member(member_id)["city"] == "Nantes"
-    assert world.contact_of(member_id)["street_addresses"][0]["city"] == "Nantes"
-    changes = world.bookkeeping.get_changes(world.runs[-1]["run_id"])
+    assert synced.member(member_id)["city"] == "Nantes"
+    assert synced.contact_of(member_id)["street_addresses"][0]["city"] == "Nantes"
+    changes = synced.bookkeeping.get_changes(synced.runs[-1]["run_id"])
     reasons = set(changes.loc[changes["field"] == "city", "reason"])
     assert reasons == {"conflict_cc_later"}
 
 
-def test_email_change_follows_the_link_and_a_collision_goes_to_review(world: SyncWorld) -> None:
-    world.sync()
-    mover, other = world.linked_member_ids()[:2]
-    other_email = world.contact_of(other)["email_address"]["address"]
-    world.edit_member(mover, email="moved.house@example.org")
+@pytest.mark.all_dialects
+def test_email_change_follows_the_link_and_a_collision_goes_to_review(synced: SyncWorld) -> None:
+    mover, other = synced.linked_member_ids()[:2]
+    other_email = synced.contact_of(other)["email_address"]["address"]
+    synced.edit_member(mover, email="moved.house@example.org")
 
-    world.sync()
-    assert world.contact_of(mover)["email_address"]["address"] == "moved.house@example.org"
+    synced.sync()
+    assert synced.contact_of(mover)["email_address"]["address"] == "moved.house@example.org"
 
-    world.edit_member(mover, email=other_email)
-    world.sync()
-    assert world.contact_of(mover)["email_address"]["address"] == "moved.house@example.org"
-    collisions = world.reviews("email_collision")
+    synced.edit_member(mover, email=other_email)
+    synced.sync()
+    assert synced.contact_of(mover)["email_address"]["address"] == "moved.house@example.org"
+    collisions = synced.reviews("email_collision")
     assert str(mover) in set(collisions["member_id"])
 
 
@@ -136,7 +141,8 @@ def test_near_matches_and_households_go_to_review_not_links(world_factory: Any, 
     world = world_factory(database_url, renamed_share=0.2)
     world.sync()
     near = world.reviews("near_match")
-    assert len(near) > 0
+    assert world.seed_report is not None
+    assert len(near) == world.seed_report.renamed > 0
     assert not set(near["member_id"]) & set(world.links()["member_id"])
     assert len(world.reviews("shared_email")) > 0
 
@@ -153,39 +159,37 @@ def test_dry_run_writes_nothing(world: SyncWorld) -> None:
 
 
 def test_guard_rail_stops_a_mass_change_before_any_write(
-    world: SyncWorld, monkeypatch: pytest.MonkeyPatch
+    synced: SyncWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.sync()
     # The refusal fails the run at once: a retry would refuse again.
-    monkeypatch.setattr(world.dag.get_task("guard"), "retries", 2)
-    monkeypatch.setattr(world.dag.get_task("guard"), "retry_delay", timedelta(0))
-    for member_id in world.linked_member_ids():
-        world.edit_member(member_id, job_title="Volunteer")
-    puts_before = world.emulator.admin.counters()["endpoints"].get(
+    monkeypatch.setattr(synced.dag.get_task("guard"), "retries", 2)
+    monkeypatch.setattr(synced.dag.get_task("guard"), "retry_delay", timedelta(0))
+    for member_id in synced.linked_member_ids():
+        synced.edit_member(member_id, job_title="Volunteer")
+    puts_before = synced.emulator.admin.counters()["endpoints"].get(
         "POST /v3/activities/contacts_json_import", 0
     )
 
-    refused = world.sync(max_change_share=0.1)
+    refused = synced.sync(max_change_share=0.1)
     assert refused["state"] == "failed"
     assert refused["tasks"]["guard"] == "failed"
     assert refused["tries"]["guard"] == 1
-    after = world.emulator.admin.counters()["endpoints"].get("POST /v3/activities/contacts_json_import", 0)
+    after = synced.emulator.admin.counters()["endpoints"].get("POST /v3/activities/contacts_json_import", 0)
     assert after == puts_before
 
-    allowed = world.sync(max_change_share=0.1, allow_mass_change=True)
+    allowed = synced.sync(max_change_share=0.1, allow_mass_change=True)
     assert allowed["state"] == "success"
 
 
-def test_deleted_contact_is_unlinked_and_its_member_untouched(world: SyncWorld) -> None:
-    world.sync()
-    member_id = _linked_member(world)
-    before = world.member(member_id)
-    world.emulator.admin.delete_contact(world.contact_of(member_id)["contact_id"])
+def test_deleted_contact_is_unlinked_and_its_member_untouched(synced: SyncWorld) -> None:
+    member_id = _linked_member(synced)
+    before = synced.member(member_id)
+    synced.emulator.admin.delete_contact(synced.contact_of(member_id)["contact_id"])
 
-    world.sync()
+    synced.sync()
 
-    assert str(member_id) not in set(world.links()["member_id"])
-    after = world.member(member_id)
+    assert str(member_id) not in set(synced.links()["member_id"])
+    after = synced.member(member_id)
     assert {k: v for k, v in after.items() if k != "updated_at"} == {
         k: v for k, v in before.items() if k != "updated_at"
     }
@@ -211,40 +215,40 @@ def test_a_run_through_faults_converges(world: SyncWorld, fault: dict[str, float
     assert world.sync()["counts"]["changes"] == 0
 
 
-def test_crash_between_cc_and_member_writes_converges_without_writing_twice(world: SyncWorld) -> None:
-    world.sync()
-    member_id = _linked_member(world)
-    contact_id = world.contact_of(member_id)["contact_id"]
-    world.edit_member(member_id, job_title="Secretary")
-    world.emulator.admin.edit_contact(contact_id, {"company_name": "Dockside Rowing"})
+@pytest.mark.all_dialects
+def test_crash_between_cc_and_member_writes_converges_without_writing_twice(synced: SyncWorld) -> None:
+    member_id = _linked_member(synced)
+    contact_id = synced.contact_of(member_id)["contact_id"]
+    synced.edit_member(member_id, job_title="Secretary")
+    synced.emulator.admin.edit_contact(contact_id, {"company_name": "Dockside Rowing"})
 
     # The worker dies after the CC write: the member write, the record and the rest never ran.
-    crashed = world.dag.test(
+    crashed = synced.dag.test(
         run_conf=DEFAULT_CONF, mark_success_pattern=r"load\.member_database|load\.record|publish"
     )
     assert crashed.state == "success"
-    assert world.contact_of(member_id)["job_title"] == "Secretary"
-    assert world.member(member_id)["company"] != "Dockside Rowing"
-    imports_before = world.emulator.admin.counters()["endpoints"].get(
+    assert synced.contact_of(member_id)["job_title"] == "Secretary"
+    assert synced.member(member_id)["company"] != "Dockside Rowing"
+    imports_before = synced.emulator.admin.counters()["endpoints"].get(
         "POST /v3/activities/contacts_json_import", 0
     )
 
-    world.sync()
+    synced.sync()
 
-    assert world.member(member_id)["company"] == "Dockside Rowing"
-    assert world.contact_of(member_id)["job_title"] == "Secretary"
-    imports_after = world.emulator.admin.counters()["endpoints"].get(
+    assert synced.member(member_id)["company"] == "Dockside Rowing"
+    assert synced.contact_of(member_id)["job_title"] == "Secretary"
+    imports_after = synced.emulator.admin.counters()["endpoints"].get(
         "POST /v3/activities/contacts_json_import", 0
     )
     assert imports_after == imports_before, "the job title was sent to CC a second time"
-    assert world.sync()["counts"]["changes"] == 0
+    assert synced.sync()["counts"]["changes"] == 0
 
 
-def test_a_second_sync_waits_for_the_lease(world: SyncWorld) -> None:
+@pytest.mark.all_dialects
+def test_a_second_sync_waits_for_the_lease(synced: SyncWorld) -> None:
     from cc_sync.sync import steps
     from cc_sync.sync.resources import SyncResources
 
-    world.sync()
     resources = SyncResources(mapping_path=str(DEFAULT_MAPPING_PATH))
     assert steps.acquire_lease(resources, "backfill__2026-11-01")
     assert not steps.acquire_lease(resources, "scheduled__2026-11-02")
@@ -254,32 +258,32 @@ def test_a_second_sync_waits_for_the_lease(world: SyncWorld) -> None:
     steps.release_lease(resources, "scheduled__2026-11-02")
 
 
-def test_a_cleared_and_rerun_load_writes_nothing_twice(world: SyncWorld) -> None:
+@pytest.mark.all_dialects
+def test_a_cleared_and_rerun_load_writes_nothing_twice(synced: SyncWorld) -> None:
     from cc_sync.sync.loading import Journal, load_constant_contact, load_member_database
     from cc_sync.sync.resources import SyncResources
     from cc_sync.sync.xcom import plan_from_xcom
 
-    world.sync()
-    member_id = _linked_member(world)
-    world.edit_member(member_id, job_title="Archivist")
-    world.emulator.admin.edit_contact(
-        world.contact_of(member_id)["contact_id"], {"company_name": "Quay Band"}
+    member_id = _linked_member(synced)
+    synced.edit_member(member_id, job_title="Archivist")
+    synced.emulator.admin.edit_contact(
+        synced.contact_of(member_id)["contact_id"], {"company_name": "Quay Band"}
     )
-    run = world.sync()
+    run = synced.sync()
     plan = plan_from_xcom(_xcom(run["run_id"], "resolve"))
     assert len(plan.changes) > 0
 
     resources = SyncResources(mapping_path=str(DEFAULT_MAPPING_PATH))
-    calls_before = world.emulator.admin.counters()["api_calls"]
-    changes_before = len(world.bookkeeping.get_changes())
-    journal = Journal(world.bookkeeping, run["run_id"])
+    calls_before = synced.emulator.admin.counters()["api_calls"]
+    changes_before = len(synced.bookkeeping.get_changes())
+    journal = Journal(synced.bookkeeping, run["run_id"])
     cc = load_constant_contact(resources.cc, plan, main_list_name="Members", journal=journal)
     members = load_member_database(resources.members, plan, journal=journal)
 
-    assert world.emulator.admin.counters()["api_calls"] == calls_before
+    assert synced.emulator.admin.counters()["api_calls"] == calls_before
     assert members.counts["member_updates"] == len(plan.member_updates)
     assert cc.failed.empty
-    assert len(world.bookkeeping.get_changes()) == changes_before
+    assert len(synced.bookkeeping.get_changes()) == changes_before
 
 
 def _xcom(run_id: str, task_id: str) -> Any:
@@ -306,25 +310,25 @@ def test_the_run_record_counts_every_api_call_of_the_run(world: SyncWorld) -> No
     assert run["counts"]["api_calls"] == used
 
 
-def test_a_member_leaving_scope_leaves_the_main_list_only(world: SyncWorld) -> None:
-    world.sync()
-    member_id = _linked_member(world)
-    contact_id = world.contact_of(member_id)["contact_id"]
-    members_list = next(lst for lst in world.emulator.admin.all_lists() if lst["name"] == "Members")
+@pytest.mark.all_dialects
+def test_a_member_leaving_scope_leaves_the_main_list_only(synced: SyncWorld) -> None:
+    member_id = _linked_member(synced)
+    contact_id = synced.contact_of(member_id)["contact_id"]
+    members_list = next(lst for lst in synced.emulator.admin.all_lists() if lst["name"] == "Members")
     assert contact_id in members_list["member_ids"]
 
-    world.edit_member(member_id, membership_status="lapsed")
-    run = world.sync()
+    synced.edit_member(member_id, membership_status="lapsed")
+    run = synced.sync()
 
     assert run["state"] == "success", run["tasks"]
-    members_list = next(lst for lst in world.emulator.admin.all_lists() if lst["name"] == "Members")
+    members_list = next(lst for lst in synced.emulator.admin.all_lists() if lst["name"] == "Members")
     assert contact_id not in members_list["member_ids"]
-    contact = world.emulator.admin.get_contact(contact_id)
+    contact = synced.emulator.admin.get_contact(contact_id)
     assert contact["email_address"]["permission_to_send"] != "unsubscribed"
-    assert world.emulator.admin.counters()["endpoints"].get("DELETE /v3/contacts/{contact_id}", 0) == 0
-    changes = world.bookkeeping.get_changes(run["run_id"])
+    assert synced.emulator.admin.counters()["endpoints"].get("DELETE /v3/contacts/{contact_id}", 0) == 0
+    changes = synced.bookkeeping.get_changes(run["run_id"])
     assert set(changes.loc[changes["field"] == "list_membership", "member_id"]) == {str(member_id)}
-    assert world.sync()["counts"]["changes"] == 0
+    assert synced.sync()["counts"]["changes"] == 0
 
 
 @pytest.mark.parametrize("name_rows", [True, False], ids=["errors-name-the-row", "errors-bare-text"])

@@ -10,7 +10,7 @@ import requests
 
 from include.cc_emulator import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN
 from include.cc_emulator.__main__ import build_parser, settings_from_args
-from include.cc_emulator.testing import run_emulator
+from include.cc_emulator.testing import EmulatorHandle, run_emulator
 
 
 def _refresh(token_url: str, refresh_token: str) -> requests.Response:
@@ -91,3 +91,34 @@ def test_faults_can_be_switched_on_from_the_command_line() -> None:
     assert (faults.error_503_rate, faults.slow_seconds, faults.seed) == (0.25, 1.0, 9)
     with pytest.raises(SystemExit, match="NAME=VALUE"):
         settings_from_args(build_parser().parse_args(["--fault", "explode=1"]))
+
+
+def test_a_snapshot_restores_the_account_its_tokens_and_counters(emulator: EmulatorHandle) -> None:
+    list_id = emulator.admin.create_list("Kept")
+    ids = emulator.admin.seed_contacts(count=5, list_ids=[list_id])
+    rotated = _refresh(emulator.token_url, DEMO_REFRESH_TOKEN).json()["refresh_token"]
+    token = emulator.admin.issue_access_token()
+    assert requests.get(
+        f"{emulator.api_url}/contacts", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ).ok
+    saved = emulator.admin.snapshot()
+    counters = emulator.admin.counters()
+    assert counters["api_calls"] == 1
+
+    # Everything changes afterwards: another contact, an opt-out, another refresh, more calls.
+    emulator.admin.seed_contacts(count=1)
+    emulator.admin.opt_out(ids[0])
+    _refresh(emulator.token_url, rotated)
+    requests.get(f"{emulator.api_url}/contacts", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+    emulator.admin.restore(saved)
+
+    contacts = {c["contact_id"]: c for c in emulator.admin.all_contacts()}
+    assert set(contacts) == set(ids)
+    assert contacts[ids[0]]["email_address"]["permission_to_send"] == "implicit"
+    assert contacts[ids[0]]["list_memberships"] == [list_id]
+    assert emulator.admin.current_refresh_token() == rotated
+    assert emulator.admin.counters() == counters
+    assert requests.get(
+        f"{emulator.api_url}/contacts", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ).ok

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.engine.world import World, at, blank
@@ -106,7 +106,7 @@ def _changed(value: Any, base: Any) -> bool:
     return not blank(value) and value != base
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Examples, deadline and health checks come from the Hypothesis profile (tests/conftest.py: ci, dev, quick).
 @given(history=rounds)
 def test_random_edit_histories_converge_without_losing_edits_or_consent(
     history: list[tuple[list[Event], bool]],

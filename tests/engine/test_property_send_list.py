@@ -163,7 +163,8 @@ def _changed(value: Any, base: Any) -> bool:
 
 
 @settings(
-    max_examples=120,
+    # 120 under the ci and dev profiles (200 examples), 15 under quick (tests/conftest.py).
+    max_examples=settings.default.max_examples * 3 // 5,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

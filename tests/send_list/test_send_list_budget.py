@@ -237,6 +237,7 @@ def send_list_resources() -> Any:
 # ---- consent: an opted-out email stays unsent, whoever else shares it ----------------------------
 
 
+@pytest.mark.all_dialects
 def test_an_opt_out_outside_the_segment_holds_for_a_shared_email(any_db_world: SendWorld) -> None:
     world = any_db_world
     with_company = _sendable(_in_scope(world, "company IS NOT NULL"))

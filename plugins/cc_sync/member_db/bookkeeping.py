@@ -58,11 +58,6 @@ class ReviewStatus(StrEnum):
     DISMISSED = "dismissed"
 
 
-class ConsentSide(StrEnum):
-    MEMBER_DB = "member_db"
-    CC = "cc"
-
-
 class RunStatus(StrEnum):
     RUNNING = "running"
     SUCCESS = "success"

@@ -659,19 +659,6 @@ def read_raw_tables(
         conn.rollback()
 
 
-def read_raw_frames(
-    engine: sa.Engine,
-    stmt: sa.Select[Any],
-    chunksize: int,
-    page_key: sa.ColumnElement[Any] | None = None,
-    *,
-    read_path: ReadPath | str = ReadPath.ADBC,
-) -> Iterator[pd.DataFrame]:
-    """:func:`read_raw_tables` as pandas frames."""
-    for table in read_raw_tables(engine, stmt, chunksize, page_key, read_path=read_path):
-        yield table.to_pandas()
-
-
 def _adbc_can_read(url: sa.URL) -> bool:
     """ADBC reads SQLite database files and PostgreSQL, when its driver is installed."""
     backend = url.get_backend_name()

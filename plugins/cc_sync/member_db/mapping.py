@@ -15,7 +15,7 @@ raw SQL, so they can be checked here and rendered safely by SQLAlchemy in the ho
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -199,12 +199,6 @@ class MemberMapping:
             if extra:
                 cols.append(extra)
         return list(dict.fromkeys(cols))
-
-    def hashed_columns(self) -> list[str]:
-        """The columns whose values make a member's row hash (everything mapped but the timestamp)."""
-        return [
-            c for c in self.source_columns() if c not in (self.member_id_column, self.last_modified_column)
-        ]
 
     def where_in_scope(self, table: sa.Table) -> sa.ColumnElement[bool]:
         clauses = [cond.to_sql(table.c[cond.column]) for cond in self.scope]
@@ -708,8 +702,3 @@ def load_mapping(path: str | Path) -> MemberMapping:
     """Load and validate the mapping file at ``path``; a :class:`MappingError` names the line at fault."""
     path = Path(path)
     return parse_mapping(path.read_text(encoding="utf-8"), source=str(path))
-
-
-def mapping_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> MemberMapping:
-    """Build a mapping from plain data (tests, benchmarks); errors carry no useful line numbers."""
-    return parse_mapping(yaml.safe_dump(dict(data), sort_keys=False), source=source)

@@ -17,7 +17,6 @@ from cc_sync.engine import SyncPlan
 from cc_sync.engine.model import DIRECTION, SOURCE, WHEN
 from cc_sync.fields import CONTACT_ID, MEMBER_ID
 from cc_sync.member_db.bookkeeping import Bookkeeping
-from cc_sync.member_db.validate import mask_email
 from cc_sync.sync.loading import LoadResult
 from cc_sync.sync.window import Stream, SyncWindow
 from cc_sync.timeutil import parse_utc
@@ -163,8 +162,3 @@ def record_run(
     counts["base_saved"] = len(base)
     counts["links_stored"] = len(links)
     return counts
-
-
-def person_label(member_id: Any, email: Any) -> str:
-    """How logs name a person: the member id and a masked email, never the address."""
-    return f"member {member_id} ({mask_email(email) or 'no email'})"
