@@ -123,8 +123,15 @@ with DAG(
         )
         return not params["dry_run"]
 
+    @task(pool="constant_contact_api")
+    def list_memberships(planned: dict, run_id: str | None = None) -> dict:
+        """Take the contacts a send added to its list off it again (never an unsubscribe)."""
+        return undo.remove_from_lists(_resources(), planned, run_id=run_id)
+
     @task(show_return_value_in_logs=False)
-    def record(planned: dict, cc_result: dict, member_result: dict, params: dict, run_id=None) -> dict:
+    def record(
+        planned: dict, cc_result: dict, lists_result: dict, member_result: dict, params: dict, run_id=None
+    ) -> dict:
         """Log what landed (reason undo:<run_id>), remove or make links, put the bases back."""
         return undo.record(
             _resources(),
@@ -133,6 +140,7 @@ with DAG(
             run_id=run_id,
             cc_result=cc_result,
             member_result=member_result,
+            lists_result=lists_result,
         )
 
     @teardown
@@ -141,6 +149,7 @@ with DAG(
         counts = ti.xcom_pull(task_ids="load.record")
         planned_calls = ti.xcom_pull(task_ids="plan") or {}
         calls = ti.xcom_pull(task_ids="load.constant_contact", key=API_CALLS_KEY) or 0
+        calls += int((ti.xcom_pull(task_ids="load.list_memberships") or {}).get("api_calls") or 0)
         return steps.finish(
             _resources(),
             run_id=run_id,
@@ -170,8 +179,9 @@ with DAG(
             member_db_conn_id=MEMBER_DB_CONN_ID,
             mapping_path=MAPPING_PATH,
         )
-        cc_written >> members_written
-        counts = record(planned, cc_written.output, members_written.output)
+        lists_done = list_memberships(planned)
+        cc_written >> lists_done >> members_written
+        counts = record(planned, cc_written.output, lists_done, members_written.output)
     go >> load
     done = finish()
     lease >> done

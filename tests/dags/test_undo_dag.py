@@ -225,3 +225,44 @@ def test_a_dry_run_writes_nothing_and_keeps_its_plan(world: SyncWorld, undo_dag:
     planned = world.bookkeeping.get_planned_changes(result["run_id"])
     assert len(planned) == len(world.bookkeeping.get_changes(run_id))
     assert set(planned["reason"]) == {f"undo:{run_id}"}
+
+
+SEND_CONF: dict[str, Any] = {"segment": "runners", "filter": [], "mode": "create_new", "dry_run": False}
+
+
+def test_undoing_a_send_takes_its_people_off_the_list_restores_names_and_unlinks(
+    world: SyncWorld, undo_dag: Any, dag_bag: Any
+) -> None:
+    world.sync()
+    world.sync()  # reads back the contacts the first created: the directory (CC's mirror) knows all
+    runners = world.members("favourite_activity = 'running' AND email_opt_out = 0")
+    linked = set(world.linked_member_ids())
+    renamed = [int(m) for m in runners["member_id"] if int(m) in linked][:2]
+    assert renamed, "the seeded world has linked runners"
+    names = {m: world.contact_of(m)["first_name"] for m in renamed}
+    for member_id in renamed:  # the send overwrites CC's first name with these
+        world.edit_member(member_id, first_name=f"Sent{member_id}")
+    links_before = set(world.links()["member_id"])
+    send = dag_bag.get_dag("constant_contact_send_list").test(run_conf={**SEND_CONF, "list": "Undo test"})
+    assert send.state == "success"
+    on_list = world.list_contacts("Undo test")
+    assert on_list
+    assert all(world.contact_of(m)["first_name"] == f"Sent{m}" for m in renamed)
+    logged = world.bookkeeping.get_changes(send.run_id)
+    assert set(logged["field"]) >= {"list_membership", "first_name"}
+
+    result = undo(world, undo_dag, send.run_id)
+
+    assert result["state"] == "success", result["tasks"]
+    assert world.list_contacts("Undo test") == []  # off the list, still contacts, never unsubscribed
+    assert {c["contact_id"] for c in on_list} <= {
+        c["contact_id"] for c in world.emulator.admin.all_contacts()
+    }
+    assert all(
+        world.emulator.admin.get_contact(c["contact_id"])["email_address"]["permission_to_send"]
+        == c["email_address"]["permission_to_send"]
+        for c in on_list
+    )
+    assert {m: world.contact_of(m)["first_name"] for m in renamed} == names
+    assert set(world.links()["member_id"]) == links_before  # the send's links are gone
+    assert world.emulator.admin.counters()["resubscribes"] == 0

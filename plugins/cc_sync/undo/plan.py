@@ -73,6 +73,7 @@ SKIPPED_COLUMNS = (
     "reason",
 )
 LINK_COLUMNS = (MEMBER_ID, CONTACT_ID, "rule")
+LIST_COLUMNS = (MEMBER_ID, CONTACT_ID, "list_id")
 
 
 def undo_reason(run_id: str) -> str:
@@ -95,6 +96,9 @@ class UndoPlan:
     relinks: pd.DataFrame = field(default_factory=lambda: empty_frame(LINK_COLUMNS))
     # member_id, contact_id, <fields>, opted_out: the bases to store after the writes landed.
     restore_base: pd.DataFrame = field(default_factory=lambda: empty_frame((MEMBER_ID, CONTACT_ID)))
+    # member_id, contact_id, list_id: contacts a send added to a list, to take off it again
+    # (a removal from a list, never an unsubscribe).
+    list_removals: pd.DataFrame = field(default_factory=lambda: empty_frame(LIST_COLUMNS))
     # Values found already back at what the run replaced: nothing to write, nothing to report.
     already_restored: int = 0
 
@@ -105,6 +109,7 @@ class UndoPlan:
                 self.plan.changes[MEMBER_ID],
                 self.unlinks[MEMBER_ID],
                 self.relinks[MEMBER_ID],
+                self.list_removals[MEMBER_ID],
             ],
             ignore_index=True,
         )
@@ -119,6 +124,7 @@ class UndoPlan:
             "cc_puts": len(self.plan.cc_puts),
             "unlinks": len(self.unlinks),
             "relinks": len(self.relinks),
+            "list_removals": len(self.list_removals),
             "bases_restored": len(self.restore_base),
             "already_restored": self.already_restored,
             "skipped": len(self.skipped),
@@ -149,6 +155,21 @@ class UndoPlan:
                         }
                     )
                 )
+        if len(self.list_removals):
+            lists = self.list_removals
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "direction": WriteDirection.TO_CC.value,
+                        MEMBER_ID: lists[MEMBER_ID],
+                        CONTACT_ID: lists[CONTACT_ID],
+                        "field": LIST_MEMBERSHIP,
+                        "old_value": lists["list_id"],
+                        "new_value": None,
+                        "reason": reason,
+                    }
+                )
+            )
         if len(self.skipped):
             s = self.skipped
             frames.append(
@@ -274,6 +295,7 @@ def plan_undo(
     fields: Iterable[str] | None = None,
     people: Iterable[str] | None = None,
     member_writable: Iterable[str] | None = None,
+    cc_bulk: bool = True,
 ) -> UndoPlan:
     """Compute the reversal of ``run_id``.
 
@@ -289,6 +311,8 @@ def plan_undo(
     :param fields: restore only these fields (None: all).
     :param people: restore only these people, by member or contact id (None: all).
     :param member_writable: the fields the member load may write (None: all).
+    :param cc_bulk: restore CC values by bulk import where it can; False sends every contact a PUT
+        (the import adds its rows to the main list: right for the sync's people, not for a send's).
     """
     reason = undo_reason(run_id)
     rows = select_changes(changes, fields=fields, people=people)
@@ -305,6 +329,7 @@ def plan_undo(
     skipped: list[dict[str, Any]] = []
     restores: list[dict[str, Any]] = []
     relinks: list[dict[str, Any]] = []
+    removals: list[dict[str, Any]] = []
     already = 0
 
     def skip(row: dict[str, Any], why: str, current: Any = None) -> None:
@@ -334,7 +359,22 @@ def plan_undo(
             skip(row, SkipReason.OPT_OUT)
             continue
         if name == LIST_MEMBERSHIP:
-            skip(row, SkipReason.LIST_MEMBERSHIP)
+            # A contact the run added to a list (none -> the list) is taken off it again; a removal
+            # (a member who left the scope, or an undo's) is never reversed by adding back.
+            if (
+                _missing(row["old_value"])
+                and not _missing(row["new_value"])
+                and not _missing(row[CONTACT_ID])
+            ):
+                removals.append(
+                    {
+                        MEMBER_ID: row[MEMBER_ID],
+                        CONTACT_ID: str(row[CONTACT_ID]),
+                        "list_id": str(row["new_value"]),
+                    }
+                )
+            else:
+                skip(row, SkipReason.LIST_MEMBERSHIP)
             continue
         if not is_known_field(name):
             continue
@@ -423,8 +463,8 @@ def plan_undo(
 
     plan = SyncPlan(
         member_updates=_member_updates(restored, members_by_id),
-        cc_updates=_cc_writes(restored, contacts_by_id, bulk=True),
-        cc_puts=_cc_writes(restored, contacts_by_id, bulk=False),
+        cc_updates=_cc_writes(restored, contacts_by_id, bulk=True, allow_bulk=cc_bulk),
+        cc_puts=_cc_writes(restored, contacts_by_id, bulk=False, allow_bulk=cc_bulk),
         changes=undo_changes,
         unlinks=unlinks.assign(reason=reason)[[MEMBER_ID, CONTACT_ID, "reason"]]
         if len(unlinks)
@@ -437,6 +477,7 @@ def plan_undo(
         unlinks=unlinks.reset_index(drop=True),
         relinks=relinked,
         restore_base=_bases(restored, base_by_id, replaced_by_id, unlinks, relinked, linked_pairs),
+        list_removals=pd.DataFrame(removals, columns=list(LIST_COLUMNS)),
         already_restored=already,
     )
 
@@ -465,7 +506,9 @@ def _member_updates(restored: pd.DataFrame, members_by_id: pd.DataFrame) -> pd.D
     return pd.DataFrame(list(out.values())).astype({MEMBER_ID: "string"})
 
 
-def _cc_writes(restored: pd.DataFrame, contacts_by_id: pd.DataFrame, *, bulk: bool) -> pd.DataFrame:
+def _cc_writes(
+    restored: pd.DataFrame, contacts_by_id: pd.DataFrame, *, bulk: bool, allow_bulk: bool = True
+) -> pd.DataFrame:
     """CC writes per contact. In bulk (the import, keyed by CC's current email) unless the contact
     needs a PUT: its email changes, a value goes blank (the import ignores blanks), or it is opted
     out (an import row could put it back on a list)."""
@@ -482,7 +525,7 @@ def _cc_writes(restored: pd.DataFrame, contacts_by_id: pd.DataFrame, *, bulk: bo
         values = {str(r["field"]): _typed(str(r["field"]), r["old_value"]) for r in group.to_dict("records")}
         cleared = sorted(n for n, v in values.items() if v is None and n != EMAIL)
         opted_out = bool(_lookup(contacts_by_id, contact, OPTED_OUT)[1] or False)
-        needs_put = EMAIL in values or bool(cleared) or opted_out
+        needs_put = not allow_bulk or EMAIL in values or bool(cleared) or opted_out
         if needs_put == bulk:
             continue
         entry: dict[str, Any] = {CONTACT_ID: str(contact), MEMBER_ID: group[MEMBER_ID].iloc[0]}

@@ -19,20 +19,29 @@ from cc_sync.constant_contact.convert import contacts_to_frame
 from cc_sync.errors import NotRetryableError
 from cc_sync.fields import CONTACT_ID, MEMBER_ID
 from cc_sync.member_db.bookkeeping import RunKind, RunStatus
-from cc_sync.sync.loading import LoadResult
+from cc_sync.sync.loading import ACTIVITY_RESENDS, Journal, LoadResult, _require_success
 from cc_sync.sync.outgoing import screen_outgoing
 from cc_sync.sync.recording import blocked_pairs
 from cc_sync.sync.resources import SyncResources
 from cc_sync.sync.steps import MassChangeRefused
 from cc_sync.sync.xcom import plan_from_xcom, plan_to_xcom
-from cc_sync.undo.plan import LINK_COLUMNS, SKIPPED_COLUMNS, UndoPlan, plan_undo, undo_reason
+from cc_sync.undo.plan import (
+    LINK_COLUMNS,
+    LIST_COLUMNS,
+    LIST_MEMBERSHIP,
+    SKIPPED_COLUMNS,
+    UndoPlan,
+    plan_undo,
+    undo_reason,
+)
 
 log = logging.getLogger(__name__)
 
 UNDO_KIND = "undo"
 # CC's updated_at and ours may differ a little: read contacts changed from a bit before the run.
 CLOCK_SLACK = timedelta(minutes=5)
-_EXTRA = ("skipped", "unlinks", "relinks", "restore_base")
+_EXTRA = ("skipped", "unlinks", "relinks", "restore_base", "list_removals")
+LISTS_DONE = "cc_list_removals"
 
 
 class CannotUndo(NotRetryableError, ValueError):
@@ -128,6 +137,8 @@ def plan(
         fields=fields or None,
         people=_people(people),
         member_writable=resources.members.writable_fields(),
+        # A send's people may not be on the main list: a PUT keeps their lists as they are.
+        cc_bulk=opened.get("target_kind") != "send_list",
     )
     # The rules every row for CC goes through (required fields, placeholder, lengths, emails).
     screened = screen_outgoing(undo.plan, resources.mapping)
@@ -148,7 +159,34 @@ def undo_from_xcom(value: dict[str, Any], run_id: str = "") -> UndoPlan:
         unlinks=value.get("unlinks", pd.DataFrame(columns=list(LINK_COLUMNS))),
         relinks=value.get("relinks", pd.DataFrame(columns=list(LINK_COLUMNS))),
         restore_base=value.get("restore_base", pd.DataFrame(columns=[MEMBER_ID, CONTACT_ID])),
+        list_removals=value.get("list_removals", pd.DataFrame(columns=list(LIST_COLUMNS))),
     )
+
+
+def remove_from_lists(resources: SyncResources, value: dict[str, Any], *, run_id: str) -> dict[str, Any]:
+    """Take the contacts a send added to its list off it again (a membership removal activity per
+    list, never an unsubscribe), journaled like the load's bulk requests: a retry polls the
+    activity CC accepted instead of sending it again."""
+    removals = value.get("list_removals")
+    if removals is None or removals.empty:
+        return {"removed": 0, "api_calls": 0}
+    journal = Journal(resources.bookkeeping, run_id)
+    if journal.done(LISTS_DONE):
+        return {"removed": int((journal.detail(LISTS_DONE) or {}).get("removed") or 0), "api_calls": 0}
+    hook = resources.cc
+    calls_before = hook.api_calls
+    for list_id, group in removals.groupby("list_id", sort=True):
+        activities = hook.remove_list_memberships(
+            group[CONTACT_ID].astype(str).drop_duplicates().tolist(),
+            [str(list_id)],
+            resume=journal.accepted_activities(),
+            on_accepted=journal.activity_accepted,
+            resubmit_failed=ACTIVITY_RESENDS,
+        )
+        _require_success(activities, f"removal from list {list_id}")
+    journal.mark(LISTS_DONE, {"removed": len(removals)})
+    log.info("Took %d contact(s) off the list(s) the run added them to", len(removals))
+    return {"removed": len(removals), "api_calls": hook.api_calls - calls_before}
 
 
 def guard(
@@ -207,6 +245,7 @@ def record(
     run_id: str,
     cc_result: dict[str, Any] | None,
     member_result: dict[str, Any] | None,
+    lists_result: dict[str, Any] | None = None,
 ) -> dict[str, int]:
     """Log what landed, remove and make links, put the bases back. Idempotent (upserts on natural
     keys; the bases it replaces are kept once per run), so a cleared and re-run task is harmless."""
@@ -223,6 +262,25 @@ def record(
         return frame[keep.to_numpy(bool)]
 
     changes = landed(undo.plan.changes)
+    removals = undo.list_removals
+    if len(removals) and (lists_result or {}).get("removed"):
+        changes = pd.concat(
+            [
+                changes,
+                pd.DataFrame(
+                    {
+                        "direction": "to_cc",
+                        MEMBER_ID: removals[MEMBER_ID],
+                        CONTACT_ID: removals[CONTACT_ID],
+                        "field": LIST_MEMBERSHIP,
+                        "old_value": removals["list_id"],
+                        "new_value": None,
+                        "reason": undo_reason(target),
+                    }
+                ),
+            ],
+            ignore_index=True,
+        )
     bookkeeping.append_changes(changes.assign(run_id=run_id))
     unlinks = undo.unlinks
     if len(unlinks):
@@ -242,6 +300,7 @@ def record(
             "restored_values": len(changes),
             "unlinks": len(unlinks),
             "relinks": len(relinks),
+            "list_removals": int((lists_result or {}).get("removed") or 0),
             "bases_restored": len(bases),
             "write_failures": len(cc.failed) + len(members.failed),
         }
