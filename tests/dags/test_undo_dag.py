@@ -235,7 +235,7 @@ def test_undoing_a_send_takes_its_people_off_the_list_restores_names_and_unlinks
 ) -> None:
     world.sync()
     world.sync()  # reads back the contacts the first created: the directory (CC's mirror) knows all
-    runners = world.members("favourite_activity = 'running' AND email_opt_out = 0")
+    runners = world.members("favourite_activity = 'running' AND NOT email_opt_out")
     linked = set(world.linked_member_ids())
     renamed = [int(m) for m in runners["member_id"] if int(m) in linked][:2]
     assert renamed, "the seeded world has linked runners"
