@@ -266,3 +266,19 @@ def test_undoing_a_send_takes_its_people_off_the_list_restores_names_and_unlinks
     assert {m: world.contact_of(m)["first_name"] for m in renamed} == names
     assert set(world.links()["member_id"]) == links_before  # the send's links are gone
     assert world.emulator.admin.counters()["resubscribes"] == 0
+
+
+def test_a_mass_undo_is_refused_unless_allowed(world: SyncWorld, undo_dag: Any) -> None:
+    world.sync()
+    people = _subscribed(world, 4)
+    _, run_id = _bad_run(world, people)
+    after_run = _state(world, people)
+
+    refused = undo(world, undo_dag, run_id, max_change_share=0.01)
+
+    assert refused["state"] == "failed"
+    assert refused["tasks"]["guard"] == "failed"
+    assert _state(world, people) == after_run  # nothing written
+    allowed = undo(world, undo_dag, run_id, max_change_share=0.01, allow_mass_change=True)
+    assert allowed["state"] == "success", allowed["tasks"]
+    assert _state(world, people) != after_run
