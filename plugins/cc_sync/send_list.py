@@ -585,6 +585,8 @@ def execute_send(resources: SyncResources, plan: SendPlan, *, run_id: str) -> Se
     counts["ids_known_before_import"] = (
         0 if known is None else int(plan.send[EMAIL_KEY].isin(known.index).sum())
     )
+    # What CC held before the import overwrote it (the directory, the sync's mirror): for the undo.
+    names_before = bookkeeping.load_directory(plan.send[EMAIL_KEY].dropna())
     imported = hook.import_contacts(frame_to_import_rows(plan.send[fields]), [contact_list.list_id])
     counts["import_requests"] = len(imported.activities)
     counts["import_errors"] = len(imported.errors)
@@ -639,6 +641,17 @@ def execute_send(resources: SyncResources, plan: SendPlan, *, run_id: str) -> Se
             sent=agreed_values(plan.send[[MEMBER_ID, *fields]], resources.mapping),
             run_id=run_id,
         )
+    )
+
+    counts["changes_logged"] = record_send_changes(
+        bookkeeping,
+        run_id=run_id,
+        list_id=contact_list.list_id,
+        on_list=on_list.loc[taken.to_numpy(bool)],
+        created=set(on_list.loc[created.to_numpy(bool), CONTACT_ID].astype(str)),
+        before_ids={str(c) for c in before_ids},
+        sent=plan.send,
+        names_before=names_before,
     )
 
     if plan.mode == SendMode.REPLACE:
@@ -886,6 +899,75 @@ def link_members(
     bookkeeping.link_with_base(new.assign(rule=LINK_RULE), base, run_id=run_id)
     refresh_base(bookkeeping, sent[sent[MEMBER_ID].isin(set(members[already]))], run_id=run_id)
     return {"linked": len(new), "already_linked": int(already.sum()), "link_kept": int(elsewhere.sum())}
+
+
+# ---- the change log (what an undo of the send reverses) -----------------------------------------
+
+SEND_REASON = "send_list"
+LIST_MEMBERSHIP = "list_membership"
+NAME_FIELDS = ("first_name", "last_name")
+
+
+def record_send_changes(
+    bookkeeping: Bookkeeping,
+    *,
+    run_id: str,
+    list_id: str,
+    on_list: pd.DataFrame,
+    created: set[str],
+    before_ids: set[str],
+    sent: pd.DataFrame,
+    names_before: pd.DataFrame,
+) -> int:
+    """Log what the send changed in CC, in the sync's change log: each contact it added to the list
+    (``list_membership``: none -> the list id) and each name it overwrote on a contact that was
+    there before (old: the directory's copy, as the sync last saw it; a contact the directory does
+    not know is not logged, its old name being unknown). Only rows the import took (``on_list``)."""
+    if on_list.empty:
+        return 0
+    pairs = on_list[[MEMBER_ID, CONTACT_ID]].astype(str)
+    added = pairs[~pairs[CONTACT_ID].isin(before_ids)]
+    rows = [
+        pd.DataFrame(
+            {
+                "direction": "to_cc",
+                MEMBER_ID: added[MEMBER_ID],
+                CONTACT_ID: added[CONTACT_ID],
+                "field": LIST_MEMBERSHIP,
+                "old_value": None,
+                "new_value": list_id,
+                "reason": SEND_REASON,
+            }
+        )
+    ]
+    names = [n for n in NAME_FIELDS if n in sent.columns]
+    if names and len(names_before):
+        values = sent[[MEMBER_ID, *names]].assign(**{MEMBER_ID: sent[MEMBER_ID].astype(str)})
+        old = names_before.drop_duplicates(CONTACT_ID).set_index(CONTACT_ID)
+        known = pairs[~pairs[CONTACT_ID].isin(created) & pairs[CONTACT_ID].isin(set(old.index.astype(str)))]
+        merged = known.merge(values, on=MEMBER_ID, how="left")
+        for name in names:
+            was = merged[CONTACT_ID].map(old[name].astype("string"))
+            now = merged[name].astype("string")
+            differs = (was.str.strip() != now.str.strip()).fillna(was.notna() | now.notna()) & now.notna()
+            differs = differs.to_numpy(bool)
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "direction": "to_cc",
+                        MEMBER_ID: merged.loc[differs, MEMBER_ID],
+                        CONTACT_ID: merged.loc[differs, CONTACT_ID],
+                        "field": name,
+                        "old_value": was[differs],
+                        "new_value": now[differs],
+                        "reason": SEND_REASON,
+                    }
+                )
+            )
+    changes = pd.concat([r for r in rows if len(r)], ignore_index=True) if any(len(r) for r in rows) else None
+    if changes is None:
+        return 0
+    return bookkeeping.append_changes(changes.assign(run_id=run_id))
 
 
 # ---- the run record ----------------------------------------------------------------------------

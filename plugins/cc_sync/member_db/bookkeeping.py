@@ -11,6 +11,7 @@ Tables (SQLAlchemy Core, created and changed only by the Alembic migrations in i
 - ``activity``: campaign tracking events.
 - ``runs``: one row per sync run (status, counts per action, API calls).
 - ``planned_changes``: a dry run's plan, in the change log's shape (what it would have written).
+- ``base_history``: per run and link, the base that run replaced (what an undo restores).
 
 Every write is an idempotent upsert keyed on a natural key, so a cleared and re-run task writes
 nothing twice. :func:`upsert` is the one place that picks the dialect's ``ON CONFLICT`` /
@@ -272,6 +273,18 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Column("planned_at", UtcDateTime(), nullable=False),
         sa.Index(f"{prefix}ix_planned_changes_run", "run_id"),
     )
+    # The base each run replaced, per link: an undo restores a link's base to what it was before.
+    sa.Table(
+        f"{prefix}base_history",
+        md,
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH), primary_key=True),
+        _id("member_id", primary_key=True),
+        _id("contact_id", nullable=True),
+        sa.Column("field_values", sa.Text(), nullable=False),
+        sa.Column("opted_out", sa.Boolean(), nullable=False, default=False),
+        sa.Column("member_hash", sa.String(KEY_LENGTH)),
+        sa.Column("saved_at", UtcDateTime(), nullable=False),
+    )
     # The load steps a run has finished, so a retried load resumes instead of writing twice.
     sa.Table(
         f"{prefix}load_steps",
@@ -356,6 +369,19 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _base_frame(raw: pd.DataFrame) -> pd.DataFrame:
+    """Stored base rows (member_id, contact_id, field_values JSON, opted_out, member_hash) as one
+    frame indexed by member_id, a column per field."""
+    if raw.empty:
+        return pd.DataFrame(
+            columns=[CONTACT_ID, OPTED_OUT, "member_hash"], index=pd.Index([], name=MEMBER_ID)
+        )
+    values = pd.DataFrame.from_records([json.loads(v) for v in raw["field_values"]], index=raw.index)
+    result = pd.concat([raw[[MEMBER_ID, CONTACT_ID]], values, raw[[OPTED_OUT, "member_hash"]]], axis=1)
+    result[OPTED_OUT] = result[OPTED_OUT].astype(bool)
+    return result.set_index(MEMBER_ID)
+
+
 class Bookkeeping:
     """Reads and writes the sync's bookkeeping tables through one engine."""
 
@@ -376,6 +402,7 @@ class Bookkeeping:
         self.cc_directory = t[f"{prefix}cc_directory"]
         self.lease = t[f"{prefix}lease"]
         self.load_steps = t[f"{prefix}load_steps"]
+        self.base_history = t[f"{prefix}base_history"]
 
     @classmethod
     def for_mapping(cls, mapping: MemberMapping, member_engine: sa.Engine) -> Bookkeeping:
@@ -518,6 +545,8 @@ class Bookkeeping:
             for row in values.itertuples(index=False, name=None)
         ]
         now = utcnow()
+        if run_id is not None:
+            self._keep_replaced_base(conn, data[MEMBER_ID].astype(str).tolist(), run_id)
         out = pd.DataFrame(
             {
                 MEMBER_ID: data[MEMBER_ID].astype(str).to_numpy(),
@@ -541,6 +570,76 @@ class Bookkeeping:
         )
         return len(rows)
 
+    def _keep_replaced_base(self, conn: sa.Connection, member_ids: list[str], run_id: str) -> None:
+        """Copy the bases ``run_id`` is about to replace into ``base_history``, once per run.
+
+        The first save of a run wins (an insert that leaves an existing row alone): a retried
+        record task, or a second save in the same run, must not file the run's own base as the
+        one it replaced. Members without a base have nothing to keep (their link is new).
+        """
+        b = self.base.c
+        for start in range(0, len(member_ids), IN_CHUNK):
+            chunk = member_ids[start : start + IN_CHUNK]
+            rows = conn.execute(
+                sa.select(b.member_id, b.contact_id, b.field_values, b.opted_out, b.member_hash).where(
+                    b.member_id.in_(chunk)
+                )
+            ).all()
+            if rows:
+                upsert(
+                    conn,
+                    self.base_history,
+                    [
+                        {
+                            "run_id": run_id,
+                            MEMBER_ID: r[0],
+                            CONTACT_ID: r[1],
+                            "field_values": r[2],
+                            OPTED_OUT: bool(r[3]),
+                            "member_hash": r[4],
+                            "saved_at": utcnow(),
+                        }
+                        for r in rows
+                    ],
+                    ["run_id", MEMBER_ID],
+                )
+
+    def keep_replaced_base(self, member_ids: Iterable[str], run_id: str) -> None:
+        """File the current base of ``member_ids`` as replaced by ``run_id`` (before an unlink)."""
+        with self.engine.begin() as conn:
+            self._keep_replaced_base(conn, [str(m) for m in member_ids], run_id)
+
+    def load_base_history(self, run_id: str, member_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """The bases ``run_id`` replaced, indexed by member_id, in :meth:`load_base`'s shape."""
+        h = self.base_history.c
+        query = sa.select(h.member_id, h.contact_id, h.field_values, h.opted_out, h.member_hash).where(
+            h.run_id == run_id
+        )
+        with self.engine.connect() as conn:
+            if member_ids is None:
+                raw = pd.read_sql(query, conn)
+            else:
+                ids = [str(m) for m in member_ids]
+                parts = [
+                    pd.read_sql(query.where(h.member_id.in_(ids[start : start + IN_CHUNK])), conn)
+                    for start in range(0, len(ids), IN_CHUNK)
+                ]
+                raw = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        return _base_frame(raw)
+
+    def restore_base(self, frame: pd.DataFrame, run_id: str) -> int:
+        """Put bases back (an undo): like :meth:`save_base`, the replaced ones kept under ``run_id``."""
+        return self.save_base(frame, run_id=run_id)
+
+    def recent_runs(self, limit: int = 50, kinds: Iterable[str] | None = None) -> pd.DataFrame:
+        """The latest runs (run_id, dag_id, kind, status, started_at), newest first."""
+        r = self.runs.c
+        query = sa.select(r.run_id, r.dag_id, r.kind, r.status, r.started_at).order_by(r.started_at.desc())
+        if kinds is not None:
+            query = query.where(r.kind.in_(list(kinds)))
+        with self.engine.connect() as conn:
+            return pd.read_sql(query.limit(limit), conn)
+
     def load_base(self, member_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """The merge base indexed by member_id: canonical columns + opted_out + contact_id + member_hash."""
         query = sa.select(
@@ -557,14 +656,7 @@ class Bookkeeping:
                     chunk = ids[start : start + 10_000]
                     frames.append(pd.read_sql(query.where(self.base.c.member_id.in_(chunk)), conn))
         raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        if raw.empty:
-            return pd.DataFrame(
-                columns=[CONTACT_ID, OPTED_OUT, "member_hash"], index=pd.Index([], name=MEMBER_ID)
-            )
-        values = pd.DataFrame.from_records([json.loads(v) for v in raw["field_values"]], index=raw.index)
-        result = pd.concat([raw[[MEMBER_ID, CONTACT_ID]], values, raw[[OPTED_OUT, "member_hash"]]], axis=1)
-        result[OPTED_OUT] = result[OPTED_OUT].astype(bool)
-        return result.set_index(MEMBER_ID)
+        return _base_frame(raw)
 
     def load_member_hashes(self) -> pd.Series:
         """member_id -> the row hash stored with the base (for tables without a last-modified column)."""

@@ -1,0 +1,188 @@
+"""
+### Undo a run: reverse what a sync or a send wrote, from the change log
+
+Give the **run id** of a sync or send-list run (the run's page, or `ccsync_runs`). The undo writes
+back, on each side, the values that run replaced, through the sync's own load path (bulk import
+for Constant Contact, a PUT for an email change, batched member writes with the optimistic check;
+journaled and resumable), and logs its own writes with reason `undo:<run_id>`, so an undo can
+itself be undone.
+
+- **Three-way safe:** a value is restored only where the field still holds what the run wrote;
+  a field changed since is left alone and reported.
+- **Never reversed:** opt-outs (an undo never re-subscribes anyone); contacts and members are
+  never deleted (a contact the run created is unlinked, reported and left in Constant Contact).
+- **Links and bases:** links the run made are removed; each restored field's base goes back to
+  what it was before the run.
+- **Dry run** (the default): the plan is kept in `ccsync_planned_changes` and shown in the
+  `guard` task's log as a table: what would be restored where, what is left alone and why.
+- **Guard rail:** an undo touching more than `max_change_share` of the linked people needs
+  `allow_mass_change`. It holds the sync's lease: no sync runs while it writes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from airflow.sdk import DAG, Param, TaskGroup, task, teardown
+
+from cc_sync.operators.constant_contact import API_CALLS_KEY, ConstantContactLoadOperator
+from cc_sync.operators.member_db import MemberDatabaseLoadOperator
+from cc_sync.sync import steps
+from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
+from cc_sync.undo import steps as undo
+
+CC_CONN_ID = "constant_contact_default"
+MEMBER_DB_CONN_ID = "member_db_default"
+MAPPING_PATH = os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING_PATH))
+DAG_ID = "constant_contact_undo"
+
+
+def _resources() -> SyncResources:
+    return SyncResources(CC_CONN_ID, MEMBER_DB_CONN_ID, MAPPING_PATH)
+
+
+with DAG(
+    dag_id=DAG_ID,
+    description="Undo a sync or send-list run from the change log",
+    doc_md=__doc__,
+    schedule=None,
+    catchup=False,
+    max_active_runs=1,
+    render_template_as_native_obj=True,
+    default_args={"retries": int(os.environ.get("CC_SYNC_TASK_RETRIES", "2"))},
+    tags=["constant_contact", "member_db", "undo"],
+    params={
+        "run_id": Param(
+            "",
+            type="string",
+            minLength=1,
+            title="Run to undo",
+            description="The run id of a sync or send-list run (its run page, or ccsync_runs.run_id).",
+        ),
+        "dry_run": Param(
+            True, type="boolean", title="Dry run", description="Plan and report; write nothing."
+        ),
+        "fields": Param(
+            [],
+            type=["array", "null"],
+            items={"type": "string"},
+            title="Fields",
+            description="Restore only these fields (e.g. first_name, email); empty: all of them.",
+        ),
+        "people": Param(
+            [],
+            type=["array", "null"],
+            items={"type": "string"},
+            title="People",
+            description="Restore only these people, by member id or contact id; empty: everyone.",
+        ),
+        "allow_mass_change": Param(
+            False,
+            type="boolean",
+            title="Allow a mass change",
+            description="Let this undo change more than the guard rail's share of linked people.",
+        ),
+        "max_change_share": Param(
+            0.25,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Guard rail: largest share of linked people changed",
+        ),
+    },
+) as dag:
+
+    @task.sensor(poke_interval=30, timeout=steps.LEASE_TTL.total_seconds(), mode="reschedule")
+    def wait_for_lease(run_id: str | None = None) -> bool:
+        """Wait until no sync, send or other undo is running, then hold the sync's lease."""
+        return steps.acquire_lease(_resources(), run_id)
+
+    @task
+    def open_undo(params: dict, run_id: str | None = None) -> dict:
+        """Check the run to undo and start the undo's own run record."""
+        return undo.open_undo(
+            _resources(), run_id=run_id, dag_id=DAG_ID, target=params["run_id"], dry_run=params["dry_run"]
+        )
+
+    @task(show_return_value_in_logs=False)
+    def plan(opened: dict, params: dict) -> dict:
+        """Read the run's change log and both sides now; restore only what still holds the run's value."""
+        return undo.plan(_resources(), opened, fields=params["fields"], people=params["people"])
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def guard(planned: dict, params: dict, run_id: str | None = None) -> bool:
+        """Stop a mass change; on a dry run keep the plan and write nothing."""
+        undo.guard(
+            _resources(),
+            planned,
+            target=params["run_id"],
+            run_id=run_id,
+            allow_mass_change=params["allow_mass_change"],
+            max_share=params["max_change_share"],
+            dry_run=params["dry_run"],
+        )
+        return not params["dry_run"]
+
+    @task(pool="constant_contact_api")
+    def list_memberships(planned: dict, run_id: str | None = None) -> dict:
+        """Take the contacts a send added to its list off it again (never an unsubscribe)."""
+        return undo.remove_from_lists(_resources(), planned, run_id=run_id)
+
+    @task(show_return_value_in_logs=False)
+    def record(
+        planned: dict, cc_result: dict, lists_result: dict, member_result: dict, params: dict, run_id=None
+    ) -> dict:
+        """Log what landed (reason undo:<run_id>), remove or make links, put the bases back."""
+        return undo.record(
+            _resources(),
+            planned,
+            target=params["run_id"],
+            run_id=run_id,
+            cc_result=cc_result,
+            member_result=member_result,
+            lists_result=lists_result,
+        )
+
+    @teardown
+    def finish(params: dict, ti=None, run_id: str | None = None) -> dict:
+        """Close the undo's run record with its counts and API usage, and release the lease."""
+        counts = ti.xcom_pull(task_ids="load.record")
+        planned_calls = ti.xcom_pull(task_ids="plan") or {}
+        calls = ti.xcom_pull(task_ids="load.constant_contact", key=API_CALLS_KEY) or 0
+        calls += int((ti.xcom_pull(task_ids="load.list_memberships") or {}).get("api_calls") or 0)
+        return steps.finish(
+            _resources(),
+            run_id=run_id,
+            succeeded=counts is not None or params["dry_run"],
+            counts=counts,
+            dry_run=params["dry_run"],
+            api_calls=int(calls) + int(planned_calls.get("api_calls") or 0),
+        )
+
+    lease = wait_for_lease()
+    opened = open_undo()
+    planned = plan(opened)
+    go = guard(planned)
+    lease >> opened
+    with TaskGroup("load", tooltip="Write both sides back through the sync's loaders") as load:
+        cc_written = ConstantContactLoadOperator(
+            task_id="constant_contact",
+            plan=planned,
+            conn_id=CC_CONN_ID,
+            member_db_conn_id=MEMBER_DB_CONN_ID,
+            mapping_path=MAPPING_PATH,
+            pool="constant_contact_api",
+        )
+        members_written = MemberDatabaseLoadOperator(
+            task_id="member_database",
+            plan=planned,
+            member_db_conn_id=MEMBER_DB_CONN_ID,
+            mapping_path=MAPPING_PATH,
+        )
+        lists_done = list_memberships(planned)
+        cc_written >> lists_done >> members_written
+        counts = record(planned, cc_written.output, lists_done, members_written.output)
+    go >> load
+    done = finish()
+    lease >> done
+    [counts, go] >> done
