@@ -122,9 +122,10 @@ with DAG(
         )
 
     @task(show_return_value_in_logs=False)
-    def compare(members, contacts, window: dict) -> dict:
-        """Per linked person and field: changed in the member database, in CC, in both, or not."""
-        return steps.compare(_resources(), members, contacts, window)
+    def compare(members, contacts, window: dict, run_id: str | None = None) -> dict:
+        """Apply the review decisions made in the console; then per linked person and field: changed
+        in the member database, in CC, in both, or not."""
+        return steps.compare(_resources(), members, contacts, window, run_id=run_id)
 
     @task(show_return_value_in_logs=False)
     def link(compared: dict) -> dict:
