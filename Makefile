@@ -8,7 +8,7 @@ AF := $(PY) -m include.airflow_env
 EMULATOR_PORT ?= 8765
 MEMBERS ?= 1000
 
-.PHONY: help venv test lint format demo emulator airflow bench migrate sample-data clean
+.PHONY: help venv browser test test-browser lint format demo emulator airflow bench migrate sample-data clean
 
 help:
 	@echo "make demo         set everything up and run the two-way sync on SQLite + the emulator"
@@ -28,6 +28,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproj
 
 venv: $(VENV)/.installed
 
+# Headless Chromium from Debian for the console's browser test (Playwright drives it through
+# executable_path; it never downloads a browser). Installing needs root, as in CI's container.
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test-browser: venv browser
+	$(PY) -m pytest -m browser tests/browser
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -36,7 +44,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: venv lint
+test: venv lint browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: venv

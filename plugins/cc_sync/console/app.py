@@ -227,6 +227,8 @@ def create_app(resources_factory: Callable[[], SyncResources] = default_resource
             raise HTTPException(status_code=422, detail="choose a field of the mapping")
         if decision == Decision.LINK and not item[CONTACT_ID]:
             raise HTTPException(status_code=422, detail="this item names no contact to link")
+        if apply_now and not _may_trigger(user):
+            raise HTTPException(status_code=403, detail="you may decide but not trigger the sync")
         who = user.get_name()
         decision_id = books.record_decision(
             review_id=review_id,
@@ -272,6 +274,16 @@ def create_app(resources_factory: Callable[[], SyncResources] = default_resource
         return run.run_id if run is not None else ""
 
     return app
+
+
+def _may_trigger(user: Any) -> bool:
+    """The auth manager's answer for triggering a sync run (what "apply now" does)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+
+    return get_auth_manager().is_authorized_dag(
+        method="POST", access_entity=DagAccessEntity.RUN, details=DagDetails(id=SYNC_DAG_ID), user=user
+    )
 
 
 def _next_run(dag_id: str) -> datetime | None:
