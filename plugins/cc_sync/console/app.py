@@ -312,10 +312,10 @@ def _quota(res: SyncResources) -> Any:
 def _member_values(res: SyncResources, member_id: Any) -> dict[str, Any] | None:
     if not member_id:
         return None
-    frames = [f for f in res.members.extract_members(member_ids=[str(member_id)]) if len(f)]
-    if not frames:
+    found = res.members.get_members([str(member_id)])
+    if found.empty:
         return None
-    row = frames[0].iloc[0]
+    row = found.iloc[0]
     return {k: (None if not isinstance(v, list | dict) and pd.isna(v) else v) for k, v in row.items()}
 
 
