@@ -24,6 +24,7 @@ PARTS = {
     "sync": "bench.bench_sync",
     "send_list": "bench.bench_send_list",
     "activity": "bench.bench_activity",
+    "console": "bench.bench_console",
 }
 OUT_DIR = Path(__file__).resolve().parent
 
