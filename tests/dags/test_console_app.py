@@ -129,3 +129,23 @@ def test_review_queue_filters_and_person_page(client: TestClient, near: SyncWorl
     email = near.member(member_id)["email"]
     by_email = client.get("/cc-sync/person", params={"q": email}, headers=viewer)
     assert f"Member {member_id}" in by_email.text
+
+
+def test_a_runs_api_log_downloads_as_csv_without_tokens_or_emails(
+    client: TestClient, near: SyncWorld
+) -> None:
+    run = near.runs[-1]
+    path = f"/cc-sync/runs/{run['run_id']}/api-log.csv"
+    assert client.get(path).status_code == 401
+
+    answer = client.get(path, headers=_token("viewer", "vera"))
+
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/csv")
+    lines = answer.text.strip().splitlines()
+    assert lines[0] == "at,task_id,method,path,status,duration_ms"
+    assert len(lines) - 1 == run["api_calls"]  # every call the run counted, one row each
+    assert any(",GET,/v3/contacts," in line for line in lines)
+    assert "@" not in answer.text
+    assert "Bearer" not in answer.text
+    assert "?" not in answer.text

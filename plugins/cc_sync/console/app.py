@@ -9,16 +9,18 @@ only column-like input a client can send is a field name, checked against the ma
 
 # No ``from __future__ import annotations``: FastAPI must see the real annotations of the route
 # functions, whose dependencies (Resources, GetUserDep) are local to create_app.
+import csv
+import io
 import logging
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 import pandas as pd
-from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -35,7 +37,7 @@ CC_CONN_ID = "constant_contact_default"
 MEMBER_DB_CONN_ID = "member_db_default"
 PLOT_DAYS = 30
 PAGE_SIZE = 50
-TEMPLATES = Path(__file__).with_name("templates")
+TEMPLATES = FilePath(__file__).with_name("templates")
 # Review kinds whose pair can be linked; conflicts of a linked pair take one side's value.
 LINKABLE = {"near_match", "shared_email", "ambiguous"}
 
@@ -252,6 +254,25 @@ def create_app(resources_factory: Callable[[], SyncResources] = default_resource
     def apply_now(request: Request, user: GetUserDep) -> Response:
         run_id = _trigger_sync(request, user)
         return RedirectResponse(f"{request.scope.get('root_path', '')}/?triggered={quote(run_id)}", 303)
+
+    @app.get("/runs/{run_id}/api-log.csv", dependencies=read)
+    def api_log(res: Resources, run_id: Annotated[str, Path(max_length=250)]) -> Response:
+        """The Constant Contact calls of one run as CSV: method, path, status, duration (the shared
+        state keeps only those, so no token or email can be in it)."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["at", "task_id", "method", "path", "status", "duration_ms"])
+        for call in res.cc.state.call_log(run_id):
+            at = datetime.fromtimestamp(call["at_us"] / 1_000_000, UTC).isoformat(timespec="milliseconds")
+            writer.writerow(
+                [at, call["task_id"], call["method"], call["path"], call["status"], call["duration_ms"]]
+            )
+        filename = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in run_id)
+        return Response(
+            out.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="api-log-{filename}.csv"'},
+        )
 
     @app.get("/person", response_class=HTMLResponse, dependencies=read)
     def person(
