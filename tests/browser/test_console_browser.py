@@ -100,6 +100,8 @@ def test_decide_a_review_item_in_the_browser_and_see_it_applied(airflow: dict[st
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         page = browser.new_page()
         page.set_default_timeout(60_000)
+        # The UI renders its navigation after its translations load: slow on a busy machine.
+        expect.set_options(timeout=60_000)
 
         # Anonymous: the console refuses.
         assert page.goto(f"{url}/cc-sync/").status == 401
