@@ -14,7 +14,7 @@ PYTEST_WORKERS ?= 2
 QUICK_ARGS := -m "not postgres and not mariadb" --ignore=tests/test_demo.py --ignore=tests/test_airflow_ui.py \
 	--ignore=tests/dags/test_cli.py --ignore=tests/test_ci_honesty.py
 
-.PHONY: help venv test test-quick test-all-dialects lint format demo emulator airflow bench migrate sample-data clean
+.PHONY: help venv browser test test-browser test-quick test-all-dialects lint format demo emulator airflow bench migrate sample-data clean
 
 help:
 	@echo "make demo         set everything up and run the two-way sync on SQLite + the emulator"
@@ -36,6 +36,14 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproj
 
 venv: $(VENV)/.installed
 
+# Headless Chromium from Debian for the console's browser test (Playwright drives it through
+# executable_path; it never downloads a browser). Installing needs root, as in CI's container.
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+test-browser: venv browser
+	$(PY) -m pytest -m browser tests/browser
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -44,7 +52,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: venv lint
+test: venv lint browser
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-quick: venv

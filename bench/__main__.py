@@ -25,6 +25,7 @@ PARTS = {
     "send_list": "bench.bench_send_list",
     "activity": "bench.bench_activity",
     "undo": "bench.bench_undo",
+    "console": "bench.bench_console",
 }
 OUT_DIR = Path(__file__).resolve().parent
 

@@ -131,10 +131,11 @@ with DAG(
 
     @task(show_return_value_in_logs=False)
     def compare(members, contacts, window: dict, run_id: str | None = None) -> dict:
-        """Per linked person and field: changed in the member database, in CC, in both, or not."""
+        """Apply the review decisions made in the console; then per linked person and field: changed
+        in the member database, in CC, in both, or not."""
         resources = _resources()
         with lease.kept(resources.bookkeeping, run_id):
-            return steps.compare(resources, members, contacts, window)
+            return steps.compare(resources, members, contacts, window, run_id=run_id)
 
     @task(show_return_value_in_logs=False)
     def link(compared: dict, run_id: str | None = None) -> dict:

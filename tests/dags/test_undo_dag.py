@@ -102,6 +102,7 @@ def _bad_run(world: SyncWorld, people: list[int]) -> tuple[dict[int, dict[str, A
     return before, run["run_id"]
 
 
+@pytest.mark.all_dialects
 def test_an_undo_puts_both_sides_and_the_bases_back_exactly(world: SyncWorld, undo_dag: Any) -> None:
     world.sync()
     people = _subscribed(world, 4)
@@ -123,6 +124,7 @@ def test_an_undo_puts_both_sides_and_the_bases_back_exactly(world: SyncWorld, un
     assert world.emulator.admin.counters()["resubscribes"] == 0
 
 
+@pytest.mark.all_dialects
 def test_a_field_edited_since_is_kept_and_reported(world: SyncWorld, undo_dag: Any) -> None:
     world.sync()
     people = _subscribed(world, 2)
@@ -140,6 +142,7 @@ def test_a_field_edited_since_is_kept_and_reported(world: SyncWorld, undo_dag: A
     assert result["counts"]["skipped_edited_since"] == 1
 
 
+@pytest.mark.all_dialects
 def test_an_opt_out_made_by_the_run_stays(world: SyncWorld, undo_dag: Any) -> None:
     world.sync()
     member_id = _subscribed(world, 1)[0]
@@ -158,6 +161,7 @@ def test_an_opt_out_made_by_the_run_stays(world: SyncWorld, undo_dag: Any) -> No
     assert str(member_id) in set(world.bookkeeping.get_opt_outs()["member_id"])
 
 
+@pytest.mark.all_dialects
 def test_undoing_the_undo_restores_the_runs_values(world: SyncWorld, undo_dag: Any) -> None:
     world.sync()
     people = _subscribed(world, 4)
@@ -174,6 +178,7 @@ def test_undoing_the_undo_restores_the_runs_values(world: SyncWorld, undo_dag: A
     assert world.sync()["counts"]["changes"] == 0
 
 
+@pytest.mark.all_dialects
 def test_a_crashed_undo_resumes_without_writing_twice(
     world: SyncWorld, undo_dag: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -206,6 +211,7 @@ def test_a_crashed_undo_resumes_without_writing_twice(
     assert _state(world, people) == before
 
 
+@pytest.mark.all_dialects
 def test_a_dry_run_writes_nothing_and_keeps_its_plan(world: SyncWorld, undo_dag: Any) -> None:
     world.sync()
     people = _subscribed(world, 2)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cc_sync.engine import LinkRule, RejectReason, ReviewKind
-from cc_sync.policy import SyncDirection
+from cc_sync.engine import LinkRule, RejectReason, ReviewKind, plan_sync
+from cc_sync.policy import FieldPolicy, SyncDirection
 from tests.engine.world import World
 
 
@@ -178,3 +178,22 @@ def test_link_survives_an_email_change_on_the_next_run() -> None:
     assert plan.reviews.empty
     assert world.links == {"m1": "c1"}
     assert world.members["m1"]["email"] == "anne@new.example.org"
+
+
+@pytest.mark.parametrize("contact_first", ["Annabelle", "Anne"], ids=["near-match", "exact-match"])
+def test_a_pair_kept_apart_is_neither_linked_nor_queued(contact_first: str) -> None:
+    world = World()
+    world.add_member("m1", first_name="Anne", last_name="Smith", email="anne@example.org")
+    world.add_contact("c1", first_name=contact_first, last_name="Smith", email="anne@example.org")
+    plan = plan_sync(
+        world.member_frame(),
+        world.contact_frame(),
+        world.link_frame(),
+        world.base_frame(),
+        world.directory_frame(),
+        policies={f: FieldPolicy() for f in world.fields},
+        kept_apart=frozenset({("m1", "c1")}),
+    )
+    assert plan.new_links.empty
+    assert plan.reviews.empty
+    assert plan.cc_creates.empty  # nor created as a second contact on the same email

@@ -376,14 +376,52 @@ class ConstantContactHook(BaseHook):
         headers = {"Authorization": f"Bearer {token}"}
         if data is not None:
             headers["Content-Type"] = "application/json"
+        started = time.time()
         try:
             response = self.session.request(
                 method, url, params=params, data=data, headers=headers, timeout=settings.timeout
             )
             response.content  # noqa: B018  (read the whole body now: a cut-off body fails here)
         except requests.RequestException as exc:
+            self._log_call(method, url, None, started)
             raise ConstantContactTransportError(method, urlsplit(url).path, type(exc).__name__) from None
+        self._log_call(method, url, response.status_code, started)
         return response, token
+
+    @cached_property
+    def _task(self) -> dict[str, str] | None:
+        """dag_id, run_id, task_id of the Airflow task this hook runs in (None outside a task)."""
+        try:
+            from airflow.sdk import get_current_context
+
+            context = get_current_context()
+            return {
+                "dag_id": context["dag"].dag_id,
+                "run_id": context["run_id"],
+                "task_id": context["task_instance"].task_id,
+            }
+        except Exception:  # not in a task (the console, a script): nothing to file the call under
+            return None
+
+    def _log_call(self, method: str, url: str, status: int | None, started: float) -> None:
+        """File the call under its run for the run's API log: the path only (a query string may
+        hold an email), never a header. A failure to log never fails the call."""
+        task = self._task
+        if task is None:
+            return
+        try:
+            self.state.log_call(
+                {
+                    **task,
+                    "method": method,
+                    "path": urlsplit(url).path[:500],
+                    "status": status,
+                    "duration_ms": int((time.time() - started) * 1000),
+                    "at_us": int(started * 1_000_000),
+                }
+            )
+        except Exception:
+            self.log.warning("Could not write the API log entry of %s %s", method, urlsplit(url).path)
 
     def _attempt(self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None) -> Any:
         path = urlsplit(url).path

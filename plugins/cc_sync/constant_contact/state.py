@@ -70,6 +70,26 @@ limiter_table = sa.Table(
 )
 
 
+# Every call a task made, for a run's downloadable API log: method, path (never its query string,
+# which may hold an email), status and duration; never a header, so never a token.
+call_log_table = sa.Table(
+    f"{TABLE_PREFIX}call_log",
+    metadata,
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("dag_id", sa.String(250)),
+    sa.Column("task_id", sa.String(250)),
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("path", sa.String(500), nullable=False),
+    sa.Column("status", sa.Integer, nullable=True, comment="NULL: no answer (transport error)"),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("at_us", sa.BigInteger, nullable=False),
+    sa.Index(f"{TABLE_PREFIX}ix_call_log_run", "run_id"),
+)
+
+
 @dataclass(frozen=True)
 class TokenRow:
     """The token row as stored (token values still encrypted)."""
@@ -254,6 +274,21 @@ class SharedState:
         return QuotaUsage(
             day=day, used=used or 0, budget=budget, reserve=reserve, resets_at=next_utc_midnight()
         )
+
+    # -- the API log ---------------------------------------------------------------------------
+
+    def log_call(self, row: dict[str, Any]) -> None:
+        """Append one call to the API log (run_id, dag_id, task_id, method, path, status,
+        duration_ms, at_us)."""
+        with self.engine.begin() as conn:
+            conn.execute(call_log_table.insert().values(**row))
+
+    def call_log(self, run_id: str) -> list[dict[str, Any]]:
+        """The calls of one run, in the order they were made."""
+        t = call_log_table.c
+        query = sa.select(call_log_table).where(t.run_id == run_id).order_by(t.at_us, t.id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
 
     # -- tokens --------------------------------------------------------------------------------
 

@@ -91,6 +91,7 @@ def find_links(
     linked_contact_ids: pd.Series,
     *,
     may_create: bool,
+    kept_apart: frozenset[tuple[str, str]] = frozenset(),
 ) -> LinkResult:
     """Link, send to review, or plan to create each unlinked member.
 
@@ -101,6 +102,8 @@ def find_links(
     ``linked_members``: member_id, email of members already linked (to count households).
     ``linked_contact_ids``: contacts already linked to a member.
     ``may_create``: the sync direction lets members become CC contacts.
+    ``kept_apart``: (member_id, contact_id) pairs a person decided are not the same person: such a
+    pair is neither linked nor sent to review again, whatever their names and emails.
     """
     if unlinked.empty:
         empty = empty_frame(REVIEWS_COLUMNS)
@@ -146,11 +149,18 @@ def find_links(
     contact_linked = is_in(matched[CONTACT_ID].astype("string[pyarrow]"), linked_contact_ids)
     same_name = (_name_key(members) == matched[_NAME]).fillna(False).to_numpy(dtype=bool)
 
-    household = n_members > 1
+    apart = np.zeros(len(members), bool)
+    if kept_apart:
+        pair_contacts = matched[CONTACT_ID].astype("string").fillna("")
+        apart = np.array(
+            [(str(m), str(c)) in kept_apart for m, c in zip(members[MEMBER_ID], pair_contacts, strict=True)],
+            dtype=bool,
+        )
+    household = (n_members > 1) & ~apart
     ambiguous = ~household & (n_contacts > 1)
-    taken = ~household & (n_contacts == 1) & contact_linked
-    link = ~household & (n_contacts == 1) & ~contact_linked & same_name
-    near = ~household & (n_contacts == 1) & ~contact_linked & ~same_name
+    taken = ~household & (n_contacts == 1) & contact_linked & ~apart
+    link = ~household & (n_contacts == 1) & ~contact_linked & same_name & ~apart
+    near = ~household & (n_contacts == 1) & ~contact_linked & ~same_name & ~apart
     nobody = ~household & (n_contacts == 0)
     revived = nobody & is_in(keys, pd.Series(sorted(deleted_keys), dtype="string[pyarrow]"))
     create = nobody & ~revived

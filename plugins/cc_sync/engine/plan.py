@@ -211,8 +211,10 @@ def plan_sync(
     policies: dict[str, FieldPolicy],
     direction: SyncDirection = SyncDirection.TWO_WAY,
     member_candidates: pd.DataFrame | None = None,
+    kept_apart: frozenset[tuple[str, str]] = frozenset(),
 ) -> SyncPlan:
-    """Compute what this run writes on both sides. See the package docstring for the inputs."""
+    """Compute what this run writes on both sides. See the package docstring for the inputs;
+    ``kept_apart`` holds (member_id, contact_id) pairs the linker must never link nor queue."""
     unknown = [name for name in policies if not is_known_field(name)]
     if unknown:
         raise ValueError(f"policies name unknown fields: {', '.join(sorted(unknown))}")
@@ -265,6 +267,7 @@ def plan_sync(
             linked_members,
             links[CONTACT_ID],
             may_create=direction != SyncDirection.FROM_CC,
+            kept_apart=kept_apart,
         )
 
     pairs = links.assign(**{NEW_LINK: False})

@@ -12,6 +12,7 @@ Tables (SQLAlchemy Core, created and changed only by the Alembic migrations in i
 - ``runs``: one row per sync run (status, counts per action, API calls).
 - ``planned_changes``: a dry run's plan, in the change log's shape (what it would have written).
 - ``base_history``: per run and link, the base that run replaced (what an undo restores).
+- ``decisions``: what a person decided about a review item (who, when, why), and the run that applied it.
 
 Every write is an idempotent upsert keyed on a natural key, so a cleared and re-run task writes
 nothing twice. :func:`upsert` is the one place that picks the dialect's ``ON CONFLICT`` /
@@ -76,6 +77,24 @@ class ChangeDirection(StrEnum):
     TO_CC = "to_cc"
     TO_MEMBER_DB = "to_member_db"
     LINK = "link"
+    DECISION = "decision"  # a person's decision on a review item, as the run that applied it logs it
+
+
+class Decision(StrEnum):
+    """What a person may decide about a review item in the sync console."""
+
+    LINK = "link"  # link these two (with a base of the values both sides agree on)
+    KEEP_APART = "keep_apart"  # never suggest this pair again
+    TAKE_MEMBER = "take_member"  # a conflict: the member database's value wins
+    TAKE_CC = "take_cc"  # a conflict: Constant Contact's value wins
+    RETRY = "retry"  # the row was fixed: send it again on the next run
+    DISMISS = "dismiss"  # close the item, nothing to do
+
+
+class DecisionStatus(StrEnum):
+    PENDING = "pending"  # recorded; the next sync run applies it
+    APPLIED = "applied"
+    FAILED = "failed"  # could not be applied (the outcome says why); the item stays open
 
 
 def utcnow() -> datetime:
@@ -161,6 +180,7 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Index(f"{prefix}ix_changes_key", "change_key", unique=True),
         sa.Index(f"{prefix}ix_changes_run", "run_id"),
         sa.Index(f"{prefix}ix_changes_member", "member_id"),
+        sa.Index(f"{prefix}ix_changes_contact", "contact_id"),
     )
     sa.Table(
         f"{prefix}reviews",
@@ -181,6 +201,9 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Column("resolved_at", UtcDateTime()),
         sa.Index(f"{prefix}ix_reviews_open", "open_key", unique=True),
         sa.Index(f"{prefix}ix_reviews_status", "status", "kind"),
+        sa.Index(f"{prefix}ix_reviews_status_created", "status", "created_at"),
+        sa.Index(f"{prefix}ix_reviews_member", "member_id"),
+        sa.Index(f"{prefix}ix_reviews_contact", "contact_id"),
     )
     sa.Table(
         f"{prefix}consent",
@@ -229,6 +252,8 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Column("finished_at", UtcDateTime()),
         sa.Column("counts", sa.Text()),  # JSON object: action -> count
         sa.Column("api_calls", sa.Integer(), nullable=False, default=0),
+        sa.Index(f"{prefix}ix_runs_dag_started", "dag_id", "started_at"),
+        sa.Index(f"{prefix}ix_runs_started", "started_at"),
     )
     # Every CC contact the sync has seen, by normalised email: links a new member without an API call.
     sa.Table(
@@ -284,6 +309,29 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Column("opted_out", sa.Boolean(), nullable=False, default=False),
         sa.Column("member_hash", sa.String(KEY_LENGTH)),
         sa.Column("saved_at", UtcDateTime(), nullable=False),
+    )
+    # A person's decisions on review items (the sync console): applied by the next sync run.
+    sa.Table(
+        f"{prefix}decisions",
+        md,
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
+        sa.Column("review_id", sa.BigInteger(), nullable=True),
+        sa.Column("decision", sa.String(30), nullable=False),
+        _id("member_id", nullable=True),
+        _id("contact_id", nullable=True),
+        sa.Column("field", sa.String(100)),
+        sa.Column("why", sa.Text()),
+        sa.Column("decided_by", sa.String(250), nullable=False),
+        sa.Column("decided_at", UtcDateTime(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("applied_run_id", sa.String(RUN_ID_LENGTH)),
+        sa.Column("applied_at", UtcDateTime()),
+        sa.Column("outcome", sa.Text()),
+        sa.Index(f"{prefix}ix_decisions_status", "status"),
+        sa.Index(f"{prefix}ix_decisions_pair", "member_id", "contact_id"),
+        sa.Index(f"{prefix}ix_decisions_review", "review_id"),
     )
     # The load steps a run has finished, so a retried load resumes instead of writing twice.
     sa.Table(
@@ -403,6 +451,7 @@ class Bookkeeping:
         self.lease = t[f"{prefix}lease"]
         self.load_steps = t[f"{prefix}load_steps"]
         self.base_history = t[f"{prefix}base_history"]
+        self.decisions = t[f"{prefix}decisions"]
 
     @classmethod
     def for_mapping(cls, mapping: MemberMapping, member_engine: sa.Engine) -> Bookkeeping:
@@ -630,15 +679,6 @@ class Bookkeeping:
     def restore_base(self, frame: pd.DataFrame, run_id: str) -> int:
         """Put bases back (an undo): like :meth:`save_base`, the replaced ones kept under ``run_id``."""
         return self.save_base(frame, run_id=run_id)
-
-    def recent_runs(self, limit: int = 50, kinds: Iterable[str] | None = None) -> pd.DataFrame:
-        """The latest runs (run_id, dag_id, kind, status, started_at), newest first."""
-        r = self.runs.c
-        query = sa.select(r.run_id, r.dag_id, r.kind, r.status, r.started_at).order_by(r.started_at.desc())
-        if kinds is not None:
-            query = query.where(r.kind.in_(list(kinds)))
-        with self.engine.connect() as conn:
-            return pd.read_sql(query.limit(limit), conn)
 
     def load_base(self, member_ids: Iterable[str] | None = None) -> pd.DataFrame:
         """The merge base indexed by member_id: canonical columns + opted_out + contact_id + member_hash."""
@@ -1015,3 +1055,304 @@ class Bookkeeping:
                 )
             ).scalar_one_or_none()
         return json.loads(raw) if raw else None
+
+    # ---- the sync console's reads (bounded: a page, a person, a window of days) ---------------
+
+    def recent_runs(self, dag_id: str | None = None, limit: int = 10) -> list[dict[str, Any]]:
+        """The latest runs (of one DAG, or all), newest first, with their counts parsed."""
+        query = sa.select(self.runs).order_by(self.runs.c.started_at.desc()).limit(limit)
+        if dag_id is not None:
+            query = query.where(self.runs.c.dag_id == dag_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [self._run_row(r) for r in rows]
+
+    def runs_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Every run started since ``since``, oldest first (the console's 30-day plots)."""
+        query = sa.select(self.runs).where(self.runs.c.started_at >= since).order_by(self.runs.c.started_at)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [self._run_row(r) for r in rows]
+
+    @staticmethod
+    def _run_row(row: Mapping[str, Any]) -> dict[str, Any]:
+        result = dict(row)
+        result["counts"] = json.loads(result["counts"]) if result["counts"] else {}
+        return result
+
+    def change_counts_by_run(self, run_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        """run_id -> direction -> change-log rows (one GROUP BY on the indexed run_id)."""
+        ids = sorted(set(run_ids))
+        result: dict[str, dict[str, int]] = {}
+        c = self.changes.c
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), IN_CHUNK):
+                query = (
+                    sa.select(c.run_id, c.direction, sa.func.count())
+                    .where(c.run_id.in_(ids[start : start + IN_CHUNK]))
+                    .group_by(c.run_id, c.direction)
+                )
+                for run_id, direction, count in conn.execute(query):
+                    result.setdefault(run_id, {})[direction] = int(count)
+        return result
+
+    def get_watermarks(self) -> dict[str, datetime]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(self.watermarks.c.stream, self.watermarks.c.watermark)).all()
+        return {stream: mark for stream, mark in rows}
+
+    def open_review_counts(self) -> dict[str, int]:
+        """kind -> open items."""
+        r = self.reviews.c
+        query = (
+            sa.select(r.kind, sa.func.count())
+            .where(r.status == ReviewStatus.OPEN.value)
+            .group_by(r.kind)
+            .order_by(r.kind)
+        )
+        with self.engine.connect() as conn:
+            return {kind: int(count) for kind, count in conn.execute(query)}
+
+    def _open_reviews_query(
+        self, kind: str | None, created_before: datetime | None, created_after: datetime | None
+    ) -> Any:
+        r = self.reviews.c
+        conditions = [r.status == ReviewStatus.OPEN.value]
+        if kind:
+            conditions.append(r.kind == kind)
+        if created_before is not None:
+            conditions.append(r.created_at < created_before)
+        if created_after is not None:
+            conditions.append(r.created_at >= created_after)
+        return sa.and_(*conditions)
+
+    def page_open_reviews(
+        self,
+        *,
+        kind: str | None = None,
+        created_before: datetime | None = None,
+        created_after: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of open review items, oldest first, and how many match in all."""
+        where = self._open_reviews_query(kind, created_before, created_after)
+        r = self.reviews.c
+        with self.engine.connect() as conn:
+            total = conn.execute(
+                sa.select(sa.func.count()).select_from(self.reviews).where(where)
+            ).scalar_one()
+            rows = conn.execute(
+                sa.select(self.reviews).where(where).order_by(r.created_at, r.id).limit(limit).offset(offset)
+            ).mappings()
+            items = [dict(row) for row in rows]
+        return items, int(total)
+
+    def get_review(self, review_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(self.reviews).where(self.reviews.c.id == int(review_id)))
+                .mappings()
+                .one_or_none()
+            )
+        return dict(row) if row is not None else None
+
+    def link_of(self, member_id: str | None = None, contact_id: str | None = None) -> dict[str, Any] | None:
+        """The link of this member or contact, if any."""
+        if member_id is None and contact_id is None:
+            return None
+        column = self.links.c.member_id if member_id is not None else self.links.c.contact_id
+        value = member_id if member_id is not None else contact_id
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(self.links).where(column == str(value))).mappings().one_or_none()
+        return dict(row) if row is not None else None
+
+    def base_of(self, member_id: str) -> dict[str, Any] | None:
+        """One member's base: its values (decoded), opted_out, saved_at, run_id."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(self.base).where(self.base.c.member_id == str(member_id)))
+                .mappings()
+                .one_or_none()
+            )
+        if row is None:
+            return None
+        result = dict(row)
+        result["field_values"] = json.loads(result["field_values"])
+        return result
+
+    def _person_where(self, table: sa.Table, member_id: str | None, contact_id: str | None) -> Any:
+        conditions = []
+        if member_id is not None:
+            conditions.append(table.c.member_id == str(member_id))
+        if contact_id is not None:
+            conditions.append(table.c.contact_id == str(contact_id))
+        return sa.or_(*conditions) if conditions else sa.false()
+
+    def person_changes(
+        self, member_id: str | None, contact_id: str | None, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Change-log rows that touched this member or contact, newest first."""
+        query = (
+            sa.select(self.changes)
+            .where(self._person_where(self.changes, member_id, contact_id))
+            .order_by(self.changes.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def person_consent(self, member_id: str | None, contact_id: str | None) -> list[dict[str, Any]]:
+        query = (
+            sa.select(self.consent)
+            .where(self._person_where(self.consent, member_id, contact_id))
+            .order_by(self.consent.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def person_activity(
+        self, member_id: str | None, contact_id: str | None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        query = (
+            sa.select(self.activity)
+            .where(self._person_where(self.activity, member_id, contact_id))
+            .order_by(self.activity.c.occurred_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def person_open_reviews(self, member_id: str | None, contact_id: str | None) -> list[dict[str, Any]]:
+        query = (
+            sa.select(self.reviews)
+            .where(
+                self.reviews.c.status == ReviewStatus.OPEN.value,
+                self._person_where(self.reviews, member_id, contact_id),
+            )
+            .order_by(self.reviews.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def directory_entry(self, contact_id: str) -> dict[str, Any] | None:
+        """What the sync last read of one CC contact (email, names, consent), without an API call."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    sa.select(self.cc_directory).where(self.cc_directory.c.contact_id == str(contact_id))
+                )
+                .mappings()
+                .one_or_none()
+            )
+        return dict(row) if row is not None else None
+
+    def directory_contact_ids(self, email: str) -> list[str]:
+        """Contacts the sync has seen with this (normalised) email."""
+        from cc_sync.engine.normalise import normalise_email
+
+        key = normalise_email(pd.Series([email], dtype="string")).iloc[0]
+        if pd.isna(key):
+            return []
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.select(self.cc_directory.c.contact_id).where(self.cc_directory.c.email_key == key)
+                ).scalars()
+            )
+
+    # ---- decisions on review items -------------------------------------------------------------
+
+    def record_decision(
+        self,
+        *,
+        review_id: int | None,
+        decision: Decision | str,
+        member_id: str | None,
+        contact_id: str | None,
+        decided_by: str,
+        why: str | None = None,
+        field: str | None = None,
+    ) -> int:
+        """Store a person's decision (pending until the next sync run applies it); returns its id.
+
+        A review item takes one pending decision at a time: a second one replaces the first, so the
+        run applies what the person decided last.
+        """
+        row = {
+            "review_id": review_id,
+            "decision": Decision(decision).value,
+            "member_id": None if member_id is None else str(member_id),
+            "contact_id": None if contact_id is None else str(contact_id),
+            "field": field,
+            "why": why,
+            "decided_by": decided_by,
+            "decided_at": utcnow(),
+            "status": DecisionStatus.PENDING.value,
+        }
+        d = self.decisions.c
+        with self.engine.begin() as conn:
+            if review_id is not None:
+                conn.execute(
+                    self.decisions.delete().where(
+                        d.review_id == int(review_id), d.status == DecisionStatus.PENDING.value
+                    )
+                )
+            result = conn.execute(self.decisions.insert().values(**row))
+            return int(result.inserted_primary_key[0])
+
+    def pending_decisions(self) -> list[dict[str, Any]]:
+        """Decisions the next sync run must apply, in the order they were made."""
+        query = (
+            sa.select(self.decisions)
+            .where(self.decisions.c.status == DecisionStatus.PENDING.value)
+            .order_by(self.decisions.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def decisions_for_run(self, run_id: str) -> list[dict[str, Any]]:
+        """Decisions a run applied (a retried task finds them again and repeats nothing)."""
+        query = (
+            sa.select(self.decisions)
+            .where(self.decisions.c.applied_run_id == run_id)
+            .order_by(self.decisions.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def pending_decision_by_review(self, review_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        ids = [int(i) for i in review_ids]
+        if not ids:
+            return {}
+        d = self.decisions.c
+        query = sa.select(self.decisions).where(
+            d.review_id.in_(ids), d.status == DecisionStatus.PENDING.value
+        )
+        with self.engine.connect() as conn:
+            return {int(r["review_id"]): dict(r) for r in conn.execute(query).mappings()}
+
+    def finish_decision(
+        self, decision_id: int, status: DecisionStatus, *, run_id: str | None, outcome: str
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                self.decisions.update()
+                .where(self.decisions.c.id == int(decision_id))
+                .values(status=status.value, applied_run_id=run_id, applied_at=utcnow(), outcome=outcome)
+            )
+
+    def kept_apart_pairs(self, member_ids: Iterable[Any]) -> set[tuple[str, str]]:
+        """(member_id, contact_id) pairs a person decided to keep apart, among these members."""
+        ids = sorted({str(m) for m in member_ids if not _is_missing(m)})
+        d = self.decisions.c
+        pairs: set[tuple[str, str]] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), IN_CHUNK):
+                query = sa.select(d.member_id, d.contact_id).where(
+                    d.decision == Decision.KEEP_APART.value,
+                    d.status == DecisionStatus.APPLIED.value,
+                    d.member_id.in_(ids[start : start + IN_CHUNK]),
+                )
+                pairs.update((str(m), str(c)) for m, c in conn.execute(query) if c is not None)
+        return pairs

@@ -424,6 +424,25 @@ class MemberDatabaseHook(BaseHook):
         keys = list(zip(normalise_name(found["first_name"]), normalise_name(found["last_name"]), strict=True))
         return found.loc[[k in wanted for k in keys]].reset_index(drop=True)
 
+    def get_members(self, member_ids: Iterable[Any]) -> pd.DataFrame:
+        """In-scope members by id, for a person looking a few up (the sync console).
+
+        Read through the engine's own driver: for a handful of rows, the extract's ADBC path costs
+        more than the rows (a connection of its own, and a key-range query that scans the table).
+        """
+        ids = self._pk_values(member_ids)
+        if not ids:
+            return self.empty_frame()
+        stmt = self._select().where(self.table.c[self.mapping.member_id_column].in_(ids))
+        page_key = self.table.c[self.mapping.member_id_column]
+        frames = [
+            self._to_canonical(raw)
+            for raw in read_raw_tables(
+                self._engine, stmt, DEFAULT_CHUNKSIZE, page_key, read_path=ReadPath.DBAPI
+            )
+        ]
+        return pd.concat(frames, ignore_index=True) if frames else self.empty_frame()
+
     def _read_all(self, stmt: sa.Select[Any]) -> pd.DataFrame:
         frames = list(self._read_chunks(stmt, DEFAULT_CHUNKSIZE))
         return pd.concat(frames, ignore_index=True) if frames else self.empty_frame()

@@ -45,6 +45,7 @@ class PlanningInputs:
     base: pd.DataFrame
     directory: pd.DataFrame | None  # None: ``contacts`` holds every contact (a full read)
     member_candidates: pd.DataFrame | None
+    kept_apart: pd.DataFrame | None = None  # member_id, contact_id: pairs a person kept apart
 
 
 def gather_inputs(
@@ -100,7 +101,10 @@ def gather_inputs(
             directory[CONTACT_ID],
         )
         links = pd.concat([links, more], ignore_index=True).drop_duplicates([MEMBER_ID, CONTACT_ID])
-    return PlanningInputs(members, contacts, links, base, directory, candidates)
+    people = [members[MEMBER_ID]] + ([candidates[MEMBER_ID]] if candidates is not None else [])
+    pairs = sorted(bookkeeping.kept_apart_pairs(pd.concat(people, ignore_index=True)))
+    kept_apart = pd.DataFrame(pairs, columns=[MEMBER_ID, CONTACT_ID], dtype="string")
+    return PlanningInputs(members, contacts, links, base, directory, candidates, kept_apart)
 
 
 def links_touching(
@@ -139,6 +143,14 @@ def make_plan(
     members, base = clean_frame_text(inputs.members), clean_frame_text(inputs.base)
     candidates = None if inputs.member_candidates is None else clean_frame_text(inputs.member_candidates)
     directory = None if inputs.directory is None else as_compared(inputs.directory, mapping)
+    kept_apart = frozenset(
+        (str(m), str(c))
+        for m, c in (
+            inputs.kept_apart[[MEMBER_ID, CONTACT_ID]].itertuples(index=False, name=None)
+            if inputs.kept_apart is not None
+            else ()
+        )
+    )
     for _ in range(MAX_HYDRATE_ROUNDS + 1):
         plan = plan_sync(
             members,
@@ -149,6 +161,7 @@ def make_plan(
             policies=mapping.policies(),
             direction=mapping.direction,
             member_candidates=candidates,
+            kept_apart=kept_apart,
         )
         if plan.hydrate.empty or cc_hook is None:
             return plan, contacts

@@ -146,6 +146,8 @@ def record_run(
         else pd.DataFrame()
     )
     if len(review_items):
+        review_items = without_kept_apart(bookkeeping, review_items)
+    if len(review_items):
         bookkeeping.add_review_items(review_items, run_id=run_id)
 
     bookkeeping.upsert_directory(contacts)
@@ -162,3 +164,16 @@ def record_run(
     counts["base_saved"] = len(base)
     counts["links_stored"] = len(links)
     return counts
+
+
+def without_kept_apart(bookkeeping: Bookkeeping, items: pd.DataFrame) -> pd.DataFrame:
+    """Review items less the pairs a person decided to keep apart: those are never queued again."""
+    kept = bookkeeping.kept_apart_pairs(items[MEMBER_ID].dropna())
+    if not kept:
+        return items
+    pairs = zip(items[MEMBER_ID].astype("string"), items[CONTACT_ID].astype("string"), strict=True)
+    keep = [(str(m), str(c)) not in kept for m, c in pairs]
+    dropped = len(keep) - sum(keep)
+    if dropped:
+        log.info("%d review item(s) not queued: a person decided to keep those pairs apart", dropped)
+    return items[keep]

@@ -22,6 +22,7 @@ from cc_sync.fields import CONTACT_ID, MEMBER_ID
 from cc_sync.member_db.bookkeeping import ChangeDirection, RunKind, RunStatus
 from cc_sync.member_db.mapping import LeavingScope
 from cc_sync.sync import lease
+from cc_sync.sync.decisions import apply_decisions, include_people
 from cc_sync.sync.loading import LEAVING_SCOPE, LoadResult
 from cc_sync.sync.outgoing import screen_outgoing
 from cc_sync.sync.planning import PlanningInputs, gather_inputs, make_plan, members_leaving_scope
@@ -62,7 +63,11 @@ def open_window(
     calls_before = resources.cc.api_calls
     log_account_summary(resources.cc, log)
     log.info("Sync window: %s", window.as_dict())
-    return {**window.as_dict(), "api_calls": resources.cc.api_calls - calls_before}
+    return {
+        **window.as_dict(),
+        "dry_run": bool(dry_run),
+        "api_calls": resources.cc.api_calls - calls_before,
+    }
 
 
 def window_from_xcom(value: dict[str, Any]) -> SyncWindow:
@@ -81,9 +86,24 @@ def _inputs_from_xcom(value: dict[str, Any]) -> PlanningInputs:
 
 
 def compare(
-    resources: SyncResources, members: pd.DataFrame, contacts: pd.DataFrame, window: dict[str, Any]
+    resources: SyncResources,
+    members: pd.DataFrame,
+    contacts: pd.DataFrame,
+    window: dict[str, Any],
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """Gather what the changed people need and say, per linked pair, which side changed what."""
+    """Gather what the changed people need and say, per linked pair, which side changed what.
+
+    First the console's pending decisions are applied (not on a dry run, which writes nothing):
+    the people they concern join this run's extracts, so the run merges them now.
+    """
+    decision_calls = 0
+    if run_id is not None and not window.get("dry_run"):
+        applied = apply_decisions(resources, run_id)
+        members, contacts, fetched = include_people(resources, members, contacts, applied)
+        decision_calls = applied.api_calls + fetched
+        if applied.applied or applied.failed:
+            log.info("Review decisions: %d applied, %d could not be", applied.applied, applied.failed)
     inputs = gather_inputs(
         members,
         contacts,
@@ -109,7 +129,12 @@ def compare(
     )
     if len(leaving):
         log.info("%d linked member(s) left the mapping's scope", len(leaving))
-    return {**_inputs_to_xcom(inputs), "diff": diff, LEAVING_SCOPE: leaving}
+    return {
+        **_inputs_to_xcom(inputs),
+        "diff": diff,
+        LEAVING_SCOPE: leaving,
+        "decision_api_calls": decision_calls,
+    }
 
 
 def describe_changes(inputs: PlanningInputs, field_names: list[str]) -> pd.DataFrame:
@@ -142,7 +167,8 @@ def link(resources: SyncResources, compared: dict[str, Any]) -> dict[str, Any]:
     inputs = _inputs_from_xcom(compared)
     calls_before = resources.cc.api_calls
     plan, contacts = make_plan(inputs, member_hook=resources.members, cc_hook=resources.cc)
-    api_calls = resources.cc.api_calls - calls_before
+    # This step's calls, and those the compare step spent applying decisions.
+    api_calls = resources.cc.api_calls - calls_before + int(compared.get("decision_api_calls") or 0)
     log.info(
         "Linked %d pair(s); %d to review; %d member(s) to create in Constant Contact",
         len(plan.new_links),
