@@ -27,7 +27,7 @@ from airflow.sdk import DAG, Param, TaskGroup, task, teardown
 
 from cc_sync.operators.constant_contact import API_CALLS_KEY, ConstantContactLoadOperator
 from cc_sync.operators.member_db import MemberDatabaseLoadOperator
-from cc_sync.sync import steps
+from cc_sync.sync import lease, steps
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
 from cc_sync.undo import steps as undo
 
@@ -92,56 +92,70 @@ with DAG(
     },
 ) as dag:
 
-    @task.sensor(poke_interval=30, timeout=steps.LEASE_TTL.total_seconds(), mode="reschedule")
+    @task.sensor(
+        poke_interval=lease.POKE_INTERVAL.total_seconds(),
+        timeout=lease.WAIT_TIMEOUT.total_seconds(),
+        mode="reschedule",
+    )
     def wait_for_lease(run_id: str | None = None) -> bool:
         """Wait until no sync, send or other undo is running, then hold the sync's lease."""
-        return steps.acquire_lease(_resources(), run_id)
+        return lease.take(_resources(), run_id)
 
     @task
     def open_undo(params: dict, run_id: str | None = None) -> dict:
         """Check the run to undo and start the undo's own run record."""
-        return undo.open_undo(
-            _resources(), run_id=run_id, dag_id=DAG_ID, target=params["run_id"], dry_run=params["dry_run"]
-        )
+        resources = _resources()
+        with lease.kept(resources.bookkeeping, run_id):
+            return undo.open_undo(
+                resources, run_id=run_id, dag_id=DAG_ID, target=params["run_id"], dry_run=params["dry_run"]
+            )
 
     @task(show_return_value_in_logs=False)
-    def plan(opened: dict, params: dict) -> dict:
+    def plan(opened: dict, params: dict, run_id: str | None = None) -> dict:
         """Read the run's change log and both sides now; restore only what still holds the run's value."""
-        return undo.plan(_resources(), opened, fields=params["fields"], people=params["people"])
+        resources = _resources()
+        with lease.kept(resources.bookkeeping, run_id):
+            return undo.plan(resources, opened, fields=params["fields"], people=params["people"])
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def guard(planned: dict, params: dict, run_id: str | None = None) -> bool:
         """Stop a mass change; on a dry run keep the plan and write nothing."""
-        undo.guard(
-            _resources(),
-            planned,
-            target=params["run_id"],
-            run_id=run_id,
-            allow_mass_change=params["allow_mass_change"],
-            max_share=params["max_change_share"],
-            dry_run=params["dry_run"],
-        )
+        resources = _resources()
+        with lease.kept(resources.bookkeeping, run_id):
+            undo.guard(
+                resources,
+                planned,
+                target=params["run_id"],
+                run_id=run_id,
+                allow_mass_change=params["allow_mass_change"],
+                max_share=params["max_change_share"],
+                dry_run=params["dry_run"],
+            )
         return not params["dry_run"]
 
     @task(pool="constant_contact_api")
     def list_memberships(planned: dict, run_id: str | None = None) -> dict:
         """Take the contacts a send added to its list off it again (never an unsubscribe)."""
-        return undo.remove_from_lists(_resources(), planned, run_id=run_id)
+        resources = _resources()
+        with lease.kept(resources.bookkeeping, run_id):
+            return undo.remove_from_lists(resources, planned, run_id=run_id)
 
     @task(show_return_value_in_logs=False)
     def record(
         planned: dict, cc_result: dict, lists_result: dict, member_result: dict, params: dict, run_id=None
     ) -> dict:
         """Log what landed (reason undo:<run_id>), remove or make links, put the bases back."""
-        return undo.record(
-            _resources(),
-            planned,
-            target=params["run_id"],
-            run_id=run_id,
-            cc_result=cc_result,
-            member_result=member_result,
-            lists_result=lists_result,
-        )
+        resources = _resources()
+        with lease.kept(resources.bookkeeping, run_id):
+            return undo.record(
+                resources,
+                planned,
+                target=params["run_id"],
+                run_id=run_id,
+                cc_result=cc_result,
+                member_result=member_result,
+                lists_result=lists_result,
+            )
 
     @teardown
     def finish(params: dict, ti=None, run_id: str | None = None) -> dict:
@@ -159,11 +173,11 @@ with DAG(
             api_calls=int(calls) + int(planned_calls.get("api_calls") or 0),
         )
 
-    lease = wait_for_lease()
+    waited = wait_for_lease()
     opened = open_undo()
     planned = plan(opened)
     go = guard(planned)
-    lease >> opened
+    waited >> opened
     with TaskGroup("load", tooltip="Write both sides back through the sync's loaders") as load:
         cc_written = ConstantContactLoadOperator(
             task_id="constant_contact",
@@ -172,17 +186,19 @@ with DAG(
             member_db_conn_id=MEMBER_DB_CONN_ID,
             mapping_path=MAPPING_PATH,
             pool="constant_contact_api",
+            lease=lease.LEASE_NAME,
         )
         members_written = MemberDatabaseLoadOperator(
             task_id="member_database",
             plan=planned,
             member_db_conn_id=MEMBER_DB_CONN_ID,
             mapping_path=MAPPING_PATH,
+            lease=lease.LEASE_NAME,
         )
         lists_done = list_memberships(planned)
         cc_written >> lists_done >> members_written
         counts = record(planned, cc_written.output, lists_done, members_written.output)
     go >> load
     done = finish()
-    lease >> done
+    waited >> done
     [counts, go] >> done
