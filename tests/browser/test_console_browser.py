@@ -23,6 +23,7 @@ import requests
 
 from include.airflow_env import PROJECT_ROOT
 from include.airflow_ui import SYNC_DAG_ID
+from tests.ci import skip_or_fail
 from tests.test_airflow_ui import _command, _isolated_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -86,9 +87,18 @@ def _wait_for_runs(airflow: dict[str, Any], count: int) -> dict[str, Any]:
     )
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed: run `make browser`")
+@pytest.fixture
+def chromium() -> str:
+    """Debian's chromium; missing, the test skips with the reason (and fails under CI=true)."""
+    if CHROMIUM is None:
+        skip_or_fail("Debian's chromium is not installed: run `make browser`")
+    return str(CHROMIUM)
+
+
 @pytest.mark.timeout(1500)
-def test_decide_a_review_item_in_the_browser_and_see_it_applied(airflow: dict[str, Any]) -> None:
+def test_decide_a_review_item_in_the_browser_and_see_it_applied(
+    chromium: str, airflow: dict[str, Any]
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     url = airflow["url"]
@@ -97,7 +107,7 @@ def test_decide_a_review_item_in_the_browser_and_see_it_applied(airflow: dict[st
     requests.patch(f"{base}/dags/{SYNC_DAG_ID}", json={"is_paused": False}, headers=headers, timeout=30)
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
         page = browser.new_page()
         page.set_default_timeout(60_000)
         # The UI renders its navigation after its translations load: slow on a busy machine.
