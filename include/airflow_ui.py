@@ -48,6 +48,8 @@ ADMIN_USER = "admin"
 STARTUP_TIMEOUT_SECONDS = 240.0
 RUN_TIMEOUT_SECONDS = 600.0
 STOP_TIMEOUT_SECONDS = 30.0
+# Tries of an API call the metadata DB was too busy to take (standalone runs on SQLite), 3 s apart.
+DATABASE_BUSY_TRIES = 10
 STANDALONE_LOG = VAR_DIR / "airflow-standalone.log"
 EMULATOR_LOG = VAR_DIR / "emulator.log"
 CC_STATE_DB = VAR_DIR / "cc_api_state.db"
@@ -95,13 +97,21 @@ class AirflowApi:
         return answer.json()["access_token"]
 
     def call(self, token: str, method: str, path: str, body: dict | None = None) -> dict:
-        answer = requests.request(
-            method,
-            f"{self.base_url}/api/v2{path}",
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=self.timeout,
-        )
+        for attempt in range(DATABASE_BUSY_TRIES):
+            answer = requests.request(
+                method,
+                f"{self.base_url}/api/v2{path}",
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=self.timeout,
+            )
+            # On standalone's SQLite metadata DB the API refuses a write while the scheduler holds
+            # the database ("Database is locked" 503, or a 500 "Database error" from the insert,
+            # rolled back); it passes a moment later.
+            busy = answer.status_code in (500, 503) and "database" in answer.text.lower()
+            if not busy or attempt == DATABASE_BUSY_TRIES - 1:
+                break
+            time.sleep(3)
         if not answer.ok:
             raise AirflowUiError(f"{method} /api/v2{path} -> {answer.status_code}: {answer.text[:500]}")
         return answer.json()
@@ -335,16 +345,7 @@ def backfill_and_wait(
         "max_active_runs": 1,
         "dag_run_conf": {},
     }
-    for attempt in range(10):
-        try:
-            backfill = api.call(token, "POST", "/backfills", body)
-            break
-        except AirflowUiError as error:
-            # On standalone's SQLite metadata DB the API refuses a backfill while the scheduler
-            # holds the database ("Database is locked", 503); it passes a moment later.
-            if "503" not in str(error) or attempt == 9:
-                raise
-            time.sleep(3)
+    backfill = api.call(token, "POST", "/backfills", body)
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     while not backfill.get("completed_at") and time.monotonic() < deadline:
         time.sleep(3)

@@ -160,7 +160,12 @@ COUNT_WORDS: dict[str, str] = {
     "rejected": "rejected (reasons in the review queue)",
     "changes": "field changes logged",
 }
-DIRECTION_WORDS = {"to_cc": "-> Constant Contact", "to_member_db": "-> member database", "link": "link"}
+DIRECTION_WORDS = {
+    "to_cc": "-> Constant Contact",
+    "to_member_db": "-> member database",
+    "link": "link",
+    "decision": "a person's decision",
+}
 
 
 def shown(field_name: str, value: Any) -> str:
