@@ -1189,6 +1189,11 @@ class Bookkeeping:
             conditions.append(table.c.contact_id == str(contact_id))
         return sa.or_(*conditions) if conditions else sa.false()
 
+    def _rows(self, query: sa.Select[Any]) -> list[dict[str, Any]]:
+        """A bounded read (a page, a person) as plain dicts, for the console."""
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
     def person_changes(
         self, member_id: str | None, contact_id: str | None, limit: int = 500
     ) -> list[dict[str, Any]]:
@@ -1199,8 +1204,7 @@ class Bookkeeping:
             .order_by(self.changes.c.id.desc())
             .limit(limit)
         )
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+        return self._rows(query)
 
     def person_consent(self, member_id: str | None, contact_id: str | None) -> list[dict[str, Any]]:
         query = (
@@ -1208,8 +1212,7 @@ class Bookkeeping:
             .where(self._person_where(self.consent, member_id, contact_id))
             .order_by(self.consent.c.id)
         )
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+        return self._rows(query)
 
     def person_activity(
         self, member_id: str | None, contact_id: str | None, limit: int = 200
@@ -1220,8 +1223,7 @@ class Bookkeeping:
             .order_by(self.activity.c.occurred_at.desc())
             .limit(limit)
         )
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+        return self._rows(query)
 
     def person_open_reviews(self, member_id: str | None, contact_id: str | None) -> list[dict[str, Any]]:
         query = (
@@ -1232,8 +1234,7 @@ class Bookkeeping:
             )
             .order_by(self.reviews.c.id)
         )
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+        return self._rows(query)
 
     def directory_entry(self, contact_id: str) -> dict[str, Any] | None:
         """What the sync last read of one CC contact (email, names, consent), without an API call."""
@@ -1308,8 +1309,7 @@ class Bookkeeping:
             .where(self.decisions.c.status == DecisionStatus.PENDING.value)
             .order_by(self.decisions.c.id)
         )
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+        return self._rows(query)
 
     def decisions_for_run(self, run_id: str) -> list[dict[str, Any]]:
         """Decisions a run applied (a retried task finds them again and repeats nothing)."""
@@ -1318,8 +1318,7 @@ class Bookkeeping:
             .where(self.decisions.c.applied_run_id == run_id)
             .order_by(self.decisions.c.id)
         )
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+        return self._rows(query)
 
     def pending_decision_by_review(self, review_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         ids = [int(i) for i in review_ids]
