@@ -385,8 +385,12 @@ class AccountStore:
                 email["opt_in_date"] = at
         return True
 
-    def _check_lists_exist(self, list_ids: Iterable[str]) -> list[str]:
-        ids = list(dict.fromkeys(list_ids))
+    def _check_lists_exist(self, list_ids: Iterable[Any]) -> list[str]:
+        # Types first: dict.fromkeys hashes each id, and an unhashable one ([1], {}) would be a 500.
+        given = list(list_ids)
+        if not all(isinstance(list_id, str) for list_id in given):
+            raise validation_error("list_memberships must be an array of list ids")
+        ids = list(dict.fromkeys(given))
         if len(ids) > MAX_LISTS_PER_CONTACT:
             raise validation_error(f"a contact can be on at most {MAX_LISTS_PER_CONTACT} lists")
         for list_id in ids:
@@ -407,6 +411,8 @@ class AccountStore:
                 raise validation_error(f"phone_numbers must be an array of at most {MAX_PHONES}")
             out["phone_numbers"] = []
             for phone in phones:
+                if not isinstance(phone, dict):
+                    raise validation_error("phone_numbers items must be objects")
                 number, kind = phone.get("phone_number"), phone.get("kind")
                 if not isinstance(number, str) or len(number) > 25:
                     raise validation_error(
@@ -421,6 +427,8 @@ class AccountStore:
                 raise validation_error(f"street_addresses must be an array of at most {MAX_ADDRESSES}")
             out["street_addresses"] = []
             for address in addresses:
+                if not isinstance(address, dict):
+                    raise validation_error("street_addresses items must be objects")
                 if address.get("kind") not in ADDRESS_KINDS:
                     raise validation_error(f"street_addresses.kind is required, one of {list(ADDRESS_KINDS)}")
                 for name, limit in ADDRESS_LIMITS.items():
@@ -435,8 +443,10 @@ class AccountStore:
                 )
             out["custom_fields"] = []
             for item in values:
+                if not isinstance(item, dict):
+                    raise validation_error("custom_fields items must be objects")
                 field_id = item.get("custom_field_id")
-                if field_id not in self.custom_fields:
+                if not isinstance(field_id, str) or field_id not in self.custom_fields:
                     raise validation_error(f"custom_fields: custom field {field_id} does not exist")
                 value = item.get("value")
                 if value is not None and (not isinstance(value, str) or len(value) > MAX_CUSTOM_FIELD_VALUE):
@@ -444,11 +454,16 @@ class AccountStore:
                 out["custom_fields"].append({"custom_field_id": field_id, "value": value or ""})
         if body.get("list_memberships") is not None:
             out["list_memberships"] = self._check_lists_exist(body["list_memberships"])
-        for name in ("taggings", "notes"):
-            if body.get(name) is not None:
-                if not isinstance(body[name], list):
-                    raise validation_error(f"{name} must be an array")
-                out[name] = list(body[name])
+        if body.get("taggings") is not None:
+            tags = body["taggings"]
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise validation_error("taggings must be an array of tag ids")
+            out["taggings"] = list(dict.fromkeys(tags))
+        if body.get("notes") is not None:
+            notes = body["notes"]
+            if not isinstance(notes, list) or not all(isinstance(n, dict) for n in notes):
+                raise validation_error("notes must be an array of objects")
+            out["notes"] = [_note(note, at) for note in notes]
         return out
 
     @staticmethod
@@ -701,8 +716,8 @@ class AccountStore:
         contact_list = {
             "list_id": new_id(),
             "name": name,
-            "description": body.get("description") or "",
-            "favorite": bool(body.get("favorite", False)),
+            "description": _list_description(body),
+            "favorite": body.get("favorite") is True,
             "created_at": at,
             "updated_at": at,
         }
@@ -728,8 +743,8 @@ class AccountStore:
             raise conflict(f"A list named {name!r} already exists")
         contact_list.update(
             name=name,
-            favorite=bool(body.get("favorite", False)),
-            description=body.get("description") or "",
+            favorite=body.get("favorite") is True,
+            description=_list_description(body),
             updated_at=now_timestamp(),
         )
         return contact_list
@@ -1028,11 +1043,34 @@ def _address(kind: str, parts: dict[str, Any], at: str) -> dict[str, Any]:
     return {"street_address_id": new_id(), "kind": kind, **parts, "created_at": at, "updated_at": at}
 
 
-_GENERATED_KEYS = frozenset({"phone_number_id", "street_address_id", "created_at", "updated_at"})
+def _note(note: dict[str, Any], at: str) -> dict[str, Any]:
+    """A note as stored: CC gives every note an id and a time, so one sent without them gets them."""
+    content = note.get("content")
+    if content is not None and (not isinstance(content, str) or len(content) > 2000):
+        raise validation_error("notes.content must be a string of at most 2,000 characters")
+    return {
+        "note_id": note.get("note_id") or new_id(),
+        "created_at": normalise_timestamp(note.get("created_at") or at, name="notes.created_at"),
+        "content": content or "",
+    }
 
 
-def _strip_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in item.items() if k not in _GENERATED_KEYS} for item in items]
+def _list_description(body: dict[str, Any]) -> str:
+    description = body.get("description")
+    if description is not None and not isinstance(description, str):
+        raise validation_error("description must be a string")
+    return description or ""
+
+
+_GENERATED_KEYS = frozenset({"phone_number_id", "street_address_id", "note_id", "created_at", "updated_at"})
+
+
+def _strip_ids(items: list[Any]) -> list[Any]:
+    # Taggings are plain id strings; the other subresources are objects with generated keys.
+    return [
+        {k: v for k, v in item.items() if k not in _GENERATED_KEYS} if isinstance(item, dict) else item
+        for item in items
+    ]
 
 
 @dataclass

@@ -292,6 +292,9 @@ def _run_scenario(emulator: EmulatorHandle) -> list[Exchange]:
     r.call("GET", "/contacts", params={"status": "deleted"})
     list_delete = r.call("DELETE", "/contact_lists/{list_id}", ids={"list_id": extra})
     r.wait(list_delete["activity_id"])
+    gone = r.call("POST", "/contact_lists", json={"name": "Gone"})["list_id"]
+    lists_deleted = r.call("POST", "/activities/list_delete", json={"list_ids": [gone]})
+    r.wait(lists_deleted["activity_id"])
     r.call("DELETE", "/contact_custom_fields/{custom_field_id}", ids={"custom_field_id": field_id})
     r.call("GET", "/account/summary", params={"extra_fields": "physical_address"})
     # campaigns and tracking

@@ -109,7 +109,7 @@ def _seed_variety(emulator: EmulatorHandle) -> dict[str, str]:
         ({"created_before": _iso(T0 + timedelta(days=1))}, {"old", "edited", "gone"}),
         ({"optout_after": _iso(T0 + timedelta(days=1))}, {"gone"}),
         ({"optout_before": _iso(T0 + timedelta(days=1))}, set()),
-        ({"status": "all", "updated_after": "2026-01-03"}, {"new", "edited", "deleted"}),
+        ({"status": "all", "updated_after": "2026-01-03T00:00:00Z"}, {"new", "edited", "deleted"}),
     ],
 )
 def test_every_filter(
