@@ -1,8 +1,10 @@
 """OAuth2 tokens as Constant Contact's Okta-based authorization server hands them out.
 
 Refresh tokens rotate: each refresh answers a new refresh token and the used one stops working
-(``invalid_grant``), as with CC's recommended "rotating refresh tokens". Access tokens are opaque
-random strings that expire after ``access_token_ttl_seconds`` (24 h by default).
+(``invalid_grant``), as with CC's recommended "rotating refresh tokens". Access tokens are signed JWTs,
+as CC's (Okta's) are, carrying the claims CC's docs tell clients to decode and check (issuer, audience,
+expiry, client id, scopes); they expire after ``access_token_ttl_seconds`` (24 h by default). The
+emulator still recognises a token by looking it up, so expiring all of them (admin) stays possible.
 
 The one-off authorization (authorization code with PKCE) is emulated too: ``/authorize`` consents
 at once and redirects with a code; exchanging the code gives a new set of tokens, and, as on the
@@ -15,8 +17,11 @@ import base64
 import hashlib
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
+
+import jwt
 
 from include.cc_emulator.errors import OAuthError
 
@@ -24,6 +29,10 @@ DEMO_CLIENT_ID = "demo-client-id"
 DEMO_CLIENT_SECRET = "demo-client-secret"
 DEMO_REFRESH_TOKEN = "demo-refresh-token"
 SCOPE = "account_read contact_data campaign_data offline_access"
+# Claims of the access token: CC's authorization server is an Okta one, for the v3 API audience.
+TOKEN_ISSUER = "https://identity.constantcontact.com/oauth2/default"
+TOKEN_AUDIENCE = "https://api.cc.email/v3"
+DEMO_USER_ID = "00u0demo0000emulated"
 
 
 AUTHORIZATION_CODE_TTL_SECONDS = 300
@@ -48,6 +57,8 @@ class TokenStore:
         self.access_tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
         self.authorization_codes: dict[str, PendingAuthorization] = {}
         self.refresh_count = 0
+        # HS256 with a per-process key: clients only decode the claims (CC's docs); nobody else verifies.
+        self.signing_key = secrets.token_urlsafe(32)
 
     def authorize(self, client_id: str, redirect_uri: str, code_challenge: str | None) -> str:
         """The person consented: a single-use code for ``redirect_uri``, valid for five minutes."""
@@ -106,7 +117,21 @@ class TokenStore:
         # Forget long-expired tokens so a long benchmark does not grow the table without end.
         if len(self.access_tokens) > 10_000:
             self.access_tokens = {t: exp for t, exp in self.access_tokens.items() if exp > now}
-        token = secrets.token_urlsafe(32)
+        claims = {
+            "ver": 1,
+            "jti": f"AT.{uuid.uuid4().hex}",
+            "iss": TOKEN_ISSUER,
+            "aud": TOKEN_AUDIENCE,
+            "iat": int(now),
+            "exp": int(now + ttl_seconds),
+            "cid": DEMO_CLIENT_ID,
+            "uid": DEMO_USER_ID,
+            "scp": SCOPE.split(),
+            "auth_time": int(now),
+            "sub": "office@example.org",
+            "platform_user_id": str(uuid.uuid5(uuid.NAMESPACE_URL, DEMO_USER_ID)),
+        }
+        token = jwt.encode(claims, self.signing_key, algorithm="HS256")
         self.access_tokens[token] = now + ttl_seconds
         return token
 
@@ -122,11 +147,16 @@ class TokenStore:
         return next(iter(self.refresh_tokens))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"refresh_tokens": sorted(self.refresh_tokens), "access_tokens": self.access_tokens}
+        return {
+            "refresh_tokens": sorted(self.refresh_tokens),
+            "access_tokens": self.access_tokens,
+            "signing_key": self.signing_key,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TokenStore:
         tokens = cls()
         tokens.refresh_tokens = set(data.get("refresh_tokens") or [DEMO_REFRESH_TOKEN])
         tokens.access_tokens = {k: float(v) for k, v in (data.get("access_tokens") or {}).items()}
+        tokens.signing_key = data.get("signing_key") or tokens.signing_key
         return tokens

@@ -83,6 +83,9 @@ class EmulatorSettings:
     max_custom_fields: int = MAX_CUSTOM_FIELDS
     # Oldest request-log entries are dropped beyond this, so a long benchmark does not grow without end.
     request_log_size: int = 100_000
+    # Request bodies up to this size are kept in the log (redacted) for tests to check what was sent;
+    # a bigger one (a bulk import) is noted by its size, so the log stays small.
+    request_log_body_bytes: int = 256 * 1024
     # Addresses an import refuses (as CC refuses ones on its do-not-mail list), and whether its
     # activity errors name the row ("import_data[3]: ...") or are bare text, as CC's may be.
     refused_import_emails: list[str] = field(default_factory=list)

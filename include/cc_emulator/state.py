@@ -89,7 +89,17 @@ class EmulatorState:
 
     # ----------------------------------------------------------------------------- bookkeeping
 
-    def record(self, *, method: str, path: str, query: str, endpoint: str, status: int, time: str) -> None:
+    def record(
+        self,
+        *,
+        method: str,
+        path: str,
+        query: str,
+        endpoint: str,
+        status: int,
+        time: str,
+        body: Any = None,
+    ) -> None:
         self.endpoint_calls[endpoint] += 1
         self.request_log.append(
             {
@@ -99,6 +109,7 @@ class EmulatorState:
                 "endpoint": endpoint,
                 "status": status,
                 "time": time,
+                "body": body,
             }
         )
 
