@@ -27,7 +27,9 @@ from cc_sync.timeutil import utcnow
 from include import sync_world
 from include.cc_emulator.testing import EmulatorHandle
 from include.sample_data import generate_members, write_members
+from tests.ci import in_ci
 from tests.snapshots import Snapshot, WorldSnapshots, dialect_of
+from tests.spec_requests import SPEC_PATH, load_spec, log_problems
 
 # A failed task fails the scenario at once (task retries would only slow the suite down).
 # Set when a conftest imports this module, so before the session's DagBag parses the DAGs.
@@ -196,3 +198,20 @@ class Connections:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+        if exc_type is None:
+            check_requests_against_spec(self.emulator)
+
+
+def check_requests_against_spec(emulator: EmulatorHandle) -> None:
+    """Fail the scenario when any /v3 request in the emulator's log breaks the official spec.
+
+    Runs when each DAG scenario's world is torn down (sync, send-list, activity), over every request
+    the DAG and the world's set-up sent, so the hook cannot drift from the real API unnoticed."""
+    if load_spec() is None:
+        if in_ci():
+            pytest.fail(f"CI=true and the official Constant Contact spec is not at {SPEC_PATH}")
+        return
+    problems = log_problems(emulator.admin.request_log())
+    if problems:
+        shown = "\n".join(dict.fromkeys(problems))
+        pytest.fail(f"requests the emulator received break the v3 spec:\n{shown[:4000]}", pytrace=False)
