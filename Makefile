@@ -11,15 +11,16 @@ MEMBERS ?= 1000
 # worksteal: an idle worker takes queued tests from a busy one (the suite's tests range from ms to minutes).
 PYTEST_WORKERS ?= 2
 # make test-quick: engine, hooks, emulator, member DB and every DAG scenario on SQLite only.
-QUICK_ARGS := -m "not postgres and not mariadb" --ignore=tests/test_demo.py --ignore=tests/test_airflow_ui.py \
+QUICK_ARGS := -m "not postgres and not mariadb and not contract" --ignore=tests/test_demo.py --ignore=tests/test_airflow_ui.py \
 	--ignore=tests/dags/test_cli.py --ignore=tests/test_ci_honesty.py
 
-.PHONY: help venv browser test test-browser test-quick test-all-dialects lint format demo emulator airflow bench migrate sample-data clean
+.PHONY: help venv browser test test-browser test-contract test-quick test-all-dialects lint format demo emulator airflow bench migrate sample-data clean
 
 help:
 	@echo "make demo         set everything up and run the two-way sync on SQLite + the emulator"
 	@echo "make test         set up and run ruff and the test suite"
 	@echo "make test-quick   the quick subset: engine, hooks, and every DAG scenario on SQLite (<= 4 min)"
+	@echo "make test-contract  the contract suite: schemathesis runs the official spec against the emulator"
 	@echo "make test-all-dialects  every DAG scenario on SQLite, PostgreSQL and MariaDB"
 	@echo "make airflow      start the Airflow UI (airflow standalone) with the project's DAGs"
 	@echo "make emulator     serve the Constant Contact v3 emulator on 127.0.0.1:$(EMULATOR_PORT)"
@@ -54,6 +55,10 @@ format: venv
 
 test: venv lint browser
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+# The contract suite alone: schemathesis fuzzes the official spec against the emulator (a few minutes).
+test-contract: venv
+	$(PY) -m pytest -n 0 -m contract tests/contract $(PYTEST_ARGS)
 
 test-quick: venv
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-quick} $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(QUICK_ARGS) $(PYTEST_ARGS)

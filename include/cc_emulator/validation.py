@@ -269,7 +269,7 @@ CONTACTS_JSON_IMPORT = Obj(
     {
         # Rows are only required to be objects: CC checks their fields while importing and reports a
         # bad row (too long, not an email, an unknown cf: name) in the activity's errors, importing the
-        # rest; store.parse_import_row does the same. The contract suite's allow-list says so.
+        # rest; store.parse_import_row does the same.
         "import_data": Arr(Obj({})),
         "list_ids": Arr(UUID, max_items=50, min_items=1),
         "sms_permission_to_send": TEXT,
