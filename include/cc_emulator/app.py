@@ -7,7 +7,9 @@ with plain ``Response`` objects built from the stored dicts, skipping model vali
 100,000 contacts stays fast.
 
 Paths, parameters, bodies and status codes follow the official spec
-(/work/shared/constant-contact/swagger.yaml); tests/emulator/test_conformance.py checks them.
+(/work/shared/constant-contact/swagger.yaml); tests/emulator/test_conformance.py checks them, and
+the contract suite (tests/contract) fuzzes every served operation with the spec. Bodies and query
+parameters are validated first (validation.py), so a malformed request is a 400, never a 500.
 """
 
 from __future__ import annotations
