@@ -136,7 +136,7 @@ def connection_env(
         "password": emulator.client_secret,
         "extra": extra,
     }
-    members = {"conn_type": "generic", "extra": {"sqlalchemy_url": member_db_url}}
+    members = {"conn_type": "member_database", "extra": {"sqlalchemy_url": member_db_url}}
     return {
         f"AIRFLOW_CONN_{CC_CONN_ID.upper()}": json.dumps(cc),
         f"AIRFLOW_CONN_{MEMBER_DB_CONN_ID.upper()}": json.dumps(members),

@@ -1,8 +1,8 @@
 """ConstantContactHook: every call to the Constant Contact v3 API goes through here.
 
 The connection (``constant_contact_default``; conn_type ``constant_contact``, registered by this
-package's provider entry point so the UI shows these fields and its Test button names the account;
-``http`` or ``generic`` work too):
+package's provider entry point so the UI shows these fields (provider_info.py) and its Test button
+proves the credentials by a token exchange and names the account; ``http`` or ``generic`` work too):
 
 - ``host``: the API base URL (``https://api.cc.email`` when empty; the emulator in the demo);
 - ``login`` / ``password``: the API key (client id) and its secret;
@@ -163,7 +163,13 @@ class ConnectionSettings:
     @classmethod
     def from_connection(cls, conn: Any) -> tuple[ConnectionSettings, str, str]:
         """Parse a connection; returns the settings, the client secret and the refresh token."""
-        extra = conn.extra_dejson or {}
+        # The form's fields (provider_info.py) are stored under their own names; older UIs used
+        # extra__constant_contact__<name>, still read here.
+        extra = {
+            key.removeprefix("extra__constant_contact__"): value
+            for key, value in (conn.extra_dejson or {}).items()
+            if value != ""  # an emptied text field; null keeps its meaning ("off")
+        }
         host = (conn.host or "").strip().rstrip("/")
         if not host:
             base_url = DEFAULT_BASE_URL
@@ -220,30 +226,6 @@ class ConstantContactHook(BaseHook):
     default_conn_name = "constant_contact_default"
     conn_type = "constant_contact"
     hook_name = "Constant Contact"
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """The UI's connection form for ``constant_contact``: what each standard field holds."""
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {
-                "host": "API base URL",
-                "login": "API key (client id)",
-                "password": "Client secret",
-            },
-            "placeholders": {
-                "host": DEFAULT_BASE_URL,
-                "extra": json.dumps(
-                    {
-                        "refresh_token": "from python -m cc_sync.constant_contact.authorize",
-                        "state_db_uri": "postgresql+psycopg://airflow@db/airflow",
-                        "requests_per_second": 4,
-                        "daily_budget": 10000,
-                    },
-                    indent=2,
-                ),
-            },
-        }
 
     def __init__(
         self,
@@ -959,13 +941,26 @@ class ConstantContactHook(BaseHook):
         return self.state.usage(settings.client_id, settings.daily_budget or 0, settings.budget_reserve)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Airflow's convention: (ok, message). The message names the account (organisation, owner,
-        masked contact email, physical address), as each run's log does. One API call (and a
-        refresh if needed)."""
+        """Airflow's convention: (ok, message), for the connection form's Test button and
+        ``airflow connections test``.
+
+        It proves the API key, the client secret and the refresh token by a real token exchange
+        (a cached access token would hide a wrong secret until it expires), storing the rotated
+        refresh token in the shared state under the authorization's row before anything else uses
+        it, then names the account (organisation, owner, masked contact email, physical address).
+        A refusal says which credential is wrong. Two calls: the exchange and the account summary.
+        """
         from cc_sync.account import AccountSummary  # it builds on this hook
 
         try:
+            self.tokens.refresh(force=True)
             summary = AccountSummary.from_api(self.get_account_details())
+        except ConstantContactAuthError as exc:
+            if exc.credential == "client":
+                return False, f"Wrong API key or client secret: {exc}"
+            if exc.credential == "refresh_token":
+                return False, f"The refresh token was refused: re-authorize. {exc}"
+            return False, str(exc)
         except ConstantContactError as exc:
             return False, str(exc)
-        return True, f"Connected. {summary.describe()}"
+        return True, f"Connected; the API key, secret and refresh token work. {summary.describe()}"
