@@ -91,7 +91,7 @@ CONSTANT_CONTACT_CONNECTION: dict[str, Any] = {
 MEMBER_DATABASE_CONNECTION: dict[str, Any] = {
     "connection-type": MEMBER_DB_CONN_TYPE,
     "hook-class-name": "cc_sync.member_db.hook.MemberDatabaseHook",
-    "hook-name": "Member database (SQL)",
+    "hook-name": "Member database",
     "ui-field-behaviour": {
         # Everything is in the SQLAlchemy URL: the standard fields would be a second, conflicting place.
         "hidden-fields": ["host", "schema", "login", "password", "port"],
