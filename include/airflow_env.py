@@ -48,8 +48,9 @@ def airflow_env(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = N
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_port),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(log_port + 1),
-        # Task slots sized to the machine, not Airflow's 32: LocalExecutor starts a worker process
-        # (~150-200 MB each) per running task, and the sync's tasks are I/O- and API-bound anyway.
+        # Task slots sized to the machine, not Airflow's 32: LocalExecutor starts `parallelism`
+        # worker processes at once and keeps them idle (129 MB resident each, measured), and the
+        # sync's tasks are I/O- and API-bound anyway.
         "AIRFLOW__CORE__PARALLELISM": str(local_parallelism()),
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(project_root), str(project_root / "plugins"), os.environ.get("PYTHONPATH")) if p
