@@ -316,14 +316,14 @@ def send_a_campaign(emulator_url: str, list_name: str, sent_at: datetime) -> tup
 
 def stored_events(campaign_activity_id: str) -> int:
     """Tracking events of one campaign activity in the demo member database's activity table."""
-    import sqlalchemy as sa
 
     from cc_sync.member_db.bookkeeping import Bookkeeping
+    from cc_sync.member_db.connection import create_member_engine
     from cc_sync.member_db.mapping import load_mapping
     from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
     from include import local_setup
 
-    engine = sa.create_engine(f"sqlite:///{local_setup.DEMO_MEMBER_DB}")
+    engine = create_member_engine(f"sqlite:///{local_setup.DEMO_MEMBER_DB}")
     try:
         bookkeeping = Bookkeeping(engine, prefix=load_mapping(DEFAULT_MAPPING_PATH).bookkeeping.table_prefix)
         events = bookkeeping.get_activity()

@@ -1,9 +1,10 @@
 """The member database's connection settings, its one engine factory, and its configuration errors.
 
 Split from the hook (issue 11): the hook reads and writes members; this module turns an Airflow
-connection into a SQLAlchemy URL and a mapping path, makes every engine the sync uses on a member
-or bookkeeping database (:func:`create_member_engine`), and says, for each way a connection can be
-wrong, which connection it is and what to change (:class:`MemberDatabaseConfigError`).
+connection into a SQLAlchemy URL and a mapping path, makes the engines on member and bookkeeping
+databases (:func:`create_member_engine`, through the one factory in :mod:`cc_sync.databases`),
+and says, for each way a connection can be wrong, which connection it is and what to change
+(:class:`MemberDatabaseConfigError`).
 
 The connection (``member_db_default``; conn_type ``member_database``, registered by this
 package's provider entry point so the UI shows these fields and its Test button checks the mapping;
@@ -25,12 +26,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cc_sync.databases import create_engine
 from cc_sync.errors import NotRetryableError
 
 MEMBER_DB_CONN_TYPE = "member_database"
 DEFAULT_MEMBER_DB_CONN_ID = "member_db_default"
 DEFAULT_MAPPING_PATH = Path(__file__).resolve().parents[3] / "include" / "config" / "member_mapping.yaml"
-SQLITE_BUSY_TIMEOUT_SECONDS = 30
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql", "mariadb")
 # Airflow's own connection types whose fields (host, login, ...) make a URL without extra.sqlalchemy_url.
 _DRIVERS = {
@@ -110,37 +111,15 @@ def parse_url(url: str | sa.URL, conn_id: str) -> sa.URL:
     return parsed
 
 
-def _sqlite_begin_modes(engine: sa.Engine) -> None:
-    """Let a transaction on SQLite ask for ``BEGIN IMMEDIATE`` (SQLAlchemy's documented pysqlite recipe).
-
-    pysqlite starts transactions lazily and only before DML, so rows read at the start of a write
-    batch would not be protected; ``BEGIN IMMEDIATE`` takes the write lock before the read.
-    """
-
-    @sa.event.listens_for(engine, "connect")
-    def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-
-    @sa.event.listens_for(engine, "begin")
-    def _emit_begin(conn: sa.Connection) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
-
-
 def create_member_engine(url: str | sa.URL, **kwargs: Any) -> sa.Engine:
-    """The one engine factory for member and bookkeeping databases: SQLite (a busy timeout and
-    BEGIN IMMEDIATE on request), PostgreSQL (psycopg) or MariaDB/MySQL (pymysql), pre-pinged."""
+    """An engine on a member or bookkeeping database: SQLite, PostgreSQL (psycopg) or MariaDB/MySQL
+    (pymysql), from the project's one factory (:func:`cc_sync.databases.create_engine`)."""
     url = sa.make_url(url)
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
-        engine = sa.create_engine(url, **kwargs)
-        _sqlite_begin_modes(engine)
-        return engine
-    if backend not in SUPPORTED_BACKENDS:
-        raise ValueError(f"unsupported member database {backend!r}: use sqlite, postgresql or mysql/mariadb")
-    kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kwargs)
+    if url.get_backend_name() not in SUPPORTED_BACKENDS:
+        raise ValueError(
+            f"unsupported member database {url.get_backend_name()!r}: use sqlite, postgresql or mysql/mariadb"
+        )
+    return create_engine(url, **kwargs)
 
 
 # Driver messages that say why a connection attempt failed, by what the user must change.
