@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 # Runs a command with the project's Airflow settings (include/airflow_env.py).
 AF := $(PY) -m include.airflow_env
 EMULATOR_PORT ?= 8765
+# make airflow: the UI/API port, and the first of the two log servers' ports (the triggerer's is the next).
+AIRFLOW_PORT ?= 8080
+LOG_SERVER_PORT ?= 8793
 MEMBERS ?= 1000
 # pytest-xdist workers for the test targets (this machine has 2 cores); 0 runs in one process.
 # worksteal: an idle worker takes queued tests from a busy one (the suite's tests range from ms to minutes).
@@ -22,7 +25,8 @@ help:
 	@echo "make test-quick   the quick subset: engine, hooks, and every DAG scenario on SQLite (<= 4 min)"
 	@echo "make test-contract  the contract suite: schemathesis runs the official spec against the emulator"
 	@echo "make test-all-dialects  every DAG scenario on SQLite, PostgreSQL and MariaDB"
-	@echo "make airflow      start the Airflow UI (airflow standalone) with the project's DAGs"
+	@echo "make airflow      start the Airflow UI (airflow standalone) with the project's DAGs on"
+	@echo "                  127.0.0.1:$(AIRFLOW_PORT); AIRFLOW_PORT=, EMULATOR_PORT=, LOG_SERVER_PORT= move them"
 	@echo "make emulator     serve the Constant Contact v3 emulator on 127.0.0.1:$(EMULATOR_PORT)"
 	@echo "make sample-data  create the demo member database (MEMBERS=$(MEMBERS))"
 	@echo "make migrate      migrate the sync's bookkeeping tables in the member database"
@@ -73,7 +77,8 @@ emulator: venv
 	$(PY) -m include.cc_emulator --port $(EMULATOR_PORT) --state-file var/emulator-state.json
 
 airflow: venv
-	$(AF) python -m include.airflow_ui
+	CC_SYNC_AIRFLOW_PORT=$(AIRFLOW_PORT) CC_SYNC_LOG_SERVER_PORT=$(LOG_SERVER_PORT) \
+		$(AF) python -m include.airflow_ui --emulator-port $(EMULATOR_PORT)
 
 sample-data: venv
 	$(AF) python -m include.sample_data --members $(MEMBERS)

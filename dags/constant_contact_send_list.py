@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, Param, task, teardown
 
 from cc_sync import send_list
-from cc_sync.member_db.mapping import ConditionOp, load_mapping
+from cc_sync.member_db.mapping import ConditionOp, MappingError, load_mapping
 from cc_sync.sync import lease
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
 
@@ -42,17 +42,19 @@ MEMBER_DB_CONN_ID = "member_db_default"
 MAPPING_PATH = os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING_PATH))
 
 
-def _form_choices() -> tuple[list[str] | None, list[str] | None]:
-    """The mapping's segment and field names for the form's dropdowns: a local file read, no
-    database. A mapping that does not load leaves free text, checked when the run starts."""
+def _form_choices() -> tuple[list[str] | None, list[str] | None, str | None]:
+    """The mapping's segment and field names for the form's dropdowns (a local file read, no
+    database), or why the mapping cannot be read: the form then says so where the dropdown was,
+    and the run's first task fails with the same message."""
     try:
         mapping = load_mapping(MAPPING_PATH)
-    except Exception:
-        return None, None
-    return sorted(mapping.segments), send_list.filterable_fields(mapping)
+    except (OSError, MappingError) as exc:
+        return None, None, f"The member mapping cannot be read, so no segment can be offered: {exc}"
+    return sorted(mapping.segments), send_list.filterable_fields(mapping), None
 
 
-SEGMENTS, FIELDS = _form_choices()
+SEGMENTS, FIELDS, MAPPING_PROBLEM = _form_choices()
+_SEGMENT_HELP = "A named segment of the member mapping (its `segments`); combined with the filter."
 # The form's dropdown shows None as "null" unless labelled (the UI looks the label up under "null").
 _segment_schema = (
     {"enum": [None, *SEGMENTS], "values_display": {"null": "(none: the filter alone)"}} if SEGMENTS else {}
@@ -66,7 +68,11 @@ def _resources() -> SyncResources:
 
 with DAG(
     dag_id=DAG_ID,
-    description="Send a member segment to a Constant Contact list (create new, replace or update)",
+    description=(
+        f"NOT USABLE: {MAPPING_PROBLEM}"
+        if MAPPING_PROBLEM
+        else "Send a member segment to a Constant Contact list (create new, replace or update)"
+    ),
     doc_md=__doc__,
     schedule=None,
     start_date=datetime(2026, 1, 1),
@@ -82,7 +88,9 @@ with DAG(
             None,
             type=["null", "string"],
             title="Segment",
-            description="A named segment of the member mapping (its `segments`); combined with the filter.",
+            description=f"⚠ {MAPPING_PROBLEM} Fix the file; the form follows once Airflow re-reads this DAG."
+            if MAPPING_PROBLEM
+            else _SEGMENT_HELP,
             **_segment_schema,
         ),
         "filter": Param(

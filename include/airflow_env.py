@@ -23,6 +23,9 @@ def airflow_env(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = N
     """Return the Airflow settings for this project as environment variables."""
     home = airflow_home or project_root / ".airflow"
     api_port = os.environ.get("CC_SYNC_AIRFLOW_PORT", "8080")
+    # The scheduler's and the triggerer's log servers (8793/8794 by default). Airflow 3.3.2 binds
+    # them to every interface and has no setting for the address: only their ports can move.
+    log_port = int(os.environ.get("CC_SYNC_LOG_SERVER_PORT", "8793"))
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(project_root / "dags"),
@@ -43,10 +46,23 @@ def airflow_env(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = N
         "AIRFLOW__API__PORT": api_port,
         # Workers reach the execution API through base_url; it must follow the port (notes/airflow3.md).
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_port),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(log_port + 1),
+        # Task slots sized to the machine, not Airflow's 32: LocalExecutor starts `parallelism`
+        # worker processes at once and keeps them idle (129 MB resident each, measured), and the
+        # sync's tasks are I/O- and API-bound anyway.
+        "AIRFLOW__CORE__PARALLELISM": str(local_parallelism()),
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(project_root), str(project_root / "plugins"), os.environ.get("PYTHONPATH")) if p
         ),
     }
+
+
+def local_parallelism() -> int:
+    """Task slots for a local Airflow: the machine's cores (at least 2, so the sync's two extracts
+    run side by side), or $CC_SYNC_PARALLELISM."""
+    configured = os.environ.get("CC_SYNC_PARALLELISM")
+    return int(configured) if configured else max(2, os.cpu_count() or 2)
 
 
 def fernet_key(home: Path) -> str:

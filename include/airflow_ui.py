@@ -48,6 +48,7 @@ ADMIN_USER = "admin"
 STARTUP_TIMEOUT_SECONDS = 240.0
 RUN_TIMEOUT_SECONDS = 600.0
 STOP_TIMEOUT_SECONDS = 30.0
+TEST_CONNECTION_TIMEOUT_SECONDS = 180.0
 # Tries of an API call the metadata DB was too busy to take (standalone runs on SQLite), 3 s apart.
 DATABASE_BUSY_TRIES = 10
 STANDALONE_LOG = VAR_DIR / "airflow-standalone.log"
@@ -316,14 +317,14 @@ def send_a_campaign(emulator_url: str, list_name: str, sent_at: datetime) -> tup
 
 def stored_events(campaign_activity_id: str) -> int:
     """Tracking events of one campaign activity in the demo member database's activity table."""
-    import sqlalchemy as sa
 
     from cc_sync.member_db.bookkeeping import Bookkeeping
+    from cc_sync.member_db.connection import create_member_engine
     from cc_sync.member_db.mapping import load_mapping
     from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
     from include import local_setup
 
-    engine = sa.create_engine(f"sqlite:///{local_setup.DEMO_MEMBER_DB}")
+    engine = create_member_engine(f"sqlite:///{local_setup.DEMO_MEMBER_DB}")
     try:
         bookkeeping = Bookkeeping(engine, prefix=load_mapping(DEFAULT_MAPPING_PATH).bookkeeping.table_prefix)
         events = bookkeeping.get_activity()
@@ -402,7 +403,11 @@ def test_cc_connection(api: AirflowApi, token: str, emulator_url: str) -> dict[s
 
     fields = local_setup.connections_as_json(local_setup.render_settings(emulator_url))[CC_CONN_ID]
     body = {"connection_id": CC_CONN_ID, **fields, "extra": json.dumps(fields.get("extra") or {})}
-    return api.call(token, "POST", "/connections/test", body)
+    # The API server answers a Test only when it is done: the first one loads the providers' hooks,
+    # then the Test exchanges a token and reads the account. On a busy machine that exceeds 30 s.
+    return AirflowApi(api.base_url, timeout=TEST_CONNECTION_TIMEOUT_SECONDS).call(
+        token, "POST", "/connections/test", body
+    )
 
 
 def check_segment() -> str | None:

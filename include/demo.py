@@ -509,6 +509,7 @@ def run_demo(
 
     from cc_sync.constant_contact.state import dispose_engines
     from cc_sync.member_db.bookkeeping import Bookkeeping
+    from cc_sync.member_db.connection import create_member_engine
     from cc_sync.member_db.mapping import load_mapping
     from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
     from cc_sync.timeutil import utcnow
@@ -520,7 +521,7 @@ def run_demo(
     # A failed task shows at once instead of after two retries two minutes apart.
     os.environ.setdefault("CC_SYNC_TASK_RETRIES", "0")
     mapping = load_mapping(os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING_PATH)))
-    engine = sa.create_engine(paths.member_db_url)
+    engine = create_member_engine(paths.member_db_url)
     bookkeeping = Bookkeeping(engine, prefix=mapping.bookkeeping.table_prefix)
     demo = Demo(paths, out or sys.stdout, MemberTable(engine, mapping), bookkeeping)
 

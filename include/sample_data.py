@@ -241,6 +241,8 @@ def analyse(engine: sa.Engine) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cc_sync.member_db.connection import create_member_engine
+
     parser = argparse.ArgumentParser(prog="python -m include.sample_data", description=__doc__.split("\n")[0])
     parser.add_argument("--members", type=int, default=1000, help="how many members (default 1000)")
     parser.add_argument("--db-url", default=DEFAULT_DB_URL, help="SQLAlchemy URL (default var/members.db)")
@@ -253,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     frame = generate_members(args.members, seed=args.seed)
-    engine = sa.create_engine(url)
+    engine = create_member_engine(url)
     try:
         write_members(engine, frame)
     finally:

@@ -15,6 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from cc_sync.engine.normalise import is_valid_email
+from cc_sync.member_db.connection import create_member_engine
 from include.airflow_env import PROJECT_ROOT
 from include.cc_emulator import DEMO_REFRESH_TOKEN
 from include.cc_emulator.testing import EmulatorHandle
@@ -46,7 +47,7 @@ def create_members(db_url: str, members: int, *, seed: int = 7) -> None:
 def migrate_bookkeeping(db_url: str) -> None:
     from cc_sync.member_db.migrate import upgrade
 
-    engine = sa.create_engine(db_url)
+    engine = create_member_engine(db_url)
     try:
         upgrade(engine)
     finally:
@@ -66,7 +67,7 @@ def seed_contacts_from_members(
     """Put a share of the active members into CC as contacts (as an earlier manual upload would
     have), a few under another first name or already unsubscribed, plus contacts with no member."""
     rng = random.Random(seed)
-    engine = sa.create_engine(db_url)
+    engine = create_member_engine(db_url)
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(
@@ -136,7 +137,7 @@ def connection_env(
         "password": emulator.client_secret,
         "extra": extra,
     }
-    members = {"conn_type": "generic", "extra": {"sqlalchemy_url": member_db_url}}
+    members = {"conn_type": "member_database", "extra": {"sqlalchemy_url": member_db_url}}
     return {
         f"AIRFLOW_CONN_{CC_CONN_ID.upper()}": json.dumps(cc),
         f"AIRFLOW_CONN_{MEMBER_DB_CONN_ID.upper()}": json.dumps(members),

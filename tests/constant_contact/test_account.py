@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 
 import pytest
 
 from cc_sync.account import log_account_summary
+from cc_sync.constant_contact.hook import ConstantContactHook
 from include.cc_emulator.app import DEMO_ACCOUNT
 
 
@@ -59,3 +62,47 @@ def test_airflow_tests_a_constant_contact_connection_with_this_hook(hook) -> Non
     assert ok, message
     assert DEMO_ACCOUNT["organization_name"] in message
     assert DEMO_ACCOUNT["contact_email"] not in message
+
+
+def _with_secret(monkeypatch: pytest.MonkeyPatch, hook, secret: str) -> None:
+    """The same connection with another client secret (a person's typo in the form)."""
+    conn = json.loads(os.environ[f"AIRFLOW_CONN_{hook.cc_conn_id.upper()}"])
+    monkeypatch.setenv(f"AIRFLOW_CONN_{hook.cc_conn_id.upper()}", json.dumps({**conn, "password": secret}))
+
+
+def test_a_wrong_secret_is_reported_as_a_wrong_secret_even_with_a_cached_access_token(
+    make_hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = make_hook()
+    assert good.test_connection()[0]  # an access token is now stored for this authorization
+    _with_secret(monkeypatch, good, "typo-in-the-secret")
+
+    ok, message = ConstantContactHook(good.cc_conn_id).test_connection()
+
+    assert not ok
+    assert message.startswith("Wrong API key or client secret")
+    assert "invalid_client" in message
+    assert "authorize" not in message  # re-authorizing would not help
+    assert "typo-in-the-secret" not in message
+    # The refused exchange spent nothing: the right secret still works with the stored token.
+    _with_secret(monkeypatch, good, good.tokens._client_secret)
+    assert ConstantContactHook(good.cc_conn_id).test_connection()[0]
+
+
+def test_test_exchanges_the_refresh_token_and_keeps_the_rotated_one(hook) -> None:
+    assert hook.test_connection()[0]
+    # The emulator refuses a refresh token used twice: this second exchange succeeds only with the
+    # rotated token the first one stored.
+    assert hook.test_connection()[0]
+
+    assert hook.tokens.refreshes == 2  # each Test exchanged, though the first token was still valid
+
+
+def test_a_spent_refresh_token_says_re_authorize(make_hook) -> None:
+    ok, message = make_hook(refresh_token="spent-or-revoked").test_connection()
+
+    assert not ok
+    assert message.startswith("The refresh token was refused: re-authorize")
+    assert "invalid_grant" in message
+    assert "cc_sync.constant_contact.authorize" in message
+    assert "spent-or-revoked" not in message

@@ -8,8 +8,8 @@ import json
 import pytest
 from airflow.sdk import Connection
 
+from cc_sync.constant_contact.connection import DEFAULT_BASE_URL, ConnectionSettings
 from cc_sync.constant_contact.errors import ConstantContactConfigError
-from cc_sync.constant_contact.hook import DEFAULT_BASE_URL, ConnectionSettings
 from cc_sync.constant_contact.tokens import DEFAULT_TOKEN_URL
 
 

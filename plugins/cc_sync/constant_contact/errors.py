@@ -21,10 +21,17 @@ class ConstantContactConfigError(NotRetryableError, ConstantContactError):
 
 
 class ConstantContactAuthError(NotRetryableError, ConstantContactError):
-    """Authentication failed for good: the refresh token was refused, or a fresh token got a 401.
+    """Authentication failed for good: the API key or secret, or the refresh token, was refused, or
+    a fresh token got a 401. Retrying cannot help; the message says what a person must fix.
 
-    Retrying cannot help; a person has to re-authorize (``python -m cc_sync.constant_contact.authorize``).
+    :param credential: which one was refused: ``client`` (the API key or its secret: fix the
+        connection's login or password), ``refresh_token`` (re-authorize with
+        ``python -m cc_sync.constant_contact.authorize``), or None when it cannot be told.
     """
+
+    def __init__(self, message: str, *, credential: str | None = None):
+        super().__init__(message)
+        self.credential = credential
 
 
 class ConstantContactApiError(ConstantContactError):

@@ -1,8 +1,8 @@
 """ConstantContactHook: every call to the Constant Contact v3 API goes through here.
 
 The connection (``constant_contact_default``; conn_type ``constant_contact``, registered by this
-package's provider entry point so the UI shows these fields and its Test button names the account;
-``http`` or ``generic`` work too):
+package's provider entry point so the UI shows these fields (provider_info.py) and its Test button
+proves the credentials by a token exchange and names the account; ``http`` or ``generic`` work too):
 
 - ``host``: the API base URL (``https://api.cc.email`` when empty; the emulator in the demo);
 - ``login`` / ``password``: the API key (client id) and its secret;
@@ -37,14 +37,11 @@ request again when its activity fails (see :meth:`ConstantContactHook.run_activi
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -53,10 +50,13 @@ import tenacity
 from airflow.sdk import BaseHook
 
 from cc_sync.constant_contact import bulk
+from cc_sync.constant_contact.connection import (
+    API_PREFIX,
+    ConnectionSettings,
+)
 from cc_sync.constant_contact.errors import (
     ConstantContactApiError,
     ConstantContactAuthError,
-    ConstantContactConfigError,
     ConstantContactError,
     ConstantContactMalformedResponse,
     ConstantContactQuotaExceeded,
@@ -74,16 +74,10 @@ from cc_sync.constant_contact.models import (
     RowError,
 )
 from cc_sync.constant_contact.state import SharedState, next_utc_midnight
-from cc_sync.constant_contact.tokens import DEFAULT_TOKEN_URL, TokenManager, token_store_key
+from cc_sync.constant_contact.tokens import TokenManager, token_store_key
 from cc_sync.constant_contact.tracking import EmailCampaign, TrackingKind
 from cc_sync.timeutil import parse_utc
 
-DEFAULT_BASE_URL = "https://api.cc.email"
-API_PREFIX = "/v3"
-DEFAULT_REQUESTS_PER_SECOND = 4.0
-DEFAULT_DAILY_BUDGET = 10_000
-DEFAULT_BUDGET_RESERVE = 200
-DEFAULT_TIMEOUT_SECONDS = 60.0
 PAGE_SIZE = 500
 MAX_IDS_PER_MEMBERSHIP_ACTIVITY = 500
 CONTACT_INCLUDES = ("custom_fields", "list_memberships", "phone_numbers", "street_addresses")
@@ -147,60 +141,6 @@ def _csv(value: str | Iterable[str]) -> str:
     return value if isinstance(value, str) else ",".join(str(v) for v in value)
 
 
-@dataclass(frozen=True)
-class ConnectionSettings:
-    """What the hook reads from its Airflow connection (the secret and token stay out of repr)."""
-
-    base_url: str
-    client_id: str
-    token_url: str
-    state_db_uri: str
-    requests_per_second: float | None
-    daily_budget: int | None
-    budget_reserve: int
-    timeout: float
-
-    @classmethod
-    def from_connection(cls, conn: Any) -> tuple[ConnectionSettings, str, str]:
-        """Parse a connection; returns the settings, the client secret and the refresh token."""
-        extra = conn.extra_dejson or {}
-        host = (conn.host or "").strip().rstrip("/")
-        if not host:
-            base_url = DEFAULT_BASE_URL
-        elif "://" in host:
-            base_url = host
-        else:
-            base_url = f"{conn.schema or 'https'}://{host}"
-        if conn.port and urlsplit(base_url).port is None:
-            base_url = f"{base_url}:{conn.port}"
-        if base_url.endswith(API_PREFIX):
-            base_url = base_url[: -len(API_PREFIX)]
-        if not conn.login or not conn.password:
-            raise ConstantContactConfigError(
-                f"connection {conn.conn_id!r} needs the API key as login and its secret as password"
-            )
-        refresh_token = extra.get("refresh_token")
-        if not refresh_token:
-            raise ConstantContactConfigError(
-                f"connection {conn.conn_id!r} has no extra 'refresh_token': run "
-                "`python -m cc_sync.constant_contact.authorize` once and store the token it prints"
-            )
-        home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
-        rate = extra.get("requests_per_second", DEFAULT_REQUESTS_PER_SECOND)
-        budget = extra.get("daily_budget", DEFAULT_DAILY_BUDGET)
-        settings = cls(
-            base_url=base_url,
-            client_id=conn.login,
-            token_url=extra.get("token_url") or DEFAULT_TOKEN_URL,
-            state_db_uri=extra.get("state_db_uri") or f"sqlite:///{home / 'cc_api_state.db'}",
-            requests_per_second=float(rate) if rate else None,
-            daily_budget=int(budget) if budget is not None else None,
-            budget_reserve=int(extra.get("budget_reserve", DEFAULT_BUDGET_RESERVE) or 0),
-            timeout=float(extra.get("timeout") or DEFAULT_TIMEOUT_SECONDS),
-        )
-        return settings, conn.password, refresh_token
-
-
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ConstantContactApiError):
         return exc.is_retryable
@@ -220,30 +160,6 @@ class ConstantContactHook(BaseHook):
     default_conn_name = "constant_contact_default"
     conn_type = "constant_contact"
     hook_name = "Constant Contact"
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """The UI's connection form for ``constant_contact``: what each standard field holds."""
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {
-                "host": "API base URL",
-                "login": "API key (client id)",
-                "password": "Client secret",
-            },
-            "placeholders": {
-                "host": DEFAULT_BASE_URL,
-                "extra": json.dumps(
-                    {
-                        "refresh_token": "from python -m cc_sync.constant_contact.authorize",
-                        "state_db_uri": "postgresql+psycopg://airflow@db/airflow",
-                        "requests_per_second": 4,
-                        "daily_budget": 10000,
-                    },
-                    indent=2,
-                ),
-            },
-        }
 
     def __init__(
         self,
@@ -959,13 +875,26 @@ class ConstantContactHook(BaseHook):
         return self.state.usage(settings.client_id, settings.daily_budget or 0, settings.budget_reserve)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Airflow's convention: (ok, message). The message names the account (organisation, owner,
-        masked contact email, physical address), as each run's log does. One API call (and a
-        refresh if needed)."""
+        """Airflow's convention: (ok, message), for the connection form's Test button and
+        ``airflow connections test``.
+
+        It proves the API key, the client secret and the refresh token by a real token exchange
+        (a cached access token would hide a wrong secret until it expires), storing the rotated
+        refresh token in the shared state under the authorization's row before anything else uses
+        it, then names the account (organisation, owner, masked contact email, physical address).
+        A refusal says which credential is wrong. Two calls: the exchange and the account summary.
+        """
         from cc_sync.account import AccountSummary  # it builds on this hook
 
         try:
+            self.tokens.refresh(force=True)
             summary = AccountSummary.from_api(self.get_account_details())
+        except ConstantContactAuthError as exc:
+            if exc.credential == "client":
+                return False, f"Wrong API key or client secret: {exc}"
+            if exc.credential == "refresh_token":
+                return False, f"The refresh token was refused: re-authorize. {exc}"
+            return False, str(exc)
         except ConstantContactError as exc:
             return False, str(exc)
-        return True, f"Connected. {summary.describe()}"
+        return True, f"Connected; the API key, secret and refresh token work. {summary.describe()}"

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from cc_sync.constant_contact.errors import ConstantContactBudgetExhausted
 from cc_sync.constant_contact.models import QuotaUsage
+from cc_sync.databases import create_engine
 
 TABLE_PREFIX = "ccsync_api_"
 MICROS = 1_000_000
@@ -134,21 +135,13 @@ _known_rows: set[tuple[str, str, tuple[Any, ...]]] = set()
 
 
 def _make_engine(url: str) -> Engine:
-    parsed = sa.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
-
-        # SQLAlchemy's documented recipe: let SQLAlchemy emit BEGIN itself, as BEGIN IMMEDIATE.
-        @sa.event.listens_for(engine, "connect")
-        def _no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.isolation_level = None
-
-        @sa.event.listens_for(engine, "begin")
-        def _begin_immediate(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+    if sa.make_url(url).get_backend_name() == "sqlite":
+        # Every state transaction writes (a limiter slot, a count, a token): it takes SQLite's write
+        # lock when it begins, and waits longer for it than a member database does.
+        return create_engine(
+            url, sqlite_begin="IMMEDIATE", connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+        )
+    return create_engine(url, pool_size=2, max_overflow=2)
 
 
 def get_engine(url: str) -> Engine:

@@ -41,6 +41,11 @@ REAUTHORIZE_HINT = (
     "Run `python -m cc_sync.constant_contact.authorize` and put the new refresh token in the "
     "connection's extra `refresh_token`."
 )
+# invalid_client: the API key or its secret is wrong; a new authorization would not help.
+CLIENT_CREDENTIALS_HINT = (
+    "Check the connection's API key (login) and client secret (password) against the app's "
+    "in Constant Contact's developer portal; the refresh token was not the problem."
+)
 
 
 _warned: set[str] = set()
@@ -180,11 +185,13 @@ class TokenManager:
                 return cached.value
         return self.refresh()
 
-    def refresh(self, rejected_access_token: str | None = None) -> str:
+    def refresh(self, rejected_access_token: str | None = None, *, force: bool = False) -> str:
         """Refresh under the lock, unless another process already did while we waited.
 
         :param rejected_access_token: the token the API just answered 401 to; a stored token equal
             to it is not reused even if its expiry says it is still valid.
+        :param force: exchange the refresh token even when a valid access token is stored (the
+            connection's Test: a cached access token would hide a wrong secret until it expires).
         """
         self._cached = None
         with self.state.locked_token(self.token_key, self.client_id) as (conn, row):
@@ -200,7 +207,7 @@ class TokenManager:
                     stored = _CachedToken(
                         self.cipher.decrypt(row.access_token), row.access_expires_us / MICROS
                     )
-                    if stored.valid() and stored.value != rejected_access_token:
+                    if not force and stored.valid() and stored.value != rejected_access_token:
                         self._cached = stored
                         return stored.value
                 current_refresh = self.cipher.decrypt(row.refresh_token) if row.refresh_token else self._seed
@@ -264,9 +271,17 @@ class TokenManager:
                         if last_problem
                         else ""
                     )
+                    code = self._oauth_error(response)
+                    if code == "invalid_client":
+                        raise ConstantContactAuthError(
+                            f"the token endpoint refused the API key or client secret "
+                            f"({response.status_code} invalid_client). {CLIENT_CREDENTIALS_HINT}",
+                            credential="client",
+                        )
                     raise ConstantContactAuthError(
                         f"the token endpoint refused the refresh token ({response.status_code} "
-                        f"{self._oauth_error(response)}).{lost} {REAUTHORIZE_HINT}"
+                        f"{code}).{lost} {REAUTHORIZE_HINT}",
+                        credential="refresh_token",
                     )
                 else:
                     last_problem = f"status {response.status_code}"

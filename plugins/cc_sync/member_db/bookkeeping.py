@@ -458,7 +458,9 @@ class Bookkeeping:
         """The bookkeeping the mapping asks for: beside the members, or in its own database."""
         settings = mapping.bookkeeping
         if settings.database_url:
-            return cls(sa.create_engine(settings.database_url), prefix=settings.table_prefix)
+            from cc_sync.member_db.connection import create_member_engine
+
+            return cls(create_member_engine(settings.database_url), prefix=settings.table_prefix)
         return cls(member_engine, prefix=settings.table_prefix)
 
     # ---- schema ------------------------------------------------------------------------------

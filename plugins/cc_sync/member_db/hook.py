@@ -43,6 +43,13 @@ from airflow.sdk import BaseHook
 
 from cc_sync.engine.normalise import normalise_email, normalise_name
 from cc_sync.fields import CANONICAL_FIELDS, MEMBER_ID, OPTED_OUT, UPDATED_AT, FieldKind, is_custom_field
+from cc_sync.member_db.connection import (
+    DEFAULT_MAPPING_PATH,
+    MEMBER_DB_CONN_TYPE,
+    MemberDbSettings,
+    create_member_engine,
+    explain_connect_error,
+)
 from cc_sync.member_db.mapping import FieldMapping, MemberMapping, NamePart, load_mapping
 from cc_sync.member_db.states import convert_states
 
@@ -83,68 +90,6 @@ class MemberWriteResult:
         return {"updated": len(self.updated), "skipped": len(self.skipped), "rejected": len(self.rejected)}
 
 
-def _sqlite_begin_modes(engine: sa.Engine) -> None:
-    """Let a transaction on SQLite ask for ``BEGIN IMMEDIATE`` (SQLAlchemy's documented pysqlite recipe).
-
-    pysqlite starts transactions lazily and only before DML, so rows read at the start of a write
-    batch would not be protected; ``BEGIN IMMEDIATE`` takes the write lock before the read.
-    """
-
-    @sa.event.listens_for(engine, "connect")
-    def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-
-    @sa.event.listens_for(engine, "begin")
-    def _emit_begin(conn: sa.Connection) -> None:
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
-
-
-def create_member_engine(url: str | sa.URL, **kwargs: Any) -> sa.Engine:
-    """An engine for a member database URL: SQLite, PostgreSQL (psycopg) or MariaDB/MySQL (pymysql)."""
-    url = sa.make_url(url)
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        kwargs.setdefault("connect_args", {"timeout": 30})
-        engine = sa.create_engine(url, **kwargs)
-        _sqlite_begin_modes(engine)
-        return engine
-    if backend not in ("postgresql", "mysql", "mariadb"):
-        raise ValueError(f"unsupported member database {backend!r}: use sqlite, postgresql or mysql/mariadb")
-    kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(url, **kwargs)
-
-
-def _url_from_connection(conn: Any) -> str:
-    """The SQLAlchemy URL of an Airflow connection: ``extra.sqlalchemy_url``, else its own fields."""
-    extra = conn.extra_dejson or {}
-    if extra.get("sqlalchemy_url"):
-        return str(extra["sqlalchemy_url"])
-    drivers = {
-        "postgres": "postgresql+psycopg",
-        "postgresql": "postgresql+psycopg",
-        "mysql": "mysql+pymysql",
-        "mariadb": "mysql+pymysql",
-        "sqlite": "sqlite",
-    }
-    conn_type = (conn.conn_type or "").lower()
-    if conn_type not in drivers:
-        raise ValueError(
-            f"connection {conn.conn_id!r} has type {conn_type!r}; use postgres, mysql or sqlite, "
-            "or set extra.sqlalchemy_url"
-        )
-    if conn_type == "sqlite":
-        return f"sqlite:///{conn.host or conn.schema}"
-    return sa.URL.create(
-        drivers[conn_type],
-        username=conn.login or None,
-        password=conn.password or None,
-        host=conn.host or None,
-        port=conn.port or None,
-        database=conn.schema or None,
-    ).render_as_string(hide_password=False)
-
-
 class MemberDatabaseHook(BaseHook):
     """Reads and writes the organisation's member table through the mapping.
 
@@ -158,7 +103,7 @@ class MemberDatabaseHook(BaseHook):
 
     conn_name_attr = "member_db_conn_id"
     default_conn_name = "member_db_default"
-    conn_type = "generic"
+    conn_type = MEMBER_DB_CONN_TYPE
     hook_name = "Member database"
 
     def __init__(
@@ -170,12 +115,12 @@ class MemberDatabaseHook(BaseHook):
         read_path: ReadPath | str = ReadPath.ADBC,
     ) -> None:
         super().__init__()
-        if mapping is None:
-            raise ValueError(
-                "MemberDatabaseHook needs a mapping (a MemberMapping or the path of its YAML file)"
-            )
         self.member_db_conn_id = member_db_conn_id
-        self.mapping = mapping if isinstance(mapping, MemberMapping) else load_mapping(mapping)
+        # None: the connection's mapping_path, else the project's (Airflow's Test builds the hook
+        # from the connection id alone).
+        self._mapping: MemberMapping | None = (
+            load_mapping(mapping) if isinstance(mapping, str | Path) else mapping
+        )
         self._sqlalchemy_url = sqlalchemy_url
         self.read_path = ReadPath(read_path)
 
@@ -192,12 +137,35 @@ class MemberDatabaseHook(BaseHook):
             url = url.render_as_string(hide_password=False)
         return cls(mapping=mapping, sqlalchemy_url=url, read_path=read_path)
 
+    @property
+    def mapping(self) -> MemberMapping:
+        if self._mapping is None:
+            self._mapping = load_mapping(self.connection_settings.mapping_path or DEFAULT_MAPPING_PATH)
+        return self._mapping
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Airflow's Test button: connect, check the mapped table and columns and the bookkeeping
+        schema, and count the members in scope; a failure says which setting to fix."""
+        from cc_sync.errors import NotRetryableError
+        from cc_sync.member_db.preflight import check_member_database
+
+        try:
+            report = check_member_database(self.connection_settings, self.mapping)
+        except (NotRetryableError, OSError) as exc:
+            return False, str(exc)
+        return True, report.describe()
+
     # ---- engine and table --------------------------------------------------------------------
 
-    def get_uri(self) -> str:
+    @cached_property
+    def connection_settings(self) -> MemberDbSettings:
+        """The URL (and the Test's mapping path) the connection holds; a configuration error names it."""
         if self._sqlalchemy_url:
-            return self._sqlalchemy_url
-        return _url_from_connection(self.get_connection(self.member_db_conn_id))
+            return MemberDbSettings.from_url(self._sqlalchemy_url)
+        return MemberDbSettings.from_connection(self.get_connection(self.member_db_conn_id))
+
+    def get_uri(self) -> str:
+        return self.connection_settings.url.render_as_string(hide_password=False)
 
     def get_conn(self) -> sa.Engine:
         return self.get_engine()
@@ -207,12 +175,16 @@ class MemberDatabaseHook(BaseHook):
 
     @cached_property
     def _engine(self) -> sa.Engine:
-        return create_member_engine(self.get_uri())
+        return create_member_engine(self.connection_settings.url)
 
     @cached_property
     def table(self) -> sa.Table:
         """The member table, reflected once; the mapping is checked against it first."""
-        self.mapping.validate_against(self._engine)
+        try:
+            self.mapping.validate_against(self._engine)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            # The first query of a task: a refused login or no server fails it at once, saying so.
+            raise explain_connect_error(exc, self.connection_settings) from None
         with warnings.catch_warnings():
             # Functional indexes (lower(email)) cannot be reflected; the sync does not need them to be.
             warnings.filterwarnings("ignore", "Skipped unsupported reflection", sa.exc.SAWarning)

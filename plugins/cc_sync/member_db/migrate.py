@@ -28,6 +28,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from cc_sync.member_db.bookkeeping import DEFAULT_PREFIX
+from cc_sync.member_db.connection import create_member_engine
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 MIGRATIONS_DIR = Path(os.environ.get("CC_SYNC_MIGRATIONS_DIR", PROJECT_ROOT / "include" / "migrations"))
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     url = sa.make_url(db_url)
     if url.get_backend_name() == "sqlite" and url.database:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
+    engine = create_member_engine(url)
     shown = url.render_as_string(hide_password=True)
     try:
         if args.action == "upgrade":

@@ -7,17 +7,21 @@ from functools import cached_property
 from pathlib import Path
 
 from cc_sync.constant_contact.hook import ConstantContactHook
-from cc_sync.errors import NotRetryableError
 from cc_sync.member_db.bookkeeping import Bookkeeping
-from cc_sync.member_db.hook import MemberDatabaseHook, create_member_engine
+from cc_sync.member_db.connection import (
+    DEFAULT_MAPPING_PATH,
+    MemberDbSettings,
+    check_connects,
+    create_member_engine,
+    parse_url,
+)
+from cc_sync.member_db.hook import MemberDatabaseHook
 from cc_sync.member_db.mapping import MemberMapping, load_mapping
+from cc_sync.member_db.preflight import PreflightReport, SchemaNotCurrent, check_member_database
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_MAPPING_PATH = PROJECT_ROOT / "include" / "config" / "member_mapping.yaml"
 
-
-class SchemaNotCurrent(NotRetryableError, RuntimeError):
-    """The bookkeeping tables are missing or behind the code: run `make migrate`."""
+__all__ = ["DEFAULT_MAPPING_PATH", "PROJECT_ROOT", "SchemaNotCurrent", "SyncResources"]
 
 
 @dataclass
@@ -40,20 +44,26 @@ class SyncResources:
 
     @cached_property
     def bookkeeping(self) -> Bookkeeping:
+        """The bookkeeping tables, on a database that answered: a wrong URL or password, or a server
+        that is not there, fails the task at once with the connection to fix (every task, the
+        teardown included, starts here), where retrying would only wait minutes for the same error."""
         settings = self.mapping.bookkeeping
-        engine = (
-            create_member_engine(settings.database_url)
-            if settings.database_url
-            else self.members.get_engine()
-        )
+        if settings.database_url:
+            db = MemberDbSettings(
+                f"{self.member_db_conn_id} (the mapping's bookkeeping.database_url)",
+                parse_url(settings.database_url, f"{self.mapping.source}: bookkeeping.database_url"),
+            )
+            engine = create_member_engine(db.url)
+        else:
+            db, engine = self.members.connection_settings, self.members.get_engine()
+        check_connects(engine, db)
         return Bookkeeping(engine, prefix=settings.table_prefix)
 
-    def require_current_schema(self) -> None:
-        if not self.bookkeeping.schema_is_current():
-            raise SchemaNotCurrent(
-                "the sync's bookkeeping tables are missing or out of date in the member database: "
-                "run `make migrate` (python -m cc_sync.member_db.migrate upgrade)"
-            )
+    def require_current_schema(self) -> PreflightReport:
+        """The member side's preflight (the first task of every run, before any Constant Contact
+        call): the database answers, the mapping's table and columns exist, the bookkeeping schema
+        is current. A :class:`~cc_sync.errors.NotRetryableError` names what to fix."""
+        return check_member_database(self.members.connection_settings, self.mapping)
 
     def close(self) -> None:
         for name in ("cc", "members"):

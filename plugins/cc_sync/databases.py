@@ -1,0 +1,45 @@
+"""The one factory of SQLAlchemy engines: member databases, bookkeeping, the Constant Contact state.
+
+Every engine the project makes comes from :func:`create_engine`, so each database gets the same
+treatment wherever it is opened (the hooks, the migrations, the demo, the UI check, the sample
+data): on SQLite a busy timeout and transactions that SQLAlchemy begins itself (pysqlite's own
+begin is lazy and only before DML, so a read at the start of a write transaction would not be
+protected; the recipe is SQLAlchemy's documented one), elsewhere pre-pinged pooled connections.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+SqliteBegin = Literal["DEFERRED", "IMMEDIATE", "EXCLUSIVE"]
+
+
+def create_engine(url: str | sa.URL, *, sqlite_begin: SqliteBegin = "DEFERRED", **kwargs: Any) -> sa.Engine:
+    """An engine on ``url``.
+
+    :param sqlite_begin: how a transaction begins on SQLite when it does not ask itself (a
+        connection's ``sqlite_begin`` execution option, e.g. ``IMMEDIATE`` to take the write lock
+        before reading); the Constant Contact state always begins IMMEDIATE.
+    :param kwargs: passed to :func:`sqlalchemy.create_engine` (pool sizes, ...).
+    """
+    url = sa.make_url(url)
+    if url.get_backend_name() == "sqlite":
+        kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+        engine = sa.create_engine(url, **kwargs)
+        _sqlite_begin_modes(engine, sqlite_begin)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kwargs)
+
+
+def _sqlite_begin_modes(engine: sa.Engine, default: SqliteBegin) -> None:
+    @sa.event.listens_for(engine, "connect")
+    def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _emit_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('sqlite_begin', default)}")
