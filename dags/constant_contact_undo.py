@@ -29,6 +29,7 @@ from cc_sync.operators.constant_contact import API_CALLS_KEY, ConstantContactLoa
 from cc_sync.operators.member_db import MemberDatabaseLoadOperator
 from cc_sync.sync import lease, steps
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
+from cc_sync.undo import choices
 from cc_sync.undo import steps as undo
 
 CC_CONN_ID = "constant_contact_default"
@@ -52,13 +53,8 @@ with DAG(
     default_args={"retries": int(os.environ.get("CC_SYNC_TASK_RETRIES", "2"))},
     tags=["constant_contact", "member_db", "undo"],
     params={
-        "run_id": Param(
-            "",
-            type="string",
-            minLength=1,
-            title="Run to undo",
-            description="The run id of a sync or send-list run (its run page, or ccsync_runs.run_id).",
-        ),
+        # Recent runs to pick from (read at parse; free text when the bookkeeping cannot be read).
+        "run_id": Param("", **choices.run_id_param_schema(MEMBER_DB_CONN_ID, MAPPING_PATH)),
         "dry_run": Param(
             True, type="boolean", title="Dry run", description="Plan and report; write nothing."
         ),
