@@ -25,13 +25,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from cc_sync.member_db.bookkeeping import Bookkeeping, ChangeDirection, RunKind
+from cc_sync.member_db.bookkeeping import Bookkeeping, ChangeDirection, RunKind, RunStatus
 
 log = logging.getLogger(__name__)
 
 # The run kinds that cannot be undone: dry runs wrote nothing; the activity DAG writes only opt-outs
 # and the consent ledger, which an undo never reverses.
 NOT_UNDOABLE_KINDS = (RunKind.DRY_RUN.value, "activity")
+FINISHED = (RunStatus.SUCCESS.value, RunStatus.FAILED.value)
 CHOICES = 50
 # Finished runs read to find CHOICES that wrote something (most scheduled syncs write nothing).
 SCANNED = 200
@@ -62,6 +63,17 @@ def written_by_run(counts: Mapping[str, Mapping[str, int]], run_id: str) -> int:
     return sum(n for d, n in counts.get(run_id, {}).items() if d != ChangeDirection.DECISION.value)
 
 
+def why_not_undoable(run: Mapping[str, Any], written: int) -> str | None:
+    """None when ``run`` can be undone, else why not (for the console's run page)."""
+    if run["kind"] in NOT_UNDOABLE_KINDS:
+        return f"A {run['kind']} run has nothing an undo reverses."
+    if run["status"] not in FINISHED:
+        return f"The run is {run['status']}: only a finished run can be undone."
+    if not written:
+        return "The run wrote nothing: there is nothing to undo."
+    return None
+
+
 def undoable_runs(bookkeeping: Bookkeeping, limit: int | None = None) -> list[UndoableRun]:
     """The latest finished runs that wrote something (``CHOICES`` of them), newest first."""
     runs = bookkeeping.finished_runs(exclude_kinds=NOT_UNDOABLE_KINDS, limit=SCANNED)
@@ -69,7 +81,7 @@ def undoable_runs(bookkeeping: Bookkeeping, limit: int | None = None) -> list[Un
     out = []
     for run in runs:
         written = written_by_run(counts, run["run_id"])
-        if written:
+        if why_not_undoable(run, written) is None:
             out.append(UndoableRun(run["run_id"], run["kind"], run["status"], run["started_at"], written))
     return out[: limit or CHOICES]
 

@@ -64,6 +64,7 @@ def open_undo(
             f"run {target!r} is {record['status']}: only a finished run that wrote can be undone"
         )
     bookkeeping.start_run(run_id, dag_id, kind=RunKind.DRY_RUN.value if dry_run else UNDO_KIND)
+    bookkeeping.mark_undo_of(run_id, target)
     started = record["started_at"]
     log.info("Undoing %s run %r (%s, started %s)", record["kind"], target, record["status"], started)
     return {"target": target, "target_kind": record["kind"], "target_started_at": started.isoformat()}
