@@ -72,6 +72,20 @@ with DAG(
             title="People",
             description="Restore only these people, by member id or contact id; empty: everyone.",
         ),
+        "review_edited_since": Param(
+            False,
+            type="boolean",
+            title="Queue fields edited since for review",
+            description="Each person with a field left alone because it changed since the run "
+            "becomes a review item in the sync console, to choose which value stands.",
+        ),
+        "remove_created_from_lists": Param(
+            False,
+            type="boolean",
+            title="Take created contacts off the run's list",
+            description="Contacts the run created are unlinked and left in Constant Contact; with "
+            "this on they also come off the list the run added them to (never unsubscribed or deleted).",
+        ),
         "allow_mass_change": Param(
             False,
             type="boolean",
@@ -111,7 +125,13 @@ with DAG(
         """Read the run's change log and both sides now; restore only what still holds the run's value."""
         resources = _resources()
         with lease.kept(resources.bookkeeping, run_id):
-            return undo.plan(resources, opened, fields=params["fields"], people=params["people"])
+            return undo.plan(
+                resources,
+                opened,
+                fields=params["fields"],
+                people=params["people"],
+                remove_created_from_lists=params["remove_created_from_lists"],
+            )
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def guard(planned: dict, params: dict, run_id: str | None = None) -> bool:
@@ -151,6 +171,7 @@ with DAG(
                 cc_result=cc_result,
                 member_result=member_result,
                 lists_result=lists_result,
+                review_edited_since=params["review_edited_since"],
             )
 
     @teardown
