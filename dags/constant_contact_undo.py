@@ -1,7 +1,9 @@
 """
 ### Undo a run: reverse what a sync or a send wrote, from the change log
 
-Give the **run id** of a sync or send-list run (the run's page, or `ccsync_runs`). The undo writes
+Pick the **run id** of a sync, send-list or undo run (the list offers the latest that wrote
+something; any other id can be typed), or use "Undo this run" on the run's page in the sync
+console. The undo writes
 back, on each side, the values that run replaced, through the sync's own load path (bulk import
 for Constant Contact, a PUT for an email change, batched member writes with the optimistic check;
 journaled and resumable), and logs its own writes with reason `undo:<run_id>`, so an undo can
