@@ -1,7 +1,9 @@
 """
 ### Undo a run: reverse what a sync or a send wrote, from the change log
 
-Give the **run id** of a sync or send-list run (the run's page, or `ccsync_runs`). The undo writes
+Pick the **run id** of a sync, send-list or undo run (the list offers the latest that wrote
+something; any other id can be typed), or use "Undo this run" on the run's page in the sync
+console. The undo writes
 back, on each side, the values that run replaced, through the sync's own load path (bulk import
 for Constant Contact, a PUT for an email change, batched member writes with the optimistic check;
 journaled and resumable), and logs its own writes with reason `undo:<run_id>`, so an undo can
@@ -29,6 +31,7 @@ from cc_sync.operators.constant_contact import API_CALLS_KEY, ConstantContactLoa
 from cc_sync.operators.member_db import MemberDatabaseLoadOperator
 from cc_sync.sync import lease, steps
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
+from cc_sync.undo import choices
 from cc_sync.undo import steps as undo
 
 CC_CONN_ID = "constant_contact_default"
@@ -52,13 +55,8 @@ with DAG(
     default_args={"retries": int(os.environ.get("CC_SYNC_TASK_RETRIES", "2"))},
     tags=["constant_contact", "member_db", "undo"],
     params={
-        "run_id": Param(
-            "",
-            type="string",
-            minLength=1,
-            title="Run to undo",
-            description="The run id of a sync or send-list run (its run page, or ccsync_runs.run_id).",
-        ),
+        # Recent runs to pick from (read at parse; free text when the bookkeeping cannot be read).
+        "run_id": Param("", **choices.run_id_param_schema(MEMBER_DB_CONN_ID, MAPPING_PATH)),
         "dry_run": Param(
             True, type="boolean", title="Dry run", description="Plan and report; write nothing."
         ),
@@ -75,6 +73,20 @@ with DAG(
             items={"type": "string"},
             title="People",
             description="Restore only these people, by member id or contact id; empty: everyone.",
+        ),
+        "review_edited_since": Param(
+            False,
+            type="boolean",
+            title="Queue fields edited since for review",
+            description="Each person with a field left alone because it changed since the run "
+            "becomes a review item in the sync console, to choose which value stands.",
+        ),
+        "remove_created_from_lists": Param(
+            False,
+            type="boolean",
+            title="Take created contacts off the run's list",
+            description="Contacts the run created are unlinked and left in Constant Contact; with "
+            "this on they also come off the list the run added them to (never unsubscribed or deleted).",
         ),
         "allow_mass_change": Param(
             False,
@@ -115,7 +127,13 @@ with DAG(
         """Read the run's change log and both sides now; restore only what still holds the run's value."""
         resources = _resources()
         with lease.kept(resources.bookkeeping, run_id):
-            return undo.plan(resources, opened, fields=params["fields"], people=params["people"])
+            return undo.plan(
+                resources,
+                opened,
+                fields=params["fields"],
+                people=params["people"],
+                remove_created_from_lists=params["remove_created_from_lists"],
+            )
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def guard(planned: dict, params: dict, run_id: str | None = None) -> bool:
@@ -155,6 +173,7 @@ with DAG(
                 cc_result=cc_result,
                 member_result=member_result,
                 lists_result=lists_result,
+                review_edited_since=params["review_edited_since"],
             )
 
     @teardown

@@ -27,6 +27,8 @@ UNDO_CONF: dict[str, Any] = {
     "people": [],
     "allow_mass_change": False,
     "max_change_share": 0.25,
+    "review_edited_since": False,
+    "remove_created_from_lists": False,
 }
 FIELDS = ("first_name", "last_name", "email")
 IMPORTS = "POST /v3/activities/contacts_json_import"

@@ -28,11 +28,13 @@ from cc_sync.console import plots
 from cc_sync.fields import CONTACT_ID, MEMBER_ID
 from cc_sync.member_db.bookkeeping import Decision
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
+from cc_sync.undo import choices as undo_choices
 
 log = logging.getLogger(__name__)
 
 SYNC_DAG_ID = "constant_contact_sync"
-DAG_IDS = (SYNC_DAG_ID, "constant_contact_send_list", "constant_contact_activity")
+UNDO_DAG_ID = "constant_contact_undo"
+DAG_IDS = (SYNC_DAG_ID, "constant_contact_send_list", "constant_contact_activity", UNDO_DAG_ID)
 CC_CONN_ID = "constant_contact_default"
 MEMBER_DB_CONN_ID = "member_db_default"
 PLOT_DAYS = 30
@@ -50,12 +52,13 @@ def default_resources() -> SyncResources:
     )
 
 
-def _auth(method: str) -> Callable[..., None]:
-    """Airflow's dependency for ``method`` on the sync DAG's runs (imported late: API server only)."""
+def _auth(method: str, dag_id: str = SYNC_DAG_ID) -> Callable[..., None]:
+    """Airflow's dependency for ``method`` on a DAG's runs (the sync's unless named; imported late:
+    API server only)."""
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
     from airflow.api_fastapi.core_api.security import requires_access_dag
 
-    return requires_access_dag(method, DagAccessEntity.RUN, param_dag_id=SYNC_DAG_ID)  # type: ignore[arg-type]
+    return requires_access_dag(method, DagAccessEntity.RUN, param_dag_id=dag_id)  # type: ignore[arg-type]
 
 
 def _same_origin(request: Request) -> None:
@@ -274,6 +277,61 @@ def create_app(resources_factory: Callable[[], SyncResources] = default_resource
             headers={"Content-Disposition": f'attachment; filename="api-log-{filename}.csv"'},
         )
 
+    @app.get("/runs/{run_id}", response_class=HTMLResponse, dependencies=read)
+    def run_page(
+        request: Request, res: Resources, run_id: Annotated[str, Path(max_length=250)]
+    ) -> HTMLResponse:
+        """One run: what it wrote, an "Undo this run" button where there is something to undo, its
+        undos, and the plan of its latest dry-run undo (restored where, left alone and why)."""
+        books = res.bookkeeping
+        run = books.get_run(run_id)
+        if run is None:
+            raise HTTPException(status_code=404, detail="no such run in the bookkeeping")
+        directions = books.change_counts_by_run([run_id]).get(run_id, {})
+        written = undo_choices.written_by_run({run_id: directions}, run_id)
+        no_undo = undo_choices.why_not_undoable(run, written)
+        undos = books.undos_of(run_id)
+        plan = next((u for u in undos if u["kind"] == undo_choices.RunKind.DRY_RUN.value), None)
+        return render(
+            request,
+            "run.html",
+            run=run,
+            duration=_duration(run),
+            directions=directions,
+            can_undo=no_undo is None,
+            no_undo_reason=no_undo,
+            undo_dag_id=UNDO_DAG_ID,
+            undos=undos,
+            plan=plan,
+            plan_summary=books.planned_summary(plan["run_id"]) if plan else [],
+            plan_rows=books.planned_rows(plan["run_id"], limit=PAGE_SIZE * 4) if plan else [],
+        )
+
+    @app.post(
+        "/runs/{run_id}/undo", dependencies=[Depends(_auth("POST", UNDO_DAG_ID)), Depends(_same_origin)]
+    )
+    def undo_run(
+        request: Request, res: Resources, user: GetUserDep, run_id: Annotated[str, Path(max_length=250)]
+    ) -> Response:
+        """ "Undo this run": plan the undo as a dry run (it writes nothing but its plan) and open that
+        run in Airflow, whose "Trigger again with this config" is the undo's trigger form with this
+        run filled in. Airflow 3.3's UI cannot open a trigger form pre-filled from a URL."""
+        run = res.bookkeeping.get_run(run_id)
+        if run is None:
+            raise HTTPException(status_code=404, detail="no such run in the bookkeeping")
+        written = undo_choices.written_by_run(res.bookkeeping.change_counts_by_run([run_id]), run_id)
+        why_not = undo_choices.why_not_undoable(run, written)
+        if why_not:
+            raise HTTPException(status_code=422, detail=why_not)
+        planned = _trigger(
+            UNDO_DAG_ID,
+            user,
+            conf={"run_id": run_id, "dry_run": True},
+            note=f"plan of an undo of {run_id}, from the sync console",
+        )
+        log.info("Dry-run undo %s of run %s triggered by %s", planned, run_id, user.get_name())
+        return RedirectResponse(f"/dags/{quote(UNDO_DAG_ID, safe='')}/runs/{quote(planned, safe='')}", 303)
+
     @app.get("/person", response_class=HTMLResponse, dependencies=read)
     def person(
         request: Request, res: Resources, q: Annotated[str, Query(max_length=254)] = ""
@@ -282,19 +340,24 @@ def create_app(resources_factory: Callable[[], SyncResources] = default_resource
         return render(request, "person.html", q=q, person=found)
 
     def _trigger_sync(request: Request, user: Any) -> str:
-        from airflow.api.common.trigger_dag import trigger_dag
-        from airflow.utils.types import DagRunTriggeredByType
-
-        run = trigger_dag(
-            SYNC_DAG_ID,
-            triggered_by=DagRunTriggeredByType.REST_API,
-            triggering_user_name=user.get_name(),
-            conf={},
-            note="apply now: review decisions from the sync console",
-        )
-        return run.run_id if run is not None else ""
+        return _trigger(SYNC_DAG_ID, user, conf={}, note="apply now: review decisions from the sync console")
 
     return app
+
+
+def _trigger(dag_id: str, user: Any, *, conf: dict[str, Any], note: str) -> str:
+    """Trigger a run of ``dag_id`` as ``user`` (Airflow validates ``conf`` against the params)."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.utils.types import DagRunTriggeredByType
+
+    run = trigger_dag(
+        dag_id,
+        triggered_by=DagRunTriggeredByType.REST_API,
+        triggering_user_name=user.get_name(),
+        conf=conf,
+        note=note,
+    )
+    return run.run_id if run is not None else ""
 
 
 def _may_trigger(user: Any) -> bool:

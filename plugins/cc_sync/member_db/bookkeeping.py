@@ -355,6 +355,11 @@ def natural_key(*parts: Any) -> str:
     return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
+def undo_of_step(target: str) -> str:
+    """The ``load_steps`` marker of an undo of ``target`` (hashed: a run id can be 250 long)."""
+    return "undo_of:" + natural_key(target)
+
+
 def _is_missing(value: Any) -> bool:
     return value is None or (not isinstance(value, list | tuple | dict) and bool(pd.isna(value)))
 
@@ -1058,6 +1063,42 @@ class Bookkeeping:
             ).scalar_one_or_none()
         return json.loads(raw) if raw else None
 
+    def planned_summary(self, run_id: str) -> list[dict[str, Any]]:
+        """A dry run's plan counted by direction, field and reason (what goes where, what is
+        left alone and why): one GROUP BY on the indexed run_id."""
+        p = self.planned_changes.c
+        query = (
+            sa.select(p.direction, p.field, p.reason, sa.func.count().label("count"))
+            .where(p.run_id == run_id)
+            .group_by(p.direction, p.field, p.reason)
+            .order_by(p.reason, p.direction, p.field)
+        )
+        return self._rows(query)
+
+    def planned_rows(self, run_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        """The first ``limit`` rows of a dry run's plan."""
+        p = self.planned_changes
+        return self._rows(sa.select(p).where(p.c.run_id == run_id).order_by(p.c.id).limit(limit))
+
+    def mark_undo_of(self, run_id: str, target: str) -> None:
+        """File undo run ``run_id`` under the run it undoes, so the target's page can find its
+        undos and their plans (a skip-only plan has no row naming the target)."""
+        self.mark_step_done(run_id, undo_of_step(target), {"target": target})
+
+    def undos_of(self, target: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The undo runs (dry or not) of ``target``, newest first."""
+        s, r = self.load_steps.c, self.runs.c
+        query = (
+            sa.select(self.runs)
+            .join(self.load_steps, s.run_id == r.run_id)
+            .where(s.step == undo_of_step(target))
+            .order_by(r.started_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [self._run_row(row) for row in rows]
+
     # ---- the sync console's reads (bounded: a page, a person, a window of days) ---------------
 
     def recent_runs(self, dag_id: str | None = None, limit: int = 10) -> list[dict[str, Any]]:
@@ -1068,6 +1109,23 @@ class Bookkeeping:
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         return [self._run_row(r) for r in rows]
+
+    def finished_runs(self, exclude_kinds: Iterable[str] = (), limit: int = 50) -> list[dict[str, Any]]:
+        """The latest finished runs (success or failed), newest first, but those of
+        ``exclude_kinds``: one indexed read, cheap enough for a DAG file's parse."""
+        r = self.runs.c
+        query = (
+            sa.select(self.runs)
+            .where(r.status.in_([RunStatus.SUCCESS.value, RunStatus.FAILED.value]))
+            .order_by(r.started_at.desc())
+            .limit(limit)
+        )
+        excluded = list(exclude_kinds)
+        if excluded:
+            query = query.where(r.kind.not_in(excluded))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [self._run_row(row) for row in rows]
 
     def runs_since(self, since: datetime) -> list[dict[str, Any]]:
         """Every run started since ``since``, oldest first (the console's 30-day plots)."""

@@ -9,7 +9,8 @@ value it replaced (``old_value``) and the value it wrote (``new_value``). Undoin
   trimmed). Where someone changed it since, it is left alone and reported (``edited_since``);
   where it already holds the old value there is nothing to write.
 - **never reversed**: opt-outs (an undo never re-subscribes anyone), removals from a list when a
-  member left the scope, and contacts the run created (left in CC, unlinked and reported).
+  member left the scope, and contacts the run created (left in CC, unlinked and reported; taken
+  off the list the run added them to only when the caller asks, ``created_list_id``).
 - **links**: the links the run made are removed (their base goes with them); links an *undo*
   removed are made again with the base it removed, so an undo can itself be undone.
 - **bases**: every restored field's base goes back to what it was before the run (the base the
@@ -296,6 +297,7 @@ def plan_undo(
     people: Iterable[str] | None = None,
     member_writable: Iterable[str] | None = None,
     cc_bulk: bool = True,
+    created_list_id: str | None = None,
 ) -> UndoPlan:
     """Compute the reversal of ``run_id``.
 
@@ -313,6 +315,8 @@ def plan_undo(
     :param member_writable: the fields the member load may write (None: all).
     :param cc_bulk: restore CC values by bulk import where it can; False sends every contact a PUT
         (the import adds its rows to the main list: right for the sync's people, not for a send's).
+    :param created_list_id: the list the run added the contacts it created to; given (the caller
+        asked for it), those contacts are taken off it again (never unsubscribed, never deleted).
     """
     reason = undo_reason(run_id)
     rows = select_changes(changes, fields=fields, people=people)
@@ -434,6 +438,10 @@ def plan_undo(
             ]
         ]
     for item in unlinks[unlinks["rule"].astype("string") == CREATED].to_dict("records"):
+        if created_list_id is not None:
+            removals.append(
+                {MEMBER_ID: item[MEMBER_ID], CONTACT_ID: str(item[CONTACT_ID]), "list_id": created_list_id}
+            )
         skipped.append(
             {
                 "direction": LINK_DIRECTION,
@@ -477,7 +485,10 @@ def plan_undo(
         unlinks=unlinks.reset_index(drop=True),
         relinks=relinked,
         restore_base=_bases(restored, base_by_id, replaced_by_id, unlinks, relinked, linked_pairs),
-        list_removals=pd.DataFrame(removals, columns=list(LIST_COLUMNS)),
+        # A send's list rows and the opt-in removal of created contacts may name the same pair.
+        list_removals=pd.DataFrame(removals, columns=list(LIST_COLUMNS)).drop_duplicates(
+            [CONTACT_ID, "list_id"], ignore_index=True
+        ),
         already_restored=already,
     )
 

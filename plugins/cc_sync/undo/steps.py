@@ -19,7 +19,7 @@ from cc_sync.constant_contact.convert import contacts_to_frame
 from cc_sync.errors import NotRetryableError
 from cc_sync.fields import CONTACT_ID, MEMBER_ID
 from cc_sync.member_db.bookkeeping import RunKind, RunStatus
-from cc_sync.sync.loading import ACTIVITY_RESENDS, Journal, LoadResult, _require_success
+from cc_sync.sync.loading import ACTIVITY_RESENDS, IMPORT_PREPARED, Journal, LoadResult, _require_success
 from cc_sync.sync.outgoing import screen_outgoing
 from cc_sync.sync.recording import blocked_pairs
 from cc_sync.sync.resources import SyncResources
@@ -30,6 +30,7 @@ from cc_sync.undo.plan import (
     LIST_COLUMNS,
     LIST_MEMBERSHIP,
     SKIPPED_COLUMNS,
+    SkipReason,
     UndoPlan,
     plan_undo,
     undo_reason,
@@ -42,6 +43,7 @@ UNDO_KIND = "undo"
 CLOCK_SLACK = timedelta(minutes=5)
 _EXTRA = ("skipped", "unlinks", "relinks", "restore_base", "list_removals")
 LISTS_DONE = "cc_list_removals"
+EDITED_SINCE_REVIEW = "undo_edited_since"  # the review kind of a field an undo left alone
 
 
 class CannotUndo(NotRetryableError, ValueError):
@@ -64,6 +66,7 @@ def open_undo(
             f"run {target!r} is {record['status']}: only a finished run that wrote can be undone"
         )
     bookkeeping.start_run(run_id, dag_id, kind=RunKind.DRY_RUN.value if dry_run else UNDO_KIND)
+    bookkeeping.mark_undo_of(run_id, target)
     started = record["started_at"]
     log.info("Undoing %s run %r (%s, started %s)", record["kind"], target, record["status"], started)
     return {"target": target, "target_kind": record["kind"], "target_started_at": started.isoformat()}
@@ -111,8 +114,11 @@ def plan(
     *,
     fields: list[str] | None,
     people: Any,
+    remove_created_from_lists: bool = False,
 ) -> dict[str, Any]:
-    """Read the run's change log and both sides as they are now; plan the reversal."""
+    """Read the run's change log and both sides as they are now; plan the reversal. With
+    ``remove_created_from_lists``, the contacts a sync created come off the list its import added
+    them to (a send's contacts, created or not, come off its list in any case)."""
     bookkeeping = resources.bookkeeping
     target = opened["target"]
     changes = bookkeeping.get_changes(target)
@@ -139,6 +145,7 @@ def plan(
         member_writable=resources.members.writable_fields(),
         # A send's people may not be on the main list: a PUT keeps their lists as they are.
         cc_bulk=opened.get("target_kind") != "send_list",
+        created_list_id=_created_list(bookkeeping, opened) if remove_created_from_lists else None,
     )
     # The rules every row for CC goes through (required fields, placeholder, lengths, emails).
     screened = screen_outgoing(undo.plan, resources.mapping)
@@ -149,6 +156,14 @@ def plan(
         "summary": undo.summary(),
         "api_calls": resources.cc.api_calls - calls_before,
     }
+
+
+def _created_list(bookkeeping: Any, opened: dict[str, Any]) -> str | None:
+    """The list a sync's import added the contacts it created to (kept in its load journal)."""
+    if opened.get("target_kind") == "send_list":
+        return None  # the send's list rows already take every contact it added off its list
+    prepared = bookkeeping.step_detail(opened["target"], IMPORT_PREPARED) or {}
+    return str(prepared["list_id"]) if prepared.get("list_id") else None
 
 
 def undo_from_xcom(value: dict[str, Any], run_id: str = "") -> UndoPlan:
@@ -246,9 +261,12 @@ def record(
     cc_result: dict[str, Any] | None,
     member_result: dict[str, Any] | None,
     lists_result: dict[str, Any] | None = None,
+    review_edited_since: bool = False,
 ) -> dict[str, int]:
-    """Log what landed, remove and make links, put the bases back. Idempotent (upserts on natural
-    keys; the bases it replaces are kept once per run), so a cleared and re-run task is harmless."""
+    """Log what landed, remove and make links, put the bases back, and (when asked) queue each
+    person with a field edited since the run for review. Idempotent (upserts on natural keys; the
+    bases it replaces are kept once per run; one open review item per person), so a cleared and
+    re-run task is harmless."""
     bookkeeping = resources.bookkeeping
     undo = undo_from_xcom(value, target)
     cc, members = LoadResult.from_xcom(cc_result), LoadResult.from_xcom(member_result)
@@ -294,6 +312,11 @@ def record(
     is_relink = bases[MEMBER_ID].astype(str).isin(set(relinks[MEMBER_ID].astype(str))).to_numpy(bool)
     bookkeeping.link_with_base(relinks, _typed_base(bases[is_relink]), run_id=run_id)
     bookkeeping.save_base(_typed_base(bases[~is_relink]), run_id=run_id)
+    queued = (
+        queue_edited_since(bookkeeping, undo.skipped, target=target, run_id=run_id)
+        if review_edited_since
+        else 0
+    )
     counts = {k: int(v) for k, v in (value.get("summary") or {}).items()}
     counts.update(
         {
@@ -303,10 +326,39 @@ def record(
             "list_removals": int((lists_result or {}).get("removed") or 0),
             "bases_restored": len(bases),
             "write_failures": len(cc.failed) + len(members.failed),
+            "reviews_queued": queued,
         }
     )
     counts.update({f"load_{k}": int(v) for k, v in {**cc.counts, **members.counts}.items()})
     return counts
+
+
+def queue_edited_since(bookkeeping: Any, skipped: pd.DataFrame, *, target: str, run_id: str) -> int:
+    """One review item per person with fields left alone as ``edited_since`` (kind
+    ``undo_edited_since``), so a person chooses in the console which side's value stands (take the
+    member database's or Constant Contact's value, applied by the next sync, or dismiss). The item
+    names the fields and sides, never their values (an email is one). Returns the items new."""
+    rows = skipped[skipped["reason"] == SkipReason.EDITED_SINCE] if len(skipped) else skipped
+    if rows is None or rows.empty:
+        return 0
+    items = []
+    for (member, contact), group in rows.groupby([MEMBER_ID, CONTACT_ID], dropna=False, sort=True):
+        items.append(
+            {
+                "kind": EDITED_SINCE_REVIEW,
+                MEMBER_ID: None if pd.isna(member) else str(member),
+                CONTACT_ID: None if pd.isna(contact) else str(contact),
+                "detail": {
+                    "undo_of": target,
+                    "fields": sorted(set(group["field"].astype(str))),
+                    "written_to": sorted(set(group["direction"].astype(str))),
+                    "why": "edited since the run wrote it: the undo left it alone",
+                },
+            }
+        )
+    new = bookkeeping.add_review_items(pd.DataFrame(items), run_id=run_id)
+    log.info("Queued %d person(s) with fields edited since %s for review (%d new)", len(items), target, new)
+    return len(items)
 
 
 def _typed_base(frame: pd.DataFrame) -> pd.DataFrame:
