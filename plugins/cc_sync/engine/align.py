@@ -77,7 +77,15 @@ def duplicated(keys: pd.Series) -> np.ndarray:
     if n < 2:
         return np.zeros(n, dtype=bool)
     array = to_arrow(keys, contiguous=True)
-    increasing = pc.all(pc.less(array.slice(0, n - 1), array.slice(1))).as_py()
+    # pc.all skips nulls: with any null the keys are not known to be strictly increasing.
+    increasing = array.null_count == 0 and pc.all(pc.less(array.slice(0, n - 1), array.slice(1))).as_py()
     if increasing:
         return np.zeros(n, dtype=bool)
-    return keys.duplicated(keep="first").to_numpy(dtype=bool)
+    # pc.unique numbers the keys in order of first appearance, so a row is a key's first exactly
+    # where the running maximum of those numbers grows (pandas' duplicated factorizes via objects).
+    group = pc.index_in(array, value_set=pc.unique(array)).to_numpy(zero_copy_only=False)
+    running = np.maximum.accumulate(group)
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    first[1:] = running[1:] > running[:-1]
+    return ~first
