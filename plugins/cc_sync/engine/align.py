@@ -57,6 +57,8 @@ def take_column(array: pa.Array | pa.ChunkedArray, pos: np.ndarray, *, identity:
     """``array`` reordered by ``pos``; null where ``pos`` is -1."""
     if identity:
         return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    if len(pos) and pos.max() < 0:  # a first sync: no pair has a base row
+        return pa.nulls(len(pos), type=array.type)
     indices = pa.array(pos, mask=pos < 0, type=pa.int64())
     taken = pc.take(array, indices)
     return taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken

@@ -90,6 +90,8 @@ class AlignedPairs:
         return take_column(source, pos, identity=self._identity[(side, "")])
 
     def select(self, keep: np.ndarray) -> AlignedPairs:
+        if keep.all():  # a first sync keeps every pair: no need to copy them
+            return self
         return AlignedPairs(
             self.pairs[keep].reset_index(drop=True),
             self.members,

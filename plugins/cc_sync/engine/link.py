@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cc_sync.engine.align import duplicated, is_in, to_arrow
+from cc_sync.engine.align import duplicated, is_in, positions, take_column, to_arrow
 from cc_sync.engine.model import (
     DETAIL,
     FIELD,
@@ -66,6 +66,10 @@ def _display_name(frame: pd.DataFrame) -> pd.Series:
     return (parts[0] + " " + parts[1]).str.strip() if len(parts) == 2 else parts[0]
 
 
+def _to_series(array: pa.Array) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(array.cast(pa.large_string())))
+
+
 def _count_per_key(counted: pd.Series, probe: pd.Series) -> np.ndarray:
     """How many times each ``probe`` key occurs in ``counted`` (0 when never; NA keys never count).
 
@@ -73,13 +77,13 @@ def _count_per_key(counted: pd.Series, probe: pd.Series) -> np.ndarray:
     """
     if len(probe) == 0 or len(counted) == 0:
         return np.zeros(len(probe), dtype=np.int64)
-    counted_keys = to_arrow(counted, contiguous=True).cast(pa.large_string())
-    unique = pc.unique(counted_keys).drop_null()
-    totals = np.bincount(
-        pc.index_in(counted_keys, value_set=unique).drop_null().to_numpy(zero_copy_only=False),
-        minlength=len(unique),
-    )
-    where = pc.index_in(to_arrow(probe, contiguous=True).cast(pa.large_string()), value_set=unique)
+    encoded = to_arrow(counted, contiguous=True).dictionary_encode()  # one hash pass
+    unique = encoded.dictionary
+    totals = np.bincount(encoded.indices.drop_null().to_numpy(zero_copy_only=False), minlength=len(unique))
+    probe_keys = to_arrow(probe, contiguous=True)
+    if probe_keys.type != unique.type:
+        probe_keys = probe_keys.cast(unique.type)
+    where = pc.index_in(probe_keys, value_set=unique)
     found = where.fill_null(-1).to_numpy(zero_copy_only=False)
     return np.where(found >= 0, totals[np.maximum(found, 0)], 0)
 
@@ -163,8 +167,14 @@ def find_links(
 
     n_members = np.maximum(_count_per_key(everyone[_KEY], keys), 1)
     n_contacts = _count_per_key(live[_KEY], keys)
-    matched = members[[MEMBER_ID, _KEY]].merge(
-        one_contact[[_KEY, CONTACT_ID, _NAME, "_contact_name"]], on=_KEY, how="left"
+    # Each key is held by at most one contact here, so a lookup by position does what a left merge
+    # would, without hashing both frames' keys again.
+    found = positions(members[_KEY], one_contact[_KEY])
+    matched = pd.DataFrame(
+        {
+            column: _to_series(take_column(to_arrow(one_contact[column], contiguous=True), found))
+            for column in (CONTACT_ID, _NAME, "_contact_name")
+        }
     )
     contact_linked = is_in(matched[CONTACT_ID].astype("string[pyarrow]"), linked_contact_ids)
     same_name = (_name_key(members) == matched[_NAME]).fillna(False).to_numpy(dtype=bool)

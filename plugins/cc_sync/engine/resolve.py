@@ -686,7 +686,7 @@ def _wide_writes(
             columns[name] = _objects(_at(values, written))
         else:
             columns[name] = pd.Series(values).reset_index(drop=True)[written].to_numpy()
-    cleared = pd.Series([""] * n, dtype=object)
+    cleared: dict[int, list[str]] = {}  # pair position -> fields a blank wipes (few, if any)
     for name, outcome in outcomes.items():
         mask = getattr(outcome, flag) & written
         if not mask.any():
@@ -697,9 +697,13 @@ def _wide_writes(
         columns[name] = written_values
         if clear:
             blanked = mask & pc.is_null(values).to_numpy(zero_copy_only=False)
-            cleared[blanked] = cleared[blanked] + "," + name
+            for row in np.flatnonzero(blanked):
+                cleared.setdefault(int(row), []).append(name)
     if clear:
-        columns[CLEARED_FIELDS] = cleared.str.lstrip(",").replace("", None)[written].to_numpy()
+        column = np.full(n, None, dtype=object)
+        for row, names in cleared.items():
+            column[row] = ",".join(names)
+        columns[CLEARED_FIELDS] = column[written]
     frame = pd.DataFrame(columns)
     if len(frame.columns) and not len(frame):
         return frame.astype(object)
