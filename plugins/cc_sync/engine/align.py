@@ -83,9 +83,10 @@ def duplicated(keys: pd.Series) -> np.ndarray:
     increasing = array.null_count == 0 and pc.all(pc.less(array.slice(0, n - 1), array.slice(1))).as_py()
     if increasing:
         return np.zeros(n, dtype=bool)
-    # pc.unique numbers the keys in order of first appearance, so a row is a key's first exactly
+    # Dictionary encoding numbers the keys in order of first appearance, so a row is a key's first exactly
     # where the running maximum of those numbers grows (pandas' duplicated factorizes via objects).
-    group = pc.index_in(array, value_set=pc.unique(array)).to_numpy(zero_copy_only=False)
+    encoded = pc.dictionary_encode(array, null_encoding="encode")  # one hash pass, nulls a key too
+    group = encoded.indices.to_numpy(zero_copy_only=False)
     running = np.maximum.accumulate(group)
     first = np.empty(n, dtype=bool)
     first[0] = True
