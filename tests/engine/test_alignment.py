@@ -9,9 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bench.bench_engine import FIELDS, make_frames
 from cc_sync.engine import default_policies, plan_sync
+from cc_sync.engine.align import duplicated
+from cc_sync.engine.link import _count_per_key
 
 N = 2_000
 
@@ -84,3 +88,23 @@ def test_plan_does_not_depend_on_row_order_or_dtypes(frames: dict[str, pd.DataFr
             _canonical(right[sorted(left.columns)], key),
             obj=name,
         )
+
+
+@given(st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "c", "d", "é"])), max_size=40))
+def test_duplicated_agrees_with_pandas(values: list[str | None]) -> None:
+    """The Arrow first-occurrence rule flags exactly the rows pandas' duplicated() flags, NA included."""
+    keys = pd.Series(values, dtype="string[pyarrow]")
+    assert duplicated(keys).tolist() == keys.duplicated(keep="first").tolist()
+
+
+@given(
+    st.lists(st.sampled_from(["x", "y", "z"]), max_size=30),
+    st.lists(st.sampled_from(["x", "y", "w"]), max_size=10),
+)
+def test_count_per_key_agrees_with_value_counts(counted: list[str], probe: list[str]) -> None:
+    counts = pd.Series(counted, dtype=object).value_counts()
+    expected = [int(counts.get(key, 0)) for key in probe]
+    got = _count_per_key(
+        pd.Series(counted, dtype="string[pyarrow]"), pd.Series(probe, dtype="string[pyarrow]")
+    )
+    assert got.tolist() == expected

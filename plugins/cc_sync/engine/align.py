@@ -57,6 +57,8 @@ def take_column(array: pa.Array | pa.ChunkedArray, pos: np.ndarray, *, identity:
     """``array`` reordered by ``pos``; null where ``pos`` is -1."""
     if identity:
         return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    if len(pos) and pos.max() < 0:  # a first sync: no pair has a base row
+        return pa.nulls(len(pos), type=array.type)
     indices = pa.array(pos, mask=pos < 0, type=pa.int64())
     taken = pc.take(array, indices)
     return taken.combine_chunks() if isinstance(taken, pa.ChunkedArray) else taken
@@ -77,7 +79,16 @@ def duplicated(keys: pd.Series) -> np.ndarray:
     if n < 2:
         return np.zeros(n, dtype=bool)
     array = to_arrow(keys, contiguous=True)
-    increasing = pc.all(pc.less(array.slice(0, n - 1), array.slice(1))).as_py()
+    # pc.all skips nulls: with any null the keys are not known to be strictly increasing.
+    increasing = array.null_count == 0 and pc.all(pc.less(array.slice(0, n - 1), array.slice(1))).as_py()
     if increasing:
         return np.zeros(n, dtype=bool)
-    return keys.duplicated(keep="first").to_numpy(dtype=bool)
+    # Dictionary encoding numbers the keys in order of first appearance, so a row is a key's first exactly
+    # where the running maximum of those numbers grows (pandas' duplicated factorizes via objects).
+    encoded = pc.dictionary_encode(array, null_encoding="encode")  # one hash pass, nulls a key too
+    group = encoded.indices.to_numpy(zero_copy_only=False)
+    running = np.maximum.accumulate(group)
+    first = np.empty(n, dtype=bool)
+    first[0] = True
+    first[1:] = running[1:] > running[:-1]
+    return ~first

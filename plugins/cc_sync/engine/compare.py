@@ -90,6 +90,8 @@ class AlignedPairs:
         return take_column(source, pos, identity=self._identity[(side, "")])
 
     def select(self, keep: np.ndarray) -> AlignedPairs:
+        if keep.all():  # a first sync keeps every pair: no need to copy them
+            return self
         return AlignedPairs(
             self.pairs[keep].reset_index(drop=True),
             self.members,
@@ -167,6 +169,8 @@ def changed_pairs(aligned: AlignedPairs, fields: list[str]) -> np.ndarray:
     if len(deleted):
         changed |= has_contact & deleted[np.maximum(aligned.c_pos, 0)]
     for name in fields:
+        if changed.all():  # a first sync: every pair is a new link, nothing left to find
+            break
         base_values = aligned.aligned("base", name)
         if has_member.any() and name in aligned.members.columns:
             changed |= has_member & ~same_values(aligned.aligned("member", name), base_values)

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from cc_sync.engine.align import is_in
+from cc_sync.engine.align import duplicated, is_in, positions, take_column, to_arrow
 from cc_sync.engine.model import (
     DETAIL,
     FIELD,
@@ -62,6 +64,28 @@ def _display_name(frame: pd.DataFrame) -> pd.Series:
     if not parts:
         return pd.Series("", index=frame.index, dtype="string[pyarrow]")
     return (parts[0] + " " + parts[1]).str.strip() if len(parts) == 2 else parts[0]
+
+
+def _to_series(array: pa.Array) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(array.cast(pa.large_string())))
+
+
+def _count_per_key(counted: pd.Series, probe: pd.Series) -> np.ndarray:
+    """How many times each ``probe`` key occurs in ``counted`` (0 when never; NA keys never count).
+
+    Arrow's hash kernels: a pandas groupby + map turns a million keys into Python objects twice.
+    """
+    if len(probe) == 0 or len(counted) == 0:
+        return np.zeros(len(probe), dtype=np.int64)
+    encoded = to_arrow(counted, contiguous=True).dictionary_encode()  # one hash pass
+    unique = encoded.dictionary
+    totals = np.bincount(encoded.indices.drop_null().to_numpy(zero_copy_only=False), minlength=len(unique))
+    probe_keys = to_arrow(probe, contiguous=True)
+    if probe_keys.type != unique.type:
+        probe_keys = probe_keys.cast(unique.type)
+    where = pc.index_in(probe_keys, value_set=unique)
+    found = where.fill_null(-1).to_numpy(zero_copy_only=False)
+    return np.where(found >= 0, totals[np.maximum(found, 0)], 0)
 
 
 def _reviews(frame: pd.DataFrame, kind: ReviewKind, detail: pd.Series | str) -> pd.DataFrame:
@@ -125,7 +149,7 @@ def find_links(
     linked[_KEY] = normalise_email(linked[EMAIL])
     linked = linked[is_in(linked[_KEY], keys)]
     everyone = pd.concat([members[[MEMBER_ID, _KEY]], linked[[MEMBER_ID, _KEY]]], ignore_index=True)
-    members_per_key = everyone.drop_duplicates(MEMBER_ID).groupby(_KEY).size()
+    everyone = everyone[~duplicated(everyone[MEMBER_ID])]
 
     pool = contact_pool.copy()
     pool[_KEY] = normalise_email(pool[EMAIL])
@@ -134,17 +158,23 @@ def find_links(
         pool[DELETED].fillna(False).astype(bool).to_numpy() if DELETED in pool else np.zeros(len(pool), bool)
     )
     deleted_keys = set(pool.loc[deleted, _KEY])
-    live = pool[~deleted].drop_duplicates(CONTACT_ID)
-    contacts_per_key = live.groupby(_KEY).size()
-    one_contact = live[live[_KEY].map(contacts_per_key).to_numpy() == 1]
+    live = pool[~deleted]
+    live = live[~duplicated(live[CONTACT_ID])]
+    one_contact = live[_count_per_key(live[_KEY], live[_KEY]) == 1]
     one_contact = one_contact.assign(
         **{_NAME: _name_key(one_contact), "_contact_name": _display_name(one_contact)}
     )
 
-    n_members = keys.map(members_per_key).fillna(1).astype(int).to_numpy()
-    n_contacts = keys.map(contacts_per_key).fillna(0).astype(int).to_numpy()
-    matched = members[[MEMBER_ID, _KEY]].merge(
-        one_contact[[_KEY, CONTACT_ID, _NAME, "_contact_name"]], on=_KEY, how="left"
+    n_members = np.maximum(_count_per_key(everyone[_KEY], keys), 1)
+    n_contacts = _count_per_key(live[_KEY], keys)
+    # Each key is held by at most one contact here, so a lookup by position does what a left merge
+    # would, without hashing both frames' keys again.
+    found = positions(members[_KEY], one_contact[_KEY])
+    matched = pd.DataFrame(
+        {
+            column: _to_series(take_column(to_arrow(one_contact[column], contiguous=True), found))
+            for column in (CONTACT_ID, _NAME, "_contact_name")
+        }
     )
     contact_linked = is_in(matched[CONTACT_ID].astype("string[pyarrow]"), linked_contact_ids)
     same_name = (_name_key(members) == matched[_NAME]).fillna(False).to_numpy(dtype=bool)

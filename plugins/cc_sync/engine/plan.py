@@ -99,7 +99,7 @@ def _pool(directory: pd.DataFrame | None, contacts: pd.DataFrame) -> pd.DataFram
     if not frames:
         return pd.DataFrame({c: pd.Series([], dtype=STRING) for c in _POOL_COLUMNS})
     pool = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    return pool.drop_duplicates(CONTACT_ID, keep="first")
+    return pool[~duplicated(pool[CONTACT_ID])]
 
 
 def _creates(

@@ -121,16 +121,6 @@ class _Recency:
         return cls(later(member_time, cc_time), later(cc_time, member_time))
 
 
-def _text(values: pd.Series) -> pd.Series:
-    """Values as text for the change log (NA stays NA)."""
-    return (
-        values.astype(object)
-        .where(values.notna(), None)
-        .map(lambda v: None if v is None else str(v), na_action="ignore")
-        .astype(_STRING)
-    )
-
-
 @dataclass
 class EmailOwners:
     """Who holds each email, to catch an email change that would collide with someone else.
@@ -201,15 +191,24 @@ class Resolution:
     new_base: pd.DataFrame
 
 
+# Change reasons as small integer codes while a field is resolved for every pair; turned into text
+# only for the rows that are written (a first sync resolves a million pairs x every field).
+_REASONS = np.array([r.value for r in ChangeReason], dtype=object)
+_REASON_CODE = {r: np.int8(i) for i, r in enumerate(ChangeReason)}
+
+
 @dataclass
 class _FieldOutcome:
+    """One field resolved for every pair. Values stay Arrow arrays (null for every kind of blank):
+    converting them all to Python objects is what made a first sync slow and memory-hungry."""
+
     to_cc: np.ndarray  # write the member's value to CC
     to_member: np.ndarray  # write CC's value to the member
-    member_value: pd.Series
-    cc_value: pd.Series
-    base_value: pd.Series  # the new base
-    old_base: pd.Series
-    cc_reason: np.ndarray
+    member_value: pa.Array
+    cc_value: pa.Array
+    base_value: pa.Array  # the new base
+    old_base: pa.Array
+    cc_reason: np.ndarray  # codes into _REASONS
     member_reason: np.ndarray
 
 
@@ -235,11 +234,31 @@ def _equal(left: pa.Array, right: pa.Array, left_blank: np.ndarray, right_blank:
     return same | (left_blank & right_blank)
 
 
-def _values(values: pa.Array, blank: np.ndarray) -> pd.Series:
-    """Values for the plan's frames: Python objects, None for every kind of blank."""
-    series = _to_series(values).astype(object)
-    series[blank] = None
-    return series
+def _values(values: pa.Array, blank: np.ndarray) -> pa.Array:
+    """The values with every kind of blank as null."""
+    if not blank.any():
+        return values
+    return pc.if_else(pa.array(blank), pa.scalar(None, type=values.type), values)
+
+
+def _objects(values: pa.Array) -> np.ndarray:
+    """Python objects for the plan's frames (None for null): str for text, int for integers."""
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return values.to_numpy(zero_copy_only=False)
+    objects = np.empty(len(values), dtype=object)
+    objects[:] = values.to_pylist()
+    return objects
+
+
+def _at(values: pa.Array, rows: np.ndarray) -> pa.Array:
+    """``values`` at the True positions of ``rows``."""
+    return values.filter(pa.array(rows))
+
+
+def _text_at(values: pa.Array, rows: np.ndarray) -> np.ndarray:
+    """Values at ``rows`` as text for the change log (null stays NA)."""
+    text = _at(values, rows).cast(pa.large_string())
+    return _to_series(text).astype(_STRING).to_numpy()
 
 
 def _conflict_winner(
@@ -253,17 +272,19 @@ def _conflict_winner(
     elif not to_cc_ok:
         owner = FieldOwner.CC
     if owner == FieldOwner.MEMBER_DB:
-        return np.ones(n, bool), np.full(n, ChangeReason.OWNER_MEMBER.value, dtype=object)
+        return np.ones(n, bool), np.full(n, _REASON_CODE[ChangeReason.OWNER_MEMBER])
     if owner == FieldOwner.CC:
-        return np.zeros(n, bool), np.full(n, ChangeReason.OWNER_CC.value, dtype=object)
+        return np.zeros(n, bool), np.full(n, _REASON_CODE[ChangeReason.OWNER_CC])
     reason = np.where(
         recency.member_later,
-        ChangeReason.CONFLICT_MEMBER_LATER.value,
+        _REASON_CODE[ChangeReason.CONFLICT_MEMBER_LATER],
         np.where(
-            recency.cc_later, ChangeReason.CONFLICT_CC_LATER.value, ChangeReason.CONFLICT_TIE_MEMBER.value
+            recency.cc_later,
+            _REASON_CODE[ChangeReason.CONFLICT_CC_LATER],
+            _REASON_CODE[ChangeReason.CONFLICT_TIE_MEMBER],
         ),
     )
-    return ~recency.cc_later, reason.astype(object)
+    return ~recency.cc_later, reason.astype(np.int8)
 
 
 def _resolve_field(
@@ -299,17 +320,15 @@ def _resolve_field(
     to_cc = member_wins & to_cc_ok
     to_member = cc_wins & to_member_ok
 
-    cc_reason = np.where(both, conflict_reason, ChangeReason.MEMBER_CHANGED.value).astype(object)
-    member_reason = np.where(both, conflict_reason, ChangeReason.CC_CHANGED.value).astype(object)
+    cc_reason = np.where(both, conflict_reason, _REASON_CODE[ChangeReason.MEMBER_CHANGED]).astype(np.int8)
+    member_reason = np.where(both, conflict_reason, _REASON_CODE[ChangeReason.CC_CHANGED]).astype(np.int8)
     # Values as the sides hold them (emails un-normalised): they are what gets written.
     b = _values(raw_base, b_blank)
     m = _values(raw_member, m_blank)
     c = _values(raw_cc, c_blank)
-    new_base = b.copy()
-    new_base[agree] = m[agree]
-    new_base[to_cc] = m[to_cc]
-    new_base[to_member] = c[to_member]
-    return _FieldOutcome(to_cc, to_member, m, c, new_base, b.copy(), cc_reason, member_reason)
+    # to_cc and to_member never overlap (a conflict has one winner).
+    new_base = pc.if_else(pa.array(to_member), c, pc.if_else(pa.array(agree | to_cc), m, b))
+    return _FieldOutcome(to_cc, to_member, m, c, new_base, b, cc_reason, member_reason)
 
 
 def _frame(columns: tuple[str, ...], data: dict[str, object]) -> pd.DataFrame:
@@ -406,8 +425,10 @@ def resolve_pairs(
         outcome = _resolve_field(aligned, name, policy, direction, recency)
         limit = field_max_length(name)
         if limit is not None and outcome.to_cc.any():
-            lengths = outcome.member_value.astype(object).map(lambda v: len(str(v)), na_action="ignore")
-            too_long = outcome.to_cc & (lengths.fillna(0).to_numpy() > limit)
+            lengths = pc.utf8_length(outcome.member_value.cast(pa.large_string()))
+            too_long = outcome.to_cc & pc.fill_null(pc.greater(lengths, limit), False).to_numpy(
+                zero_copy_only=False
+            )
             reject(too_long, RejectReason.TOO_LONG, name, f"longer than {limit} characters")
             _drop_write(outcome, too_long, to_cc=True)
         if name == EMAIL:
@@ -432,9 +453,9 @@ def resolve_pairs(
                             MEMBER_ID: member_ids[rows].to_numpy(),
                             CONTACT_ID: contact_ids[rows].to_numpy(),
                             FIELD: name,
-                            OLD_VALUE: _text(old[rows]).to_numpy(),
-                            NEW_VALUE: _text(new[rows]).to_numpy(),
-                            REASON: why[rows],
+                            OLD_VALUE: _text_at(old, rows),
+                            NEW_VALUE: _text_at(new, rows),
+                            REASON: _REASONS[why[rows]],
                         },
                     )
                 )
@@ -508,12 +529,16 @@ def resolve_pairs(
     cleared_cc = np.zeros(len(pairs), bool)
     for outcome in outcomes.values():
         any_cc_write |= outcome.to_cc
-        cleared_cc |= outcome.to_cc & outcome.member_value.isna().to_numpy()
+        cleared_cc |= outcome.to_cc & pc.is_null(outcome.member_value).to_numpy(zero_copy_only=False)
     # Email changes and unsubscribes need a PUT; so do opted-out contacts (an import row could
     # add them to a list), clears (the import ignores blanks) and contacts whose email CC does
     # not hold (nothing to key the import on). Everything else goes in bulk.
-    cc_email = outcomes[EMAIL].cc_value if EMAIL in outcomes else _take(aligned.base, EMAIL, aligned.b_pos)
-    no_import_key = cc_email.isna().to_numpy()  # the import finds contacts by email alone
+    cc_email = (
+        outcomes[EMAIL].cc_value
+        if EMAIL in outcomes
+        else arrow_column(aligned.base, EMAIL).take(pa.array(aligned.b_pos, mask=aligned.b_pos < 0))
+    )
+    no_import_key = pc.is_null(cc_email).to_numpy(zero_copy_only=False)  # the import keys on email alone
     by_put = unsubscribe_cc | email_to_cc | (any_cc_write & (opted_out_now | cleared_cc | no_import_key))
     by_import = any_cc_write & ~by_put
     cc_updates = _wide_writes(
@@ -526,15 +551,15 @@ def resolve_pairs(
         rows=by_import,
         id_first=CONTACT_ID,
     )
-    put_extra = {
-        EMAIL_CHANGE: outcomes[EMAIL]
-        .member_value.astype(_STRING)
-        .str.strip()
-        .astype(object)
-        .where(email_to_cc, None)
+    put_extra: dict[str, pa.Array | np.ndarray] = {
+        EMAIL_CHANGE: pc.if_else(
+            pa.array(email_to_cc),
+            pc.utf8_trim_whitespace(outcomes[EMAIL].member_value.cast(pa.large_string())),
+            pa.scalar(None, type=pa.large_string()),
+        )
         if EMAIL in outcomes
-        else pd.Series([None] * len(pairs)),
-        UNSUBSCRIBE: pd.Series(unsubscribe_cc),
+        else pa.nulls(len(pairs), type=pa.large_string()),
+        UNSUBSCRIBE: unsubscribe_cc,
     }
     cc_puts = _wide_writes(
         {k: v for k, v in outcomes.items() if k != EMAIL},
@@ -551,14 +576,10 @@ def resolve_pairs(
     base_columns: dict[str, object] = {MEMBER_ID: member_ids.to_numpy(), CONTACT_ID: contact_ids.to_numpy()}
     for name in policies:
         if name in outcomes:
-            base_columns[name] = outcomes[name].base_value.to_numpy()
+            base_columns[name] = _objects(outcomes[name].base_value)
         else:
-            base_columns[name] = (
-                _to_series(
-                    arrow_column(aligned.base, name).take(pa.array(aligned.b_pos, mask=aligned.b_pos < 0))
-                )
-                .astype(object)
-                .to_numpy()
+            base_columns[name] = _objects(
+                arrow_column(aligned.base, name).take(pa.array(aligned.b_pos, mask=aligned.b_pos < 0))
             )
     base_columns[OPTED_OUT] = opted_out_now
     new_base = pd.DataFrame(base_columns)
@@ -585,7 +606,7 @@ def _drop_write(outcome: _FieldOutcome, rows: np.ndarray, *, to_cc: bool) -> Non
         outcome.to_cc = outcome.to_cc & ~rows
     else:
         outcome.to_member = outcome.to_member & ~rows
-    outcome.base_value[rows] = outcome.old_base[rows]
+    outcome.base_value = pc.if_else(pa.array(rows), outcome.old_base, outcome.base_value)
 
 
 def _check_email(
@@ -597,30 +618,32 @@ def _check_email(
     reject: Callable[[np.ndarray, RejectReason, str, str], None],
 ) -> None:
     """Validate and de-collide email changes in both directions (in place)."""
+    n = len(outcome.to_cc)
     if outcome.to_cc.any():
-        new = outcome.member_value
-        invalid = outcome.to_cc & ~is_valid_email(new)
+        new = _to_series(_at(outcome.member_value, outcome.to_cc))
+        valid = np.asarray(is_valid_email(new), dtype=bool)
+        invalid = np.zeros(n, bool)
+        invalid[outcome.to_cc] = ~valid
         reject(invalid, RejectReason.INVALID_EMAIL, EMAIL, "not an email address")
         _drop_write(outcome, invalid, to_cc=True)
-        keys = normalise_email(new)
         rows = outcome.to_cc
-        taken = np.zeros(len(new), bool)
-        taken[rows] = email_owners.taken_by_other(keys[rows], contact_ids[rows], Side.CC)
-        twice = np.zeros(len(new), bool)
-        twice[rows] = keys[rows].duplicated(keep=False).to_numpy(dtype=bool)
+        keys = normalise_email(new[valid].reset_index(drop=True))
+        taken = np.zeros(n, bool)
+        taken[rows] = email_owners.taken_by_other(keys, contact_ids[rows], Side.CC)
+        twice = np.zeros(n, bool)
+        twice[rows] = keys.duplicated(keep=False).to_numpy(dtype=bool)
         collide = taken | twice
         review(
             collide, ReviewKind.EMAIL_COLLISION, EMAIL, "the member's new email is held by another CC contact"
         )
         _drop_write(outcome, collide, to_cc=True)
     if outcome.to_member.any():
-        new = outcome.cc_value
-        keys = normalise_email(new)
         rows = outcome.to_member
-        taken = np.zeros(len(new), bool)
-        taken[rows] = email_owners.taken_by_other(keys[rows], member_ids[rows], Side.MEMBER_DB)
-        twice = np.zeros(len(new), bool)
-        twice[rows] = keys[rows].duplicated(keep=False).to_numpy(dtype=bool)
+        keys = normalise_email(_to_series(_at(outcome.cc_value, rows)))
+        taken = np.zeros(n, bool)
+        taken[rows] = email_owners.taken_by_other(keys, member_ids[rows], Side.MEMBER_DB)
+        twice = np.zeros(n, bool)
+        twice[rows] = keys.duplicated(keep=False).to_numpy(dtype=bool)
         collide = taken | twice
         review(
             collide, ReviewKind.EMAIL_COLLISION, EMAIL, "the contact's new email is held by another member"
@@ -641,7 +664,7 @@ def _wide_writes(
     value: str,
     member_ids: pd.Series,
     contact_ids: pd.Series,
-    extra: dict[str, pd.Series],
+    extra: dict[str, pd.Series | pa.Array | np.ndarray],
     *,
     rows: np.ndarray | None = None,
     id_first: str = MEMBER_ID,
@@ -659,19 +682,28 @@ def _wide_writes(
     ids[other] = (contact_ids if id_first == MEMBER_ID else member_ids)[written].to_numpy()
     columns: dict[str, object] = dict(ids)
     for name, values in extra.items():
-        columns[name] = pd.Series(values).reset_index(drop=True)[written].to_numpy()
-    cleared = pd.Series([""] * n, dtype=object)
+        if isinstance(values, pa.Array):
+            columns[name] = _objects(_at(values, written))
+        else:
+            columns[name] = pd.Series(values).reset_index(drop=True)[written].to_numpy()
+    cleared: dict[int, list[str]] = {}  # pair position -> fields a blank wipes (few, if any)
     for name, outcome in outcomes.items():
         mask = getattr(outcome, flag) & written
         if not mask.any():
             continue
-        values = getattr(outcome, value).astype(object)
-        columns[name] = values.where(mask, None)[written].to_numpy()
+        values: pa.Array = getattr(outcome, value)
+        written_values = _objects(_at(values, written))
+        written_values[~mask[written]] = None
+        columns[name] = written_values
         if clear:
-            blanked = mask & values.isna().to_numpy()
-            cleared[blanked] = cleared[blanked] + "," + name
+            blanked = mask & pc.is_null(values).to_numpy(zero_copy_only=False)
+            for row in np.flatnonzero(blanked):
+                cleared.setdefault(int(row), []).append(name)
     if clear:
-        columns[CLEARED_FIELDS] = cleared.str.lstrip(",").replace("", None)[written].to_numpy()
+        column = np.full(n, None, dtype=object)
+        for row, names in cleared.items():
+            column[row] = ",".join(names)
+        columns[CLEARED_FIELDS] = column[written]
     frame = pd.DataFrame(columns)
     if len(frame.columns) and not len(frame):
         return frame.astype(object)
