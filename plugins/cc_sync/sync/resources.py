@@ -11,9 +11,9 @@ from cc_sync.errors import NotRetryableError
 from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.member_db.hook import MemberDatabaseHook, create_member_engine
 from cc_sync.member_db.mapping import MemberMapping, load_mapping
+from cc_sync.settings import DEFAULT_MAPPING_PATH, PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_MAPPING_PATH = PROJECT_ROOT / "include" / "config" / "member_mapping.yaml"
+__all__ = ["DEFAULT_MAPPING_PATH", "PROJECT_ROOT", "SchemaNotCurrent", "SyncResources"]
 
 
 class SchemaNotCurrent(NotRetryableError, RuntimeError):
