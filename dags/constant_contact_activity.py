@@ -88,4 +88,4 @@ with DAG(
         finally:
             res.close()
 
-    account_summary() >> pull_activity() >> job.finish(_outcome, lease=False)
+    job.finish(_outcome, after=[account_summary() >> pull_activity()], lease=False)

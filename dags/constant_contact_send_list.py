@@ -142,6 +142,5 @@ with DAG(
 
     planned = plan()
     sent = send(planned)
-    done = job.finish(_outcome)
-    waited >> planned >> go() >> sent >> done
-    waited >> done
+    waited >> planned >> go() >> sent
+    job.finish(_outcome, after=[waited, sent])

@@ -41,12 +41,7 @@ from cc_sync.operators.member_db import MemberDatabaseExtractOperator, MemberDat
 
 DAG_ID = "constant_contact_sync"
 CONTACTS_SYNCED = Asset(name="constant_contact_contacts_synced", uri="cc-sync://constant_contact/contacts")
-# Where the operators find the mapping and the lease (resolved when the DAG file is parsed).
-OPERATOR_ARGS = {
-    "member_db_conn_id": settings.MEMBER_DB_CONN_ID,
-    "mapping_path": settings.mapping_path(),
-    "lease": settings.LEASE_NAME,
-}
+OPERATOR_ARGS = job.operator_args()
 
 
 def _window(key: str) -> str:
@@ -227,7 +222,4 @@ with DAG(
         cc_written >> members_written
         counts = record(plan, window, linked, cc_written.output, members_written.output)
     go >> load
-    published = publish(counts)
-    done = job.finish(_outcome)
-    waited >> done
-    [published, go] >> done
+    job.finish(_outcome, after=[waited, publish(counts), go])

@@ -28,12 +28,7 @@ from cc_sync.operators.constant_contact import API_CALLS_KEY, ConstantContactLoa
 from cc_sync.operators.member_db import MemberDatabaseLoadOperator
 
 DAG_ID = "constant_contact_undo"
-# Where the loaders find the mapping and the lease (resolved when the DAG file is parsed).
-OPERATOR_ARGS = {
-    "member_db_conn_id": settings.MEMBER_DB_CONN_ID,
-    "mapping_path": settings.mapping_path(),
-    "lease": settings.LEASE_NAME,
-}
+OPERATOR_ARGS = job.operator_args()
 
 
 def _outcome(ti, params: dict) -> job.Outcome:
@@ -182,6 +177,4 @@ with DAG(
         cc_written >> lists_done >> members_written
         counts = record(planned, cc_written.output, lists_done, members_written.output)
     go >> load
-    done = job.finish(_outcome)
-    waited >> done
-    [counts, go] >> done
+    job.finish(_outcome, after=[waited, counts, go])

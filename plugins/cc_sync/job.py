@@ -7,8 +7,8 @@ A job is a DAG whose tasks are plain functions of a job package (``cc_sync.sync`
 2. a first step calling :func:`start`: the schema check, the run record and the account line.
 3. steps run through :func:`leased`: the run's hooks, the lease renewed while the step works.
 4. :func:`finish`: a teardown that closes the run record with its :class:`Outcome`, gives the
-   lease back, and writes the run summary (:mod:`cc_sync.summary`) to its log and as the DAG
-   run's note.
+   lease back, and writes the run summary (:mod:`cc_sync.summary`) to its log (not the DAG run's
+   note: a task cannot write it in Airflow 3.3, README "The Airflow UI").
 
 This module is imported by the DAG files when they are parsed, so it imports only Airflow's SDK
 and :mod:`cc_sync.settings`; pandas, SQLAlchemy and requests come in when a task runs.
@@ -17,7 +17,7 @@ and :mod:`cc_sync.settings`; pandas, SQLAlchemy and requests come in when a task
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -99,12 +99,15 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def finish(outcome: Callable[[Any, dict[str, Any]], Outcome], *, lease: bool = True) -> Any:
-    """The last task of every job (a teardown: it runs whatever became of the others).
+def finish(
+    outcome: Callable[[Any, dict[str, Any]], Outcome], *, after: Sequence[Any] = (), lease: bool = True
+) -> Any:
+    """The last task of every job (a teardown: it runs whatever became of the others), downstream
+    of ``after`` (the lease's sensor and the job's last tasks, so it waits for all of them).
 
     ``outcome(ti, params)`` reads the job's XComs into an :class:`Outcome`; the rest is shared:
     the run record closed with its status and counts, the lease given back (``lease``), and the
-    run summary in the log and as the DAG run's note.
+    run summary in the log.
     """
 
     @teardown
@@ -115,7 +118,20 @@ def finish(outcome: Callable[[Any, dict[str, Any]], Outcome], *, lease: bool = T
         """Close the run record with its counts and API usage, release the lease, and summarise."""
         return close(resources(), run_id=run_id, outcome=outcome(ti, params), lease=lease, dag_run=dag_run)
 
-    return finish_run()
+    done = finish_run()
+    for task_ in after:
+        task_ >> done
+    return done
+
+
+def operator_args() -> dict[str, Any]:
+    """What the package's operators need to hold the run's lease: where the bookkeeping is (read
+    when the DAG file is parsed) and the lease's name."""
+    return {
+        "member_db_conn_id": settings.MEMBER_DB_CONN_ID,
+        "mapping_path": settings.mapping_path(),
+        "lease": settings.LEASE_NAME,
+    }
 
 
 def close(
