@@ -1,5 +1,5 @@
 """The run summary every job ends with: a readable table of counts per direction, reviews, API
-calls and the day's budget left, for the finish task's log and the DAG run's note.
+calls and the day's budget left, for the finish task's log.
 
 Pure text from the finish task's report (the run record's counts): no Airflow, no database.
 """
