@@ -56,12 +56,7 @@ def _outcome(ti, params: dict) -> job.Outcome:
         ti.xcom_pull(task_ids=t, key=API_CALLS_KEY) for t in ("extract.contacts", "load.constant_contact")
     ]
     calls += [(ti.xcom_pull(task_ids=t) or {}).get("api_calls") for t in ("link", "open_window")]
-    return job.Outcome(
-        succeeded=counts is not None or params["dry_run"],
-        counts=counts,
-        dry_run=params["dry_run"],
-        api_calls=sum(int(c or 0) for c in calls),
-    )
+    return job.Outcome.recorded(counts, dry_run=params["dry_run"], api_calls=sum(int(c or 0) for c in calls))
 
 
 with DAG(

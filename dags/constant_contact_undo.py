@@ -37,12 +37,7 @@ def _outcome(ti, params: dict) -> job.Outcome:
     calls = ti.xcom_pull(task_ids="load.constant_contact", key=API_CALLS_KEY) or 0
     calls += int((ti.xcom_pull(task_ids="load.list_memberships") or {}).get("api_calls") or 0)
     calls += int((ti.xcom_pull(task_ids="plan") or {}).get("api_calls") or 0)
-    return job.Outcome(
-        succeeded=counts is not None or params["dry_run"],
-        counts=counts,
-        dry_run=params["dry_run"],
-        api_calls=int(calls),
-    )
+    return job.Outcome.recorded(counts, dry_run=params["dry_run"], api_calls=int(calls))
 
 
 with DAG(

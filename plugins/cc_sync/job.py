@@ -98,6 +98,13 @@ class Outcome:
     # Counts the run record keeps for the summary but that are no "direction" (e.g. skip reasons).
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def recorded(cls, counts: dict[str, int] | None, *, dry_run: bool, api_calls: int) -> Outcome:
+        """A job whose last step records what it wrote (sync, undo): it succeeded when that step
+        returned its counts; a dry run stops before it (:func:`close` reads the plan's counts)."""
+        succeeded = counts is not None or dry_run
+        return cls(succeeded=succeeded, counts=counts, dry_run=dry_run, api_calls=api_calls)
+
 
 def finish(
     outcome: Callable[[Any, dict[str, Any]], Outcome], *, after: Sequence[Any] = (), lease: bool = True
