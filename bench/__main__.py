@@ -26,6 +26,7 @@ PARTS = {
     "activity": "bench.bench_activity",
     "undo": "bench.bench_undo",
     "console": "bench.bench_console",
+    "airflow": "bench.bench_airflow",
 }
 OUT_DIR = Path(__file__).resolve().parent
 

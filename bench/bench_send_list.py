@@ -40,9 +40,9 @@ def minimum_import_requests(db_url: str) -> dict[str, int]:
     """The fewest import requests the segment can take: ceil(N / 40,000), or more when the rows
     weigh over 4 MB a request (the hook packs requests to 95% of 4 MiB). Read from the members,
     without any API call."""
-    from cc_sync import send_list
     from cc_sync.constant_contact import bulk
     from cc_sync.constant_contact.convert import frame_to_import_rows
+    from cc_sync.send_list import send as send_list
 
     send = _segment_to_send(db_url)
     fields = [c for c in send.columns if c not in ("member_id", send_list.EMAIL_KEY)]
@@ -59,9 +59,9 @@ def minimum_import_requests(db_url: str) -> dict[str, int]:
 
 def _segment_to_send(db_url: str) -> Any:
     """The members the job sends (the segment less those it skips), read without any API call."""
-    from cc_sync import send_list
     from cc_sync.member_db.hook import MemberDatabaseHook
     from cc_sync.member_db.mapping import load_mapping
+    from cc_sync.send_list import send as send_list
     from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
 
     mapping = load_mapping(DEFAULT_MAPPING_PATH)
@@ -84,9 +84,9 @@ def seed_known_contacts(emulator: Any, db_url: str) -> dict[str, Any]:
 
     import sqlalchemy as sa
 
-    from cc_sync import send_list
     from cc_sync.constant_contact.hook import ConstantContactHook
     from cc_sync.member_db.bookkeeping import Bookkeeping
+    from cc_sync.send_list import send as send_list
 
     send = _segment_to_send(db_url)
     yesterday = (datetime.now(UTC) - timedelta(days=1)).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -18,36 +18,32 @@ Connections `constant_contact_default` and `member_db_default`; mapping
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
-from cc_sync import account, activity
-from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
+from cc_sync import activity, job, settings
 
 DAG_ID = "constant_contact_activity"
-CC_CONN_ID = "constant_contact_default"
-MEMBER_DB_CONN_ID = "member_db_default"
-MAPPING_PATH = os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING_PATH))
 
 
-def _resources() -> SyncResources:
-    return SyncResources(CC_CONN_ID, MEMBER_DB_CONN_ID, MAPPING_PATH)
+def _outcome(ti, params: dict) -> job.Outcome:
+    """The pull's counts; its API calls and the account line's."""
+    counts = ti.xcom_pull(task_ids="pull_activity")
+    account = ti.xcom_pull(task_ids="account_summary") or {}
+    calls = int((counts or {}).get("api_calls") or 0) + int(account.get("api_calls") or 0)
+    return job.Outcome(succeeded=counts is not None, counts=counts, api_calls=calls)
 
 
 with DAG(
     dag_id=DAG_ID,
     description="Campaign tracking activity from Constant Contact into the member database",
     doc_md=__doc__,
-    schedule=CronDataIntervalTimetable(os.environ.get("CC_ACTIVITY_SCHEDULE", "0 * * * *"), timezone="UTC"),
+    schedule=CronDataIntervalTimetable(settings.activity_schedule(), timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "retries": int(os.environ.get("CC_SYNC_TASK_RETRIES", "2")),
-        "retry_delay": timedelta(minutes=2),
-    },
+    default_args=settings.default_args(),
     tags=["constant_contact", "member_db", "activity"],
     params={
         "lookback_days": Param(
@@ -62,32 +58,34 @@ with DAG(
     },
 ) as dag:
 
-    @task(pool="constant_contact_api")
-    def account_summary() -> dict:
-        """Log the Constant Contact account this run talks to (one API call; the email masked)."""
-        resources = _resources()
-        try:
-            return account.log_account_summary(resources.cc).__dict__
-        finally:
-            resources.close()
+    @task(pool=settings.CC_POOL, multiple_outputs=False)
+    def account_summary(run_id: str | None = None) -> dict:
+        """Open the run record; log the Constant Contact account this run talks to (one API call,
+        the email masked)."""
+        from cc_sync.activity import pull
 
-    @task(pool="constant_contact_api")
+        res = job.resources()
+        try:
+            account, calls = job.start(res, run_id=run_id, dag_id=DAG_ID, kind=pull.RUN_KIND)
+        finally:
+            res.close()
+        return {**account.__dict__, "api_calls": calls}
+
+    @task(pool=settings.CC_POOL, multiple_outputs=False)
     def pull_activity(params: dict, dag_run=None, run_id: str | None = None, **context) -> dict:
         """Read new tracking events of the window's campaigns and store them per member."""
-        window = activity.window_for_run(
+        from cc_sync.activity import pull
+
+        window = pull.window_for_run(
             context.get("data_interval_start"),
             context.get("data_interval_end"),
             dag_run.run_after,
             timedelta(days=params["lookback_days"]),
         )
-        resources = _resources()
+        res = job.resources()
         try:
-            resources.require_current_schema()
-            summary = activity.run_activity_pull(
-                resources.cc, resources.members, resources.bookkeeping, window, run_id=run_id, dag_id=DAG_ID
-            )
+            return pull.pull_activity(res.cc, res.members, res.bookkeeping, window, run_id=run_id).counts()
         finally:
-            resources.close()
-        return summary.counts()
+            res.close()
 
-    account_summary() >> pull_activity()
+    job.finish(_outcome, after=[account_summary() >> pull_activity()], lease=False)

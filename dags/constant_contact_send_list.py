@@ -26,34 +26,18 @@ Connections `constant_contact_default` and `member_db_default`; mapping
 
 from __future__ import annotations
 
-import os
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from airflow.sdk import DAG, Param, task, teardown
+from airflow.sdk import DAG, Param, task
 
-from cc_sync import send_list
-from cc_sync.member_db.mapping import ConditionOp, MappingError, load_mapping
-from cc_sync.sync import lease
-from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
+from cc_sync import job, settings
+from cc_sync.member_db.mapping import ConditionOp
+from cc_sync.send_list.form import SendMode, form_choices
 
 DAG_ID = "constant_contact_send_list"
-CC_CONN_ID = "constant_contact_default"
-MEMBER_DB_CONN_ID = "member_db_default"
-MAPPING_PATH = os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING_PATH))
-
-
-def _form_choices() -> tuple[list[str] | None, list[str] | None, str | None]:
-    """The mapping's segment and field names for the form's dropdowns (a local file read, no
-    database), or why the mapping cannot be read: the form then says so where the dropdown was,
-    and the run's first task fails with the same message."""
-    try:
-        mapping = load_mapping(MAPPING_PATH)
-    except (OSError, MappingError) as exc:
-        return None, None, f"The member mapping cannot be read, so no segment can be offered: {exc}"
-    return sorted(mapping.segments), send_list.filterable_fields(mapping), None
-
-
-SEGMENTS, FIELDS, MAPPING_PROBLEM = _form_choices()
+# When the mapping cannot be read the form says so where the dropdown was, and the run's first task
+# fails with the same message.
+SEGMENTS, FIELDS, MAPPING_PROBLEM = form_choices(settings.mapping_path())
 _SEGMENT_HELP = "A named segment of the member mapping (its `segments`); combined with the filter."
 # The form's dropdown shows None as "null" unless labelled (the UI looks the label up under "null").
 _segment_schema = (
@@ -62,8 +46,22 @@ _segment_schema = (
 _field_schema = {"type": "string", **({"enum": FIELDS} if FIELDS else {})}
 
 
-def _resources() -> SyncResources:
-    return SyncResources(CC_CONN_ID, MEMBER_DB_CONN_ID, MAPPING_PATH)
+def _outcome(ti, params: dict) -> job.Outcome:
+    """A dry run's counts are its plan's; a send's, what it wrote (added, updated, linked, skipped)."""
+    planned = ti.xcom_pull(task_ids="plan")
+    sent = ti.xcom_pull(task_ids="send")
+    if params["dry_run"]:
+        counts = dict(planned["counts"]) if planned else None
+        return job.Outcome(
+            succeeded=planned is not None,
+            counts=counts,
+            dry_run=True,
+            api_calls=int(planned["api_calls"]) if planned else 0,
+        )
+    counts = dict(sent["counts"]) if sent else None
+    return job.Outcome(
+        succeeded=sent is not None, counts=counts, api_calls=int((counts or {}).pop("api_calls", 0))
+    )
 
 
 with DAG(
@@ -78,10 +76,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "retries": int(os.environ.get("CC_SYNC_TASK_RETRIES", "2")),
-        "retry_delay": timedelta(minutes=2),
-    },
+    default_args=settings.default_args(),
     tags=["constant_contact", "member_db", "send_list"],
     params={
         "segment": Param(
@@ -119,9 +114,9 @@ with DAG(
             description="An existing Constant Contact list (its exact name or its id), or a new list's name.",
         ),
         "mode": Param(
-            send_list.SendMode.UPDATE.value,
+            SendMode.UPDATE.value,
             type="string",
-            enum=[m.value for m in send_list.SendMode],
+            enum=[m.value for m in SendMode],
             title="Mode",
             description=(
                 "create_new: a new list (fails if the name is taken); update: add and update only; "
@@ -133,61 +128,28 @@ with DAG(
         ),
     },
 ) as dag:
+    waited = job.wait_for_lease("Wait until no sync or other send is writing links.")
 
-    @task.sensor(
-        poke_interval=lease.POKE_INTERVAL.total_seconds(),
-        timeout=lease.WAIT_TIMEOUT.total_seconds(),
-        mode="reschedule",
-    )
-    def wait_for_lease(run_id: str | None = None) -> bool:
-        """Wait until no sync or other send is writing links, then hold the sync's lease."""
-        return lease.take(_resources(), run_id)
-
-    @task(show_return_value_in_logs=False)
+    @task(multiple_outputs=False, show_return_value_in_logs=False)
     def plan(params: dict, run_id: str | None = None) -> dict:
         """Read the segment and what is known of CC; decide who is sent and who is skipped, and why."""
-        resources = _resources()
-        with lease.kept(resources.bookkeeping, run_id):
-            send_list.start(resources, run_id=run_id, dag_id=DAG_ID)
-            return send_list.plan_send(
-                resources,
-                segment=params["segment"],
-                filter=params["filter"],
-                list_ref=params["list"],
-                mode=params["mode"],
-            ).as_xcom()
+        from cc_sync.send_list import send
+
+        return job.leased(run_id, send.start_and_plan, run_id=run_id, dag_id=DAG_ID, choices=params)
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def go(params: dict) -> bool:
         """A dry run stops here: the plan's counts are the report."""
         return not params["dry_run"]
 
-    @task(pool="constant_contact_api", show_return_value_in_logs=False)
+    @task(pool=settings.CC_POOL, multiple_outputs=False, show_return_value_in_logs=False)
     def send(planned: dict, run_id: str | None = None) -> dict:
         """Import the segment into the list, link the members, and (replace) take off the others."""
-        resources = _resources()
-        with lease.kept(resources.bookkeeping, run_id):
-            return send_list.execute_send(
-                resources, send_list.SendPlan.from_xcom(planned), run_id=run_id
-            ).as_xcom()
+        from cc_sync.send_list import send
 
-    @teardown
-    def finish(params: dict, ti=None, run_id: str | None = None) -> dict:
-        """Close the run record with the summary: added, updated, linked, skipped (with reasons)."""
-        planned = ti.xcom_pull(task_ids="plan")
-        sent = ti.xcom_pull(task_ids="send")
-        if params["dry_run"]:
-            counts = planned["counts"] | {"api_calls": planned["api_calls"]} if planned else None
-            succeeded = planned is not None
-        else:
-            counts, succeeded = (sent["counts"] if sent else None), sent is not None
-        return send_list.finish(
-            _resources(), run_id=run_id, succeeded=succeeded, dry_run=params["dry_run"], counts=counts
-        )
+        return job.leased(run_id, send.execute_planned, planned, run_id=run_id)
 
-    waited = wait_for_lease()
     planned = plan()
     sent = send(planned)
-    done = finish()
-    waited >> planned >> go() >> sent >> done
-    waited >> done
+    waited >> planned >> go() >> sent
+    job.finish(_outcome, after=[waited, sent])

@@ -27,26 +27,21 @@ Configure the member table in `include/config/member_mapping.yaml`; connections
 
 from __future__ import annotations
 
-import os
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, TaskGroup, task, teardown
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, TaskGroup, task
 
+from cc_sync import job, settings
 from cc_sync.operators.constant_contact import (
     API_CALLS_KEY,
     ConstantContactExtractOperator,
     ConstantContactLoadOperator,
 )
 from cc_sync.operators.member_db import MemberDatabaseExtractOperator, MemberDatabaseLoadOperator
-from cc_sync.sync import lease, steps
-from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
-from cc_sync.timeutil import utcnow
 
-CC_CONN_ID = "constant_contact_default"
-MEMBER_DB_CONN_ID = "member_db_default"
-MAPPING_PATH = os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING_PATH))
+DAG_ID = "constant_contact_sync"
 CONTACTS_SYNCED = Asset(name="constant_contact_contacts_synced", uri="cc-sync://constant_contact/contacts")
+OPERATOR_ARGS = job.operator_args()
 
 
 def _window(key: str) -> str:
@@ -54,23 +49,26 @@ def _window(key: str) -> str:
     return "{{ ti.xcom_pull(task_ids='open_window')['" + key + "'] }}"
 
 
-def _resources() -> SyncResources:
-    return SyncResources(CC_CONN_ID, MEMBER_DB_CONN_ID, MAPPING_PATH)
+def _outcome(ti, params: dict) -> job.Outcome:
+    """The run's counts (from load.record) and its API calls, summed over the tasks that call CC."""
+    counts = ti.xcom_pull(task_ids="load.record")
+    calls = [
+        ti.xcom_pull(task_ids=t, key=API_CALLS_KEY) for t in ("extract.contacts", "load.constant_contact")
+    ]
+    calls += [(ti.xcom_pull(task_ids=t) or {}).get("api_calls") for t in ("link", "open_window")]
+    return job.Outcome.recorded(counts, dry_run=params["dry_run"], api_calls=sum(int(c or 0) for c in calls))
 
 
 with DAG(
-    dag_id="constant_contact_sync",
+    dag_id=DAG_ID,
     description="Two-way sync of the member database and Constant Contact",
     doc_md=__doc__,
-    schedule=CronDataIntervalTimetable(os.environ.get("CC_SYNC_SCHEDULE", "0 3 * * *"), timezone="UTC"),
+    schedule=CronDataIntervalTimetable(settings.sync_schedule(), timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
     render_template_as_native_obj=True,
-    default_args={
-        "retries": int(os.environ.get("CC_SYNC_TASK_RETRIES", "2")),
-        "retry_delay": timedelta(minutes=2),
-    },
+    default_args=settings.default_args(),
     tags=["constant_contact", "member_db", "sync"],
     params={
         "dry_run": Param(
@@ -104,131 +102,103 @@ with DAG(
         ),
     },
 ) as dag:
+    waited = job.wait_for_lease("Wait until no other sync (scheduled, manual or backfill) is running.")
 
-    @task.sensor(
-        poke_interval=lease.POKE_INTERVAL.total_seconds(),
-        timeout=lease.WAIT_TIMEOUT.total_seconds(),
-        mode="reschedule",
-    )
-    def wait_for_lease(run_id: str | None = None) -> bool:
-        """Wait until no other sync (scheduled, manual or backfill) is running, then hold the lease."""
-        return lease.take(_resources(), run_id)
-
-    @task
+    @task(multiple_outputs=False)
     def open_window(params: dict, run_id: str | None = None) -> dict:
         """Decide what to read: the initial sync, a full reconcile, or changes since the watermarks."""
-        resources = _resources()
-        with lease.kept(resources.bookkeeping, run_id):
-            return steps.open_window(
-                resources,
-                run_id=run_id,
-                dag_id="constant_contact_sync",
-                now=utcnow(),
-                full_reconcile=params["full_reconcile"],
-                reset_watermark_to=params["reset_watermark_to"],
-                dry_run=params["dry_run"],
-            )
+        from cc_sync.sync import steps
+        from cc_sync.timeutil import utcnow
 
-    @task(show_return_value_in_logs=False)
+        return job.leased(
+            run_id,
+            steps.open_window,
+            run_id=run_id,
+            dag_id=DAG_ID,
+            now=utcnow(),
+            full_reconcile=params["full_reconcile"],
+            reset_watermark_to=params["reset_watermark_to"],
+            dry_run=params["dry_run"],
+        )
+
+    @task(multiple_outputs=False, show_return_value_in_logs=False)
     def compare(members, contacts, window: dict, run_id: str | None = None) -> dict:
         """Apply the review decisions made in the console; then per linked person and field: changed
         in the member database, in CC, in both, or not."""
-        resources = _resources()
-        with lease.kept(resources.bookkeeping, run_id):
-            return steps.compare(resources, members, contacts, window, run_id=run_id)
+        from cc_sync.sync import steps
 
-    @task(show_return_value_in_logs=False)
+        return job.leased(run_id, steps.compare, members, contacts, window, run_id=run_id)
+
+    @task(multiple_outputs=False, show_return_value_in_logs=False)
     def link(compared: dict, run_id: str | None = None) -> dict:
         """Link new people by name + email; send near matches and shared emails to review."""
-        resources = _resources()
-        with lease.kept(resources.bookkeeping, run_id):
-            return steps.link(resources, compared)
+        from cc_sync.sync import steps
 
-    @task(show_return_value_in_logs=False)
+        return job.leased(run_id, steps.link, compared)
+
+    @task(multiple_outputs=False, show_return_value_in_logs=False)
     def resolve(linked: dict, run_id: str | None = None) -> dict:
         """Merge field by field into the plan: what to write on each side, and why."""
-        resources = _resources()
-        with lease.kept(resources.bookkeeping, run_id):
-            return steps.resolve(resources, linked)
+        from cc_sync.sync import steps
+
+        return job.leased(run_id, steps.resolve, linked)
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def guard(plan: dict, params: dict, run_id: str | None = None) -> bool:
         """Stop a mass change before any write; on a dry run, keep the plan and write nothing."""
-        resources = _resources()
-        with lease.kept(resources.bookkeeping, run_id):
-            steps.guard(
-                resources,
-                plan,
-                allow_mass_change=params["allow_mass_change"],
-                max_share=params["max_change_share"],
-                dry_run=params["dry_run"],
-                run_id=run_id,
-            )
+        from cc_sync.sync import steps
+
+        job.leased(
+            run_id,
+            steps.guard,
+            plan,
+            allow_mass_change=params["allow_mass_change"],
+            max_share=params["max_change_share"],
+            dry_run=params["dry_run"],
+            run_id=run_id,
+        )
         return not params["dry_run"]
 
-    @task(show_return_value_in_logs=False)
+    @task(multiple_outputs=False, show_return_value_in_logs=False)
     def record(
         plan: dict, window: dict, linked: dict, cc_result: dict, member_result: dict, run_id=None
     ) -> dict:
         """Store the new links, base, change log, consent, reviews and watermarks."""
-        resources = _resources()
-        with lease.kept(resources.bookkeeping, run_id):
-            return steps.record(
-                resources,
-                plan,
-                run_id=run_id,
-                window=window,
-                contacts=linked["contacts"],
-                cc_result=cc_result,
-                member_result=member_result,
-            )
+        from cc_sync.sync import steps
+
+        return job.leased(
+            run_id,
+            steps.record,
+            plan,
+            run_id=run_id,
+            window=window,
+            contacts=linked["contacts"],
+            cc_result=cc_result,
+            member_result=member_result,
+        )
 
     @task(outlets=[CONTACTS_SYNCED])
     def publish(counts: dict) -> None:
         """Tell downstream DAGs that contacts changed (skipped, emitting nothing, when none did)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from cc_sync.sync import steps
+
         if not steps.contacts_changed(counts):
             raise AirflowSkipException("no contact changed in this run")
 
-    @teardown
-    def finish(params: dict, ti=None, run_id: str | None = None) -> dict:
-        """Close the run record with its counts and API usage, and release the lease."""
-        counts = ti.xcom_pull(task_ids="load.record")
-        linked = ti.xcom_pull(task_ids="link") or {}
-        window = ti.xcom_pull(task_ids="open_window") or {}
-        calls = [
-            ti.xcom_pull(task_ids=t, key=API_CALLS_KEY) for t in ("extract.contacts", "load.constant_contact")
-        ]
-        return steps.finish(
-            _resources(),
-            run_id=run_id,
-            succeeded=counts is not None or params["dry_run"],
-            counts=counts,
-            dry_run=params["dry_run"],
-            api_calls=sum(c or 0 for c in calls)
-            + int(linked.get("api_calls") or 0)
-            + int(window.get("api_calls") or 0),
-        )
-
-    waited = wait_for_lease()
     window = open_window()
     with TaskGroup("extract", tooltip="Read both sides: everything, or what changed") as extract:
         members = MemberDatabaseExtractOperator(
-            task_id="members",
-            member_db_conn_id=MEMBER_DB_CONN_ID,
-            mapping_path=MAPPING_PATH,
-            since=_window("members_since"),
-            full=_window("full"),
-            lease=lease.LEASE_NAME,
+            task_id="members", since=_window("members_since"), full=_window("full"), **OPERATOR_ARGS
         )
         contacts = ConstantContactExtractOperator(
             task_id="contacts",
-            conn_id=CC_CONN_ID,
+            conn_id=settings.CC_CONN_ID,
             updated_after=_window("cc_since"),
             full=_window("full"),
-            pool="constant_contact_api",
-            lease=lease.LEASE_NAME,
-            member_db_conn_id=MEMBER_DB_CONN_ID,
-            mapping_path=MAPPING_PATH,
+            pool=settings.CC_POOL,
+            **OPERATOR_ARGS,
         )
     waited >> window >> extract
     compared = compare(members.output, contacts.output, window)
@@ -239,23 +209,12 @@ with DAG(
         cc_written = ConstantContactLoadOperator(
             task_id="constant_contact",
             plan=plan,
-            conn_id=CC_CONN_ID,
-            member_db_conn_id=MEMBER_DB_CONN_ID,
-            mapping_path=MAPPING_PATH,
-            pool="constant_contact_api",
-            lease=lease.LEASE_NAME,
+            conn_id=settings.CC_CONN_ID,
+            pool=settings.CC_POOL,
+            **OPERATOR_ARGS,
         )
-        members_written = MemberDatabaseLoadOperator(
-            task_id="member_database",
-            plan=plan,
-            member_db_conn_id=MEMBER_DB_CONN_ID,
-            mapping_path=MAPPING_PATH,
-            lease=lease.LEASE_NAME,
-        )
+        members_written = MemberDatabaseLoadOperator(task_id="member_database", plan=plan, **OPERATOR_ARGS)
         cc_written >> members_written
         counts = record(plan, window, linked, cc_written.output, members_written.output)
     go >> load
-    published = publish(counts)
-    done = finish()
-    waited >> done
-    [published, go] >> done
+    job.finish(_outcome, after=[waited, publish(counts), go])

@@ -23,25 +23,24 @@ itself be undone.
 
 from __future__ import annotations
 
-import os
+from airflow.sdk import DAG, Param, TaskGroup, task
 
-from airflow.sdk import DAG, Param, TaskGroup, task, teardown
-
+from cc_sync import job, settings
 from cc_sync.operators.constant_contact import API_CALLS_KEY, ConstantContactLoadOperator
 from cc_sync.operators.member_db import MemberDatabaseLoadOperator
-from cc_sync.sync import lease, steps
-from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
 from cc_sync.undo import choices
-from cc_sync.undo import steps as undo
 
-CC_CONN_ID = "constant_contact_default"
-MEMBER_DB_CONN_ID = "member_db_default"
-MAPPING_PATH = os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING_PATH))
 DAG_ID = "constant_contact_undo"
+OPERATOR_ARGS = job.operator_args()
 
 
-def _resources() -> SyncResources:
-    return SyncResources(CC_CONN_ID, MEMBER_DB_CONN_ID, MAPPING_PATH)
+def _outcome(ti, params: dict) -> job.Outcome:
+    """The undo's counts (from load.record) and its API calls: the plan's and the loads'."""
+    counts = ti.xcom_pull(task_ids="load.record")
+    calls = ti.xcom_pull(task_ids="load.constant_contact", key=API_CALLS_KEY) or 0
+    calls += int((ti.xcom_pull(task_ids="load.list_memberships") or {}).get("api_calls") or 0)
+    calls += int((ti.xcom_pull(task_ids="plan") or {}).get("api_calls") or 0)
+    return job.Outcome.recorded(counts, dry_run=params["dry_run"], api_calls=int(calls))
 
 
 with DAG(
@@ -52,11 +51,13 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     render_template_as_native_obj=True,
-    default_args={"retries": int(os.environ.get("CC_SYNC_TASK_RETRIES", "2"))},
+    default_args=settings.default_args(),
     tags=["constant_contact", "member_db", "undo"],
     params={
         # Recent runs to pick from (read at parse; free text when the bookkeeping cannot be read).
-        "run_id": Param("", **choices.run_id_param_schema(MEMBER_DB_CONN_ID, MAPPING_PATH)),
+        "run_id": Param(
+            "", **choices.run_id_param_schema(settings.MEMBER_DB_CONN_ID, settings.mapping_path())
+        ),
         "dry_run": Param(
             True, type="boolean", title="Dry run", description="Plan and report; write nothing."
         ),
@@ -103,96 +104,79 @@ with DAG(
         ),
     },
 ) as dag:
+    waited = job.wait_for_lease("Wait until no sync, send or other undo is running.")
 
-    @task.sensor(
-        poke_interval=lease.POKE_INTERVAL.total_seconds(),
-        timeout=lease.WAIT_TIMEOUT.total_seconds(),
-        mode="reschedule",
-    )
-    def wait_for_lease(run_id: str | None = None) -> bool:
-        """Wait until no sync, send or other undo is running, then hold the sync's lease."""
-        return lease.take(_resources(), run_id)
-
-    @task
+    @task(multiple_outputs=False)
     def open_undo(params: dict, run_id: str | None = None) -> dict:
         """Check the run to undo and start the undo's own run record."""
-        resources = _resources()
-        with lease.kept(resources.bookkeeping, run_id):
-            return undo.open_undo(
-                resources, run_id=run_id, dag_id=DAG_ID, target=params["run_id"], dry_run=params["dry_run"]
-            )
+        from cc_sync.undo import steps as undo
 
-    @task(show_return_value_in_logs=False)
+        return job.leased(
+            run_id,
+            undo.open_undo,
+            run_id=run_id,
+            dag_id=DAG_ID,
+            target=params["run_id"],
+            dry_run=params["dry_run"],
+        )
+
+    @task(multiple_outputs=False, show_return_value_in_logs=False)
     def plan(opened: dict, params: dict, run_id: str | None = None) -> dict:
         """Read the run's change log and both sides now; restore only what still holds the run's value."""
-        resources = _resources()
-        with lease.kept(resources.bookkeeping, run_id):
-            return undo.plan(
-                resources,
-                opened,
-                fields=params["fields"],
-                people=params["people"],
-                remove_created_from_lists=params["remove_created_from_lists"],
-            )
+        from cc_sync.undo import steps as undo
+
+        return job.leased(
+            run_id,
+            undo.plan,
+            opened,
+            fields=params["fields"],
+            people=params["people"],
+            remove_created_from_lists=params["remove_created_from_lists"],
+        )
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def guard(planned: dict, params: dict, run_id: str | None = None) -> bool:
         """Stop a mass change; on a dry run keep the plan and write nothing."""
-        resources = _resources()
-        with lease.kept(resources.bookkeeping, run_id):
-            undo.guard(
-                resources,
-                planned,
-                target=params["run_id"],
-                run_id=run_id,
-                allow_mass_change=params["allow_mass_change"],
-                max_share=params["max_change_share"],
-                dry_run=params["dry_run"],
-            )
+        from cc_sync.undo import steps as undo
+
+        job.leased(
+            run_id,
+            undo.guard,
+            planned,
+            target=params["run_id"],
+            run_id=run_id,
+            allow_mass_change=params["allow_mass_change"],
+            max_share=params["max_change_share"],
+            dry_run=params["dry_run"],
+        )
         return not params["dry_run"]
 
-    @task(pool="constant_contact_api")
+    @task(pool=settings.CC_POOL, multiple_outputs=False)
     def list_memberships(planned: dict, run_id: str | None = None) -> dict:
         """Take the contacts a send added to its list off it again (never an unsubscribe)."""
-        resources = _resources()
-        with lease.kept(resources.bookkeeping, run_id):
-            return undo.remove_from_lists(resources, planned, run_id=run_id)
+        from cc_sync.undo import steps as undo
 
-    @task(show_return_value_in_logs=False)
+        return job.leased(run_id, undo.remove_from_lists, planned, run_id=run_id)
+
+    @task(multiple_outputs=False, show_return_value_in_logs=False)
     def record(
         planned: dict, cc_result: dict, lists_result: dict, member_result: dict, params: dict, run_id=None
     ) -> dict:
         """Log what landed (reason undo:<run_id>), remove or make links, put the bases back."""
-        resources = _resources()
-        with lease.kept(resources.bookkeeping, run_id):
-            return undo.record(
-                resources,
-                planned,
-                target=params["run_id"],
-                run_id=run_id,
-                cc_result=cc_result,
-                member_result=member_result,
-                lists_result=lists_result,
-                review_edited_since=params["review_edited_since"],
-            )
+        from cc_sync.undo import steps as undo
 
-    @teardown
-    def finish(params: dict, ti=None, run_id: str | None = None) -> dict:
-        """Close the undo's run record with its counts and API usage, and release the lease."""
-        counts = ti.xcom_pull(task_ids="load.record")
-        planned_calls = ti.xcom_pull(task_ids="plan") or {}
-        calls = ti.xcom_pull(task_ids="load.constant_contact", key=API_CALLS_KEY) or 0
-        calls += int((ti.xcom_pull(task_ids="load.list_memberships") or {}).get("api_calls") or 0)
-        return steps.finish(
-            _resources(),
+        return job.leased(
+            run_id,
+            undo.record,
+            planned,
+            target=params["run_id"],
             run_id=run_id,
-            succeeded=counts is not None or params["dry_run"],
-            counts=counts,
-            dry_run=params["dry_run"],
-            api_calls=int(calls) + int(planned_calls.get("api_calls") or 0),
+            cc_result=cc_result,
+            member_result=member_result,
+            lists_result=lists_result,
+            review_edited_since=params["review_edited_since"],
         )
 
-    waited = wait_for_lease()
     opened = open_undo()
     planned = plan(opened)
     go = guard(planned)
@@ -201,23 +185,13 @@ with DAG(
         cc_written = ConstantContactLoadOperator(
             task_id="constant_contact",
             plan=planned,
-            conn_id=CC_CONN_ID,
-            member_db_conn_id=MEMBER_DB_CONN_ID,
-            mapping_path=MAPPING_PATH,
-            pool="constant_contact_api",
-            lease=lease.LEASE_NAME,
+            conn_id=settings.CC_CONN_ID,
+            pool=settings.CC_POOL,
+            **OPERATOR_ARGS,
         )
-        members_written = MemberDatabaseLoadOperator(
-            task_id="member_database",
-            plan=planned,
-            member_db_conn_id=MEMBER_DB_CONN_ID,
-            mapping_path=MAPPING_PATH,
-            lease=lease.LEASE_NAME,
-        )
+        members_written = MemberDatabaseLoadOperator(task_id="member_database", plan=planned, **OPERATOR_ARGS)
         lists_done = list_memberships(planned)
         cc_written >> lists_done >> members_written
         counts = record(planned, cc_written.output, lists_done, members_written.output)
     go >> load
-    done = finish()
-    waited >> done
-    [counts, go] >> done
+    job.finish(_outcome, after=[waited, counts, go])

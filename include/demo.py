@@ -507,11 +507,11 @@ def run_demo(
     """
     from airflow.utils.db import initdb
 
+    from cc_sync import settings
     from cc_sync.constant_contact.state import dispose_engines
     from cc_sync.member_db.bookkeeping import Bookkeeping
     from cc_sync.member_db.connection import create_member_engine
     from cc_sync.member_db.mapping import load_mapping
-    from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
     from cc_sync.timeutil import utcnow
     from include import local_setup, sample_data, sync_world
     from include.cc_emulator.testing import run_emulator
@@ -520,7 +520,7 @@ def run_demo(
     paths.start_fresh()
     # A failed task shows at once instead of after two retries two minutes apart.
     os.environ.setdefault("CC_SYNC_TASK_RETRIES", "0")
-    mapping = load_mapping(os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING_PATH)))
+    mapping = load_mapping(settings.mapping_path())
     engine = create_member_engine(paths.member_db_url)
     bookkeeping = Bookkeeping(engine, prefix=mapping.bookkeeping.table_prefix)
     demo = Demo(paths, out or sys.stdout, MemberTable(engine, mapping), bookkeeping)

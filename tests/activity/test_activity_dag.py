@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cc_sync.activity import watermark_stream
+from cc_sync.activity.pull import watermark_stream
 from cc_sync.constant_contact.tracking import TrackingKind
 
 WINDOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # the hour [10:00, 11:00)
@@ -100,7 +100,8 @@ def test_activity_is_stored_per_member_and_a_backfill_twice_adds_nothing(world_f
     assert second["state"] == "success", second["tasks"]
     assert second["counts"]["events_added"] == 0
     assert second["counts"]["events_read"] == 0
-    assert second["api_calls"] == 1 + 1 + TRACKING_REPORTS  # /emails, /emails/{id}, one page per report
+    # The account line, /emails, /emails/{id}, one page per report.
+    assert second["api_calls"] == 1 + 1 + 1 + TRACKING_REPORTS
     assert len(world.activity()) == sends + 7
     assert len(world.bookkeeping.get_opt_outs()) == len(ledger)
     assert world.bookkeeping.get_run(first["run_id"])["status"] == "success"
@@ -142,5 +143,5 @@ def test_a_window_without_campaigns_costs_one_call_after_the_summary(
     result = world.run(WINDOW + timedelta(days=1), lookback_days=lookback_days)
     assert result["state"] == "success", result["tasks"]
     assert result["counts"]["campaigns"] == 0
-    assert result["api_calls"] == 1
+    assert result["api_calls"] == 2, "the account line, then one campaign listing"
     assert world.activity().empty

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from cc_sync.activity import ActivityWindow, MatchedBy, pull_activity
+from cc_sync.activity.pull import ActivityWindow, MatchedBy, pull_activity
 from cc_sync.sync.resources import SyncResources
 
 SENT_AT = datetime(2026, 4, 6, 8, 30, tzinfo=UTC)

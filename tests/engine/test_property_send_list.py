@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.member_db.mapping import load_mapping
 from cc_sync.member_db.migrate import upgrade
-from cc_sync.send_list import agreed_values, link_members
+from cc_sync.send_list.send import agreed_values, link_members
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH
 from tests.engine.world import World, _email_key, blank
 

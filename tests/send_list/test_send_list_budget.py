@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from cc_sync import send_list
+from cc_sync.send_list import send as send_list
 from tests.send_list.conftest import SendWorld
 from tests.send_list.test_send_list_dag import WITH_COMPANY, WITH_EMAIL, _in_scope, _list_emails, _sendable
 

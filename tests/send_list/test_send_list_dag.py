@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from cc_sync import send_list
 from cc_sync.member_db.mapping import load_mapping
+from cc_sync.send_list import send as send_list
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
 from tests.send_list.conftest import SendWorld
 

@@ -24,10 +24,11 @@ from fastapi import Depends, FastAPI, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from cc_sync import settings
 from cc_sync.console import plots
 from cc_sync.fields import CONTACT_ID, MEMBER_ID
 from cc_sync.member_db.bookkeeping import Decision
-from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
+from cc_sync.sync.resources import SyncResources
 from cc_sync.undo import choices as undo_choices
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ log = logging.getLogger(__name__)
 SYNC_DAG_ID = "constant_contact_sync"
 UNDO_DAG_ID = "constant_contact_undo"
 DAG_IDS = (SYNC_DAG_ID, "constant_contact_send_list", "constant_contact_activity", UNDO_DAG_ID)
-CC_CONN_ID = "constant_contact_default"
-MEMBER_DB_CONN_ID = "member_db_default"
+CC_CONN_ID = settings.CC_CONN_ID
+MEMBER_DB_CONN_ID = settings.MEMBER_DB_CONN_ID
 PLOT_DAYS = 30
 PAGE_SIZE = 50
 TEMPLATES = FilePath(__file__).with_name("templates")
@@ -45,11 +46,7 @@ LINKABLE = {"near_match", "shared_email", "ambiguous"}
 
 
 def default_resources() -> SyncResources:
-    import os
-
-    return SyncResources(
-        CC_CONN_ID, MEMBER_DB_CONN_ID, os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING_PATH))
-    )
+    return SyncResources(CC_CONN_ID, MEMBER_DB_CONN_ID, settings.mapping_path())
 
 
 def _auth(method: str, dag_id: str = SYNC_DAG_ID) -> Callable[..., None]:

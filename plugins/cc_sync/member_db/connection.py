@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,7 +30,6 @@ from cc_sync.errors import NotRetryableError
 
 MEMBER_DB_CONN_TYPE = "member_database"
 DEFAULT_MEMBER_DB_CONN_ID = "member_db_default"
-DEFAULT_MAPPING_PATH = Path(__file__).resolve().parents[3] / "include" / "config" / "member_mapping.yaml"
 SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql", "mariadb")
 # Airflow's own connection types whose fields (host, login, ...) make a URL without extra.sqlalchemy_url.
 _DRIVERS = {

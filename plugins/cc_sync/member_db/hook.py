@@ -44,7 +44,6 @@ from airflow.sdk import BaseHook
 from cc_sync.engine.normalise import normalise_email, normalise_name
 from cc_sync.fields import CANONICAL_FIELDS, MEMBER_ID, OPTED_OUT, UPDATED_AT, FieldKind, is_custom_field
 from cc_sync.member_db.connection import (
-    DEFAULT_MAPPING_PATH,
     MEMBER_DB_CONN_TYPE,
     MemberDbSettings,
     create_member_engine,
@@ -52,6 +51,7 @@ from cc_sync.member_db.connection import (
 )
 from cc_sync.member_db.mapping import FieldMapping, MemberMapping, NamePart, load_mapping
 from cc_sync.member_db.states import convert_states
+from cc_sync.settings import DEFAULT_MAPPING_PATH
 
 ROW_VERSION = "row_version"
 DEFAULT_CHUNKSIZE = 50_000

@@ -19,10 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 import yaml
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 from cc_sync.errors import NotRetryableError
 from cc_sync.fields import CANONICAL_FIELDS, FieldKind, is_custom_field, is_known_field
@@ -83,6 +85,8 @@ class Condition:
     line: int = 0
 
     def to_sql(self, col: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        import sqlalchemy as sa  # here, not at the top: DAG files load mappings when parsed
+
         ops = {
             ConditionOp.EQ: lambda: col == self.value,
             ConditionOp.NE: lambda: sa.or_(col != self.value, col.is_(None)),
@@ -128,6 +132,8 @@ class SoftDelete:
     line: int = 0
 
     def active_condition(self, col: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        import sqlalchemy as sa
+
         if self.deleted_when == SoftDeleteWhen.NOT_NULL:
             return col.is_(None)
         return sa.or_(col.is_(None), col == sa.false())
@@ -201,12 +207,16 @@ class MemberMapping:
         return list(dict.fromkeys(cols))
 
     def where_in_scope(self, table: sa.Table) -> sa.ColumnElement[bool]:
+        import sqlalchemy as sa
+
         clauses = [cond.to_sql(table.c[cond.column]) for cond in self.scope]
         if self.soft_delete:
             clauses.append(self.soft_delete.active_condition(table.c[self.soft_delete.column]))
         return sa.and_(sa.true(), *clauses)
 
     def where_segment(self, table: sa.Table, name: str) -> sa.ColumnElement[bool]:
+        import sqlalchemy as sa
+
         if name not in self.segments:
             raise KeyError(f"unknown segment {name!r}; the mapping defines {sorted(self.segments)}")
         return sa.and_(sa.true(), *(cond.to_sql(table.c[cond.column]) for cond in self.segments[name]))
@@ -215,6 +225,8 @@ class MemberMapping:
 
     def validate_against(self, engine: sa.Engine) -> None:
         """Check that the table and columns exist and that each column's type suits its field."""
+        import sqlalchemy as sa
+
         inspector = sa.inspect(engine)
         if not inspector.has_table(self.table, schema=self.schema):
             raise MappingError(
@@ -260,14 +272,15 @@ class MemberMapping:
         return f"{self.source}, line {line}: {message}"
 
 
-_TEXTUAL = (sa.String, sa.Text, sa.Enum)
-
-
 def _is_temporal(col_type: sa.types.TypeEngine[Any]) -> bool:
+    import sqlalchemy as sa
+
     return isinstance(col_type, sa.Date | sa.DateTime)  # DateTime covers TIMESTAMP and DATETIME
 
 
 def _type_problem(name: str, fm: FieldMapping, col_type: sa.types.TypeEngine[Any]) -> str | None:
+    import sqlalchemy as sa
+
     kind = FieldKind.TEXT if is_custom_field(name) else CANONICAL_FIELDS[name].kind
     if fm.part in (NamePart.MONTH, NamePart.DAY):
         if not _is_temporal(col_type):
@@ -280,7 +293,7 @@ def _type_problem(name: str, fm: FieldMapping, col_type: sa.types.TypeEngine[Any
     if isinstance(col_type, sa.LargeBinary | sa.Boolean | sa.JSON) or _is_temporal(col_type):
         return f"field {name}: column {fm.column!r} is {col_type}, incompatible with a text field"
     flows_in = fm.policy.direction != FieldDirection.TO_CC
-    if flows_in and not isinstance(col_type, _TEXTUAL):
+    if flows_in and not isinstance(col_type, sa.String | sa.Text | sa.Enum):
         # Numbers read fine as text, but text from CC cannot be written back into them.
         return (
             f"field {name}: column {fm.column!r} is {col_type}; text from Constant Contact cannot be "

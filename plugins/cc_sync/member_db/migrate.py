@@ -17,7 +17,6 @@ demo's var/members.db. The version table is
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -27,18 +26,16 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from cc_sync import settings
 from cc_sync.member_db.bookkeeping import DEFAULT_PREFIX
 from cc_sync.member_db.connection import create_member_engine
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-MIGRATIONS_DIR = Path(os.environ.get("CC_SYNC_MIGRATIONS_DIR", PROJECT_ROOT / "include" / "migrations"))
-DEFAULT_DB_URL = f"sqlite:///{Path(os.environ.get('CC_SYNC_VAR_DIR') or PROJECT_ROOT / 'var') / 'members.db'}"
-DEFAULT_MAPPING = PROJECT_ROOT / "include" / "config" / "member_mapping.yaml"
+DEFAULT_MAPPING = settings.DEFAULT_MAPPING_PATH
 
 
 def alembic_config(connection: sa.Connection | None = None, prefix: str = DEFAULT_PREFIX) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(settings.migrations_dir()))
     config.attributes["connection"] = connection
     config.attributes["table_prefix"] = prefix
     return config
@@ -79,15 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         "--db-url", help="the member database (default: $CC_SYNC_MEMBER_DB_URL, then the demo's)"
     )
     parser.add_argument("--prefix", help="bookkeeping table prefix (default: the mapping's)")
-    parser.add_argument("--mapping", default=os.environ.get("CC_SYNC_MAPPING", str(DEFAULT_MAPPING)))
+    parser.add_argument("--mapping", default=settings.mapping_path())
     args = parser.parse_args(argv)
     from cc_sync.member_db.mapping import load_mapping
 
     bookkeeping = load_mapping(args.mapping).bookkeeping
     args.prefix = args.prefix or bookkeeping.table_prefix
-    db_url = (
-        bookkeeping.database_url or args.db_url or os.environ.get("CC_SYNC_MEMBER_DB_URL", DEFAULT_DB_URL)
-    )
+    db_url = bookkeeping.database_url or args.db_url or settings.member_db_url()
     url = sa.make_url(db_url)
     if url.get_backend_name() == "sqlite" and url.database:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)

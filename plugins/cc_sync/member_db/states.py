@@ -7,8 +7,10 @@ regions as free text, so only these two tables are needed; any other value passe
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # the mapping imports this module when the send-list DAG file is parsed
+    import pandas as pd
 
 _CODE_TO_NAME: dict[str, str] = {
     "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",

@@ -14,23 +14,23 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-from airflow.sdk import BaseOperator
-
-from cc_sync.constant_contact.convert import contacts_to_frame
-from cc_sync.constant_contact.hook import ConstantContactHook
+from cc_sync import settings
 from cc_sync.fields import CONTACT_ID, UPDATED_AT
-from cc_sync.timeutil import parse_utc
+from cc_sync.operators.leased import LeasedOperator
 
+# The DAG files import these operators when parsed: pandas and the hook load when a task runs.
 if TYPE_CHECKING:
+    import pandas as pd
     from airflow.sdk import Context
+
+    from cc_sync.constant_contact.hook import ConstantContactHook
 
 
 # The XCom key under which tasks that call Constant Contact leave their call count for the run summary.
 API_CALLS_KEY = "api_calls"
 
 
-class ConstantContactExtractOperator(BaseOperator):
+class ConstantContactExtractOperator(LeasedOperator):
     """Read contacts from Constant Contact into one canonical DataFrame (returned as XCom).
 
     With ``updated_after`` unset (or ``full=True``) it reads every contact, deleted ones included.
@@ -60,13 +60,10 @@ class ConstantContactExtractOperator(BaseOperator):
     def __init__(
         self,
         *,
-        conn_id: str = ConstantContactHook.default_conn_name,
+        conn_id: str = settings.CC_CONN_ID,
         updated_after: str | datetime | None = None,
         full: bool | str = False,
         lists: Sequence[str] | None = None,
-        lease: str | None = None,
-        member_db_conn_id: str = "member_db_default",
-        mapping_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -74,26 +71,19 @@ class ConstantContactExtractOperator(BaseOperator):
         self.updated_after = updated_after
         self.full = full
         self.lists = lists
-        self.lease = lease
-        self.member_db_conn_id = member_db_conn_id
-        self.mapping_path = mapping_path
 
-    def execute(self, context: Context) -> pd.DataFrame:
-        from cc_sync.sync.lease import during_task
+    def work(self, context: Context) -> pd.DataFrame:
+        from cc_sync.constant_contact.convert import contacts_to_frame
+        from cc_sync.constant_contact.hook import ConstantContactHook
+        from cc_sync.progress import Progress
+        from cc_sync.timeutil import parse_utc
 
-        with during_task(
-            self.lease,
-            context["run_id"],
-            member_db_conn_id=self.member_db_conn_id,
-            mapping_path=self.mapping_path,
-        ):
-            return self._read(context)
-
-    def _read(self, context: Context) -> pd.DataFrame:
         hook = ConstantContactHook(self.conn_id)
         calls_before = hook.api_calls
         since = None if truthy(self.full) else parse_utc(self.updated_after)
-        frame = contacts_to_frame(self._contacts(hook, since), hook.custom_field_names())
+        # CC answers no total: the line says contacts read, their rate and the calls (pages) so far.
+        progress = Progress("Constant Contact contacts read", calls=lambda: hook.api_calls, logger=self.log)
+        frame = contacts_to_frame(progress.track(self._contacts(hook, since)), hook.custom_field_names())
         frame = latest_per_contact(frame)
         calls = hook.api_calls - calls_before
         self.log.info(
@@ -133,7 +123,7 @@ def truthy(value: bool | str | None) -> bool:
     return bool(value)
 
 
-class ConstantContactLoadOperator(BaseOperator):
+class ConstantContactLoadOperator(LeasedOperator):
     """Write the Constant Contact side of a sync plan: bulk imports, then the PUTs bulk cannot do.
 
     Resumable: each finished step is journaled under ``journal_key`` (default: the DAG run id) in
@@ -153,33 +143,16 @@ class ConstantContactLoadOperator(BaseOperator):
         self,
         *,
         plan: Any,
-        conn_id: str = ConstantContactHook.default_conn_name,
-        member_db_conn_id: str = "member_db_default",
-        mapping_path: str | None = None,
+        conn_id: str = settings.CC_CONN_ID,
         journal_key: str | None = None,
-        lease: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.plan = plan
         self.conn_id = conn_id
-        self.member_db_conn_id = member_db_conn_id
-        self.mapping_path = mapping_path
         self.journal_key = journal_key
-        self.lease = lease
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        from cc_sync.sync.lease import during_task
-
-        with during_task(
-            self.lease,
-            context["run_id"],
-            member_db_conn_id=self.member_db_conn_id,
-            mapping_path=self.mapping_path,
-        ):
-            return self._write(context)
-
-    def _write(self, context: Context) -> dict[str, Any]:
+    def work(self, context: Context) -> dict[str, Any]:
         from cc_sync.sync.loading import LEAVING_SCOPE, Journal, load_constant_contact
         from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
         from cc_sync.sync.xcom import plan_from_xcom

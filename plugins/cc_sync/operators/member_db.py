@@ -11,20 +11,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-from airflow.sdk import BaseOperator
-
-from cc_sync.member_db.hook import MemberDatabaseHook
+from cc_sync import settings
 from cc_sync.operators.constant_contact import truthy
-from cc_sync.sync.lease import during_task
-from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
-from cc_sync.timeutil import parse_utc
+from cc_sync.operators.leased import LeasedOperator
 
+# The DAG files import these operators when parsed: pandas and the hook load when a task runs.
 if TYPE_CHECKING:
+    import pandas as pd
     from airflow.sdk import Context
 
 
-class MemberDatabaseExtractOperator(BaseOperator):
+class MemberDatabaseExtractOperator(LeasedOperator):
     """Read in-scope members into one canonical DataFrame (returned as XCom).
 
     Incremental when ``since`` is set: by the mapping's last-modified column, or, for a table
@@ -45,32 +42,25 @@ class MemberDatabaseExtractOperator(BaseOperator):
     def __init__(
         self,
         *,
-        member_db_conn_id: str = MemberDatabaseHook.default_conn_name,
-        mapping_path: str | Path = DEFAULT_MAPPING_PATH,
+        member_db_conn_id: str = settings.MEMBER_DB_CONN_ID,
+        mapping_path: str | Path = settings.DEFAULT_MAPPING_PATH,
         since: str | None = None,
         full: bool | str = False,
         segment: str | None = None,
-        lease: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.member_db_conn_id = member_db_conn_id
-        self.mapping_path = mapping_path
+        super().__init__(member_db_conn_id=member_db_conn_id, mapping_path=mapping_path, **kwargs)
         self.since = since
         self.full = full
         self.segment = segment
-        self.lease = lease
 
-    def execute(self, context: Context) -> pd.DataFrame:
-        with during_task(
-            self.lease,
-            context["run_id"],
-            member_db_conn_id=self.member_db_conn_id,
-            mapping_path=self.mapping_path,
-        ):
-            return self._read()
+    def work(self, context: Context) -> pd.DataFrame:
+        import pandas as pd
 
-    def _read(self) -> pd.DataFrame:
+        from cc_sync.progress import Progress
+        from cc_sync.sync.resources import SyncResources
+        from cc_sync.timeutil import parse_utc
+
         resources = SyncResources(member_db_conn_id=self.member_db_conn_id, mapping_path=self.mapping_path)
         hook = resources.members
         since = None if truthy(self.full) else parse_utc(self.since)
@@ -80,14 +70,14 @@ class MemberDatabaseExtractOperator(BaseOperator):
         else:
             chunks = hook.extract_members(since=since, segment=self.segment or None)
             how = "all in scope" if since is None else f"changed since {since.isoformat()}"
-        frames = [c for c in chunks if len(c)]
+        frames = [c for c in Progress("Members read", logger=self.log).track(chunks, size=len) if len(c)]
         frame = pd.concat(frames, ignore_index=True) if frames else hook.empty_frame()
         self.log.info("Read %d member(s) (%s)", len(frame), how)
         hook.dispose()
         return frame
 
 
-class MemberDatabaseLoadOperator(BaseOperator):
+class MemberDatabaseLoadOperator(LeasedOperator):
     """Write the member side of a sync plan: field updates and opt-outs, in batched transactions
     with the optimistic check (a row edited since it was read is skipped, and taken up next run).
 
@@ -103,30 +93,18 @@ class MemberDatabaseLoadOperator(BaseOperator):
         self,
         *,
         plan: Any,
-        member_db_conn_id: str = MemberDatabaseHook.default_conn_name,
-        mapping_path: str | Path = DEFAULT_MAPPING_PATH,
+        member_db_conn_id: str = settings.MEMBER_DB_CONN_ID,
+        mapping_path: str | Path = settings.DEFAULT_MAPPING_PATH,
         journal_key: str | None = None,
-        lease: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(member_db_conn_id=member_db_conn_id, mapping_path=mapping_path, **kwargs)
         self.plan = plan
-        self.member_db_conn_id = member_db_conn_id
-        self.mapping_path = mapping_path
         self.journal_key = journal_key
-        self.lease = lease
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        with during_task(
-            self.lease,
-            context["run_id"],
-            member_db_conn_id=self.member_db_conn_id,
-            mapping_path=self.mapping_path,
-        ):
-            return self._write(context)
-
-    def _write(self, context: Context) -> dict[str, Any]:
+    def work(self, context: Context) -> dict[str, Any]:
         from cc_sync.sync.loading import Journal, load_member_database
+        from cc_sync.sync.resources import SyncResources
         from cc_sync.sync.xcom import plan_from_xcom
 
         resources = SyncResources(member_db_conn_id=self.member_db_conn_id, mapping_path=self.mapping_path)

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from cc_sync import settings
 from cc_sync.errors import NotRetryableError
 from cc_sync.member_db.bookkeeping import Bookkeeping, upsert
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
@@ -53,17 +54,12 @@ from cc_sync.timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)
 
-# The sync's and the send-list's: both write links and the contact directory.
-LEASE_NAME = "constant_contact_sync"
-# How long a holder may go without renewing before another run may take the lease over. Tasks renew
-# every RENEW_EVERY, so ten missed renewals (a database blip, a paused worker) are tolerated; it also
-# bounds the gap between two tasks of one run (a task queued behind a full pool), which renew nothing.
-LEASE_TTL = timedelta(minutes=10)
-RENEW_EVERY = timedelta(minutes=1)
-# How often the waiting run's sensor asks, and for how long it waits at most. A dead holder frees the
-# lease within LEASE_TTL, so the wait only runs out behind a holder that is alive but never finishes.
-POKE_INTERVAL = timedelta(seconds=30)
-WAIT_TIMEOUT = timedelta(hours=24)
+# The timings live with every other setting (cc_sync.settings, which the DAG files read at parse time).
+LEASE_NAME = settings.LEASE_NAME
+LEASE_TTL = settings.LEASE_TTL
+RENEW_EVERY = settings.LEASE_RENEW_EVERY
+POKE_INTERVAL = settings.LEASE_POKE_INTERVAL
+WAIT_TIMEOUT = settings.LEASE_WAIT_TIMEOUT
 
 
 class LeaseLost(NotRetryableError, RuntimeError):

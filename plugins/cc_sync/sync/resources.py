@@ -9,7 +9,6 @@ from pathlib import Path
 from cc_sync.constant_contact.hook import ConstantContactHook
 from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.member_db.connection import (
-    DEFAULT_MAPPING_PATH,
     MemberDbSettings,
     check_connects,
     create_member_engine,
@@ -18,8 +17,7 @@ from cc_sync.member_db.connection import (
 from cc_sync.member_db.hook import MemberDatabaseHook
 from cc_sync.member_db.mapping import MemberMapping, load_mapping
 from cc_sync.member_db.preflight import PreflightReport, SchemaNotCurrent, check_member_database
-
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+from cc_sync.settings import DEFAULT_MAPPING_PATH, PROJECT_ROOT
 
 __all__ = ["DEFAULT_MAPPING_PATH", "PROJECT_ROOT", "SchemaNotCurrent", "SyncResources"]
 

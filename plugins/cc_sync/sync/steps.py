@@ -13,13 +13,13 @@ from typing import Any
 
 import pandas as pd
 
-from cc_sync.account import log_account_summary
+from cc_sync import job
 from cc_sync.engine import SyncPlan, check_mass_change
 from cc_sync.engine.compare import NEW_LINK, align_pairs, changed_pairs
 from cc_sync.engine.model import empty_frame
 from cc_sync.errors import NotRetryableError
 from cc_sync.fields import CONTACT_ID, MEMBER_ID
-from cc_sync.member_db.bookkeeping import ChangeDirection, RunKind, RunStatus
+from cc_sync.member_db.bookkeeping import ChangeDirection, RunKind
 from cc_sync.member_db.mapping import LeavingScope
 from cc_sync.sync import lease
 from cc_sync.sync.decisions import apply_decisions, include_people
@@ -58,16 +58,9 @@ def open_window(
         resources.bookkeeping, now=now, full_reconcile=full_reconcile, reset_watermark_to=reset_watermark_to
     )
     kind = RunKind.DRY_RUN.value if dry_run else window.mode.value
-    resources.bookkeeping.start_run(run_id, dag_id, kind=kind)
-    # Which account this run writes to, in every run's log (as Realm shows it when linking): one call.
-    calls_before = resources.cc.api_calls
-    log_account_summary(resources.cc, log)
+    _, account_calls = job.start(resources, run_id=run_id, dag_id=dag_id, kind=kind)
     log.info("Sync window: %s", window.as_dict())
-    return {
-        **window.as_dict(),
-        "dry_run": bool(dry_run),
-        "api_calls": resources.cc.api_calls - calls_before,
-    }
+    return {**window.as_dict(), "dry_run": bool(dry_run), "api_calls": account_calls}
 
 
 def window_from_xcom(value: dict[str, Any]) -> SyncWindow:
@@ -285,35 +278,3 @@ def contacts_changed(counts: dict[str, int] | None) -> bool:
     """Did the run write anything to Constant Contact (for the Asset downstream DAGs wait on)?"""
     counts = counts or {}
     return any(counts.get(k, 0) for k in ("cc_updates", "cc_puts", "cc_creates"))
-
-
-def finish(
-    resources: SyncResources,
-    *,
-    run_id: str,
-    succeeded: bool,
-    counts: dict[str, int] | None,
-    dry_run: bool,
-    api_calls: int = 0,
-) -> dict[str, Any]:
-    """Close the run record with its counts and the day's API usage, and release the lease."""
-    bookkeeping = resources.bookkeeping
-    usage = resources.cc.quota_usage()
-    if counts is None and dry_run:  # a dry run's counts are its plan's, stored by the guard step
-        counts = (bookkeeping.get_run(run_id) or {}).get("counts") or {}
-        succeeded = succeeded and "planned_changes" in counts  # no plan kept: the run failed before
-    status = RunStatus.FAILED
-    if succeeded:
-        status = RunStatus.DRY_RUN if dry_run else RunStatus.SUCCESS
-    counts = {**(counts or {}), "api_calls": api_calls}
-    if bookkeeping.get_run(run_id) is not None:
-        bookkeeping.finish_run(run_id, status, counts, api_calls=api_calls)
-    release_lease(resources, run_id)
-    report = {
-        "status": status.value,
-        "api_calls_today": usage.used,
-        "api_budget": usage.budget,
-        **counts,
-    }
-    log.info("Run summary: %s", report)
-    return report

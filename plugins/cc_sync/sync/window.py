@@ -6,18 +6,17 @@ Watermarks move only in :mod:`.recording`, after the load succeeded, so a failed
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from cc_sync import settings
 from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.timeutil import iso, parse_utc
 
 # Reads overlap the previous window by this much: CC indexes changes with a short lag, and a member
 # row may commit with an updated_at just before the last read finished. (Benchmarks shorten it.)
-OVERLAP = timedelta(seconds=float(os.environ.get("CC_SYNC_READ_OVERLAP_SECONDS", "300")))
 # A full reconcile this often catches what incremental reads cannot see (e.g. list-only changes).
 RECONCILE_EVERY = timedelta(days=7)
 
@@ -80,4 +79,5 @@ def plan_window(
         mode = ReadMode.INCREMENTAL
     if mode != ReadMode.INCREMENTAL:
         return SyncWindow(mode, iso(now) or "", None, None)
-    return SyncWindow(mode, iso(now) or "", iso(members_mark - OVERLAP), iso(cc_mark - OVERLAP))
+    overlap = settings.read_overlap()
+    return SyncWindow(mode, iso(now) or "", iso(members_mark - overlap), iso(cc_mark - overlap))

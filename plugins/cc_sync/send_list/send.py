@@ -69,6 +69,7 @@ from typing import Any
 
 import pandas as pd
 
+from cc_sync import settings
 from cc_sync.constant_contact.convert import frame_to_import_rows
 from cc_sync.constant_contact.errors import ConstantContactApiError
 from cc_sync.constant_contact.hook import ConstantContactHook
@@ -76,14 +77,13 @@ from cc_sync.constant_contact.models import ContactList, PermissionToSend
 from cc_sync.engine.normalise import normalise_email
 from cc_sync.errors import NotRetryableError
 from cc_sync.fields import CONTACT_ID, DELETED, MEMBER_ID, OPTED_OUT, UPDATED_AT, is_custom_field
-from cc_sync.member_db.bookkeeping import Bookkeeping, RunStatus
+from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.member_db.hook import MemberDatabaseHook
-from cc_sync.member_db.mapping import Condition, ConditionOp, MemberMapping, NamePart
+from cc_sync.member_db.mapping import Condition, ConditionOp, MemberMapping
 from cc_sync.member_db.validate import mask_email, mask_name_placeholder, validate_outgoing
-from cc_sync.sync import lease
+from cc_sync.send_list.form import SendMode, filterable_fields
 from cc_sync.sync.loading import ensure_custom_fields
 from cc_sync.sync.resources import SyncResources
-from cc_sync.sync.window import OVERLAP as READ_OVERLAP
 from cc_sync.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -101,12 +101,6 @@ EMAIL_KEY = "email_key"
 SKIPPED_COLUMNS = (MEMBER_ID, "email_hint", "category", "reason")
 _VALUELESS_OPS = {ConditionOp.IS_NULL, ConditionOp.NOT_NULL}
 _LIST_OPS = {ConditionOp.IN, ConditionOp.NOT_IN}
-
-
-class SendMode(StrEnum):
-    CREATE_NEW = "create_new"  # a new list; fail if one has that name
-    REPLACE = "replace"  # add the segment, then take off the list whoever is no longer in it
-    UPDATE = "update"  # add and update only
 
 
 class SkipCategory(StrEnum):
@@ -130,11 +124,6 @@ class SendListError(NotRetryableError, ValueError):
 
 
 # ---- the form's choices ------------------------------------------------------------------------
-
-
-def filterable_fields(mapping: MemberMapping) -> list[str]:
-    """Canonical fields a filter may name: those mapped to a whole column (not a birthday part)."""
-    return [name for name, fm in mapping.fields.items() if fm.part == NamePart.WHOLE]
 
 
 def filter_conditions(
@@ -707,7 +696,7 @@ def known_contact_ids(
         return None  # too many unknown to look up: the list is read after the import anyway
     if entries.empty:
         return known
-    since = (entries["seen_at"].min() - READ_OVERLAP).to_pydatetime()
+    since = (entries["seen_at"].min() - settings.read_overlap()).to_pydatetime()
     limit = max(1, list_read_pages(plan) // 2) * PAGE_SIZE
     changed = []
     for contact in hook.iter_contacts(status="all", updated_after=since, include=None, limit=PAGE_SIZE):
@@ -970,30 +959,32 @@ def record_send_changes(
     return bookkeeping.append_changes(changes.assign(run_id=run_id))
 
 
-# ---- the run record ----------------------------------------------------------------------------
+# ---- the DAG's steps (run under the job lifecycle: cc_sync.job) ----------------------------------
 
 
-def start(resources: SyncResources, *, run_id: str, dag_id: str) -> None:
-    resources.require_current_schema()
-    resources.bookkeeping.start_run(run_id, dag_id, kind=RUN_KIND)
-
-
-def finish(
+def start_and_plan(
     resources: SyncResources,
     *,
     run_id: str,
-    succeeded: bool,
-    dry_run: bool,
-    counts: Mapping[str, int] | None,
+    dag_id: str,
+    choices: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """Close the run record with the summary; returns it (the task log shows it)."""
-    status = RunStatus.FAILED
-    if succeeded:
-        status = RunStatus.DRY_RUN if dry_run else RunStatus.SUCCESS
-    counts = {k: int(v) for k, v in (counts or {}).items()}
-    if resources.bookkeeping.get_run(run_id) is not None:
-        resources.bookkeeping.finish_run(run_id, status, counts, api_calls=counts.get("api_calls", 0))
-    lease.give_back(resources, run_id)
-    report = {"status": status.value, **counts}
-    log.info("Send-list summary: %s", report)
-    return report
+    """Open the run record (with the account line), then :func:`plan_send` of the trigger form's
+    ``choices`` (segment, filter, list, mode); the plan as XCom."""
+    from cc_sync import job
+
+    _, account_calls = job.start(resources, run_id=run_id, dag_id=dag_id, kind=RUN_KIND)
+    planned = plan_send(
+        resources,
+        segment=choices["segment"],
+        filter=choices["filter"],
+        list_ref=choices["list"],
+        mode=choices["mode"],
+    ).as_xcom()
+    planned["api_calls"] += account_calls
+    return planned
+
+
+def execute_planned(resources: SyncResources, planned: Mapping[str, Any], *, run_id: str) -> dict[str, Any]:
+    """:func:`execute_send` of the plan task's XCom; the result as XCom."""
+    return execute_send(resources, SendPlan.from_xcom(planned), run_id=run_id).as_xcom()

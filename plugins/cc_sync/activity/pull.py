@@ -27,18 +27,18 @@ from enum import StrEnum
 import pandas as pd
 import sqlalchemy as sa
 
+from cc_sync.activity import DEFAULT_LOOKBACK
 from cc_sync.constant_contact.hook import ConstantContactHook
 from cc_sync.constant_contact.tracking import EmailCampaign, TrackingKind
 from cc_sync.engine.normalise import normalise_email
 from cc_sync.fields import CONTACT_ID, MEMBER_ID, OPTED_OUT
-from cc_sync.member_db.bookkeeping import Bookkeeping, RunStatus
+from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.member_db.hook import ROW_VERSION, MemberDatabaseHook
 from cc_sync.timeutil import parse_utc
 
 log = logging.getLogger(__name__)
 
 CONSENT_SIDE = "cc"
-DEFAULT_LOOKBACK = timedelta(days=7)
 # A manual run without a logical date reads the hour before it, as a scheduled run would.
 MANUAL_WINDOW = timedelta(hours=1)
 RUN_KIND = "activity"
@@ -346,24 +346,3 @@ def window_for_run(
     ):
         return ActivityWindow(data_interval_start, data_interval_end, lookback)
     return ActivityWindow(run_after - MANUAL_WINDOW, run_after, lookback)
-
-
-def run_activity_pull(
-    cc: ConstantContactHook,
-    members: MemberDatabaseHook,
-    bookkeeping: Bookkeeping,
-    window: ActivityWindow,
-    *,
-    run_id: str,
-    dag_id: str | None = None,
-) -> ActivitySummary:
-    """:func:`pull_activity` with a record in the bookkeeping's runs table (counts and API calls)."""
-    bookkeeping.start_run(run_id, dag_id, RUN_KIND)
-    calls_before = cc.api_calls
-    try:
-        summary = pull_activity(cc, members, bookkeeping, window, run_id=run_id)
-    except BaseException:
-        bookkeeping.finish_run(run_id, RunStatus.FAILED, {}, cc.api_calls - calls_before)
-        raise
-    bookkeeping.finish_run(run_id, RunStatus.SUCCESS, summary.counts(), summary.api_calls)
-    return summary

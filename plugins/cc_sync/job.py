@@ -1,0 +1,179 @@
+"""One way to write a job: the lifecycle the sync, send-list, undo and activity DAGs share.
+
+A job is a DAG whose tasks are plain functions of a job package (``cc_sync.sync``,
+``cc_sync.send_list``, ``cc_sync.undo``, ``cc_sync.activity``), wrapped in this order:
+
+1. :func:`wait_for_lease` (jobs that write links): a sensor that takes the sync's lease.
+2. a first step calling :func:`start`: the schema check, the run record and the account line.
+3. steps run through :func:`leased`: the run's hooks, the lease renewed while the step works.
+4. :func:`finish`: a teardown that closes the run record with its :class:`Outcome`, gives the
+   lease back, and writes the run summary (:mod:`cc_sync.summary`) to its log (not the DAG run's
+   note: a task cannot write it in Airflow 3.3, README "The Airflow UI").
+
+This module is imported by the DAG files when they are parsed, so it imports only Airflow's SDK
+and :mod:`cc_sync.settings`; pandas, SQLAlchemy and requests come in when a task runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.sdk import task, teardown
+
+from cc_sync import settings
+
+if TYPE_CHECKING:
+    from cc_sync.account import AccountSummary
+    from cc_sync.sync.resources import SyncResources
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def resources() -> SyncResources:
+    """The hooks and bookkeeping of one task, from the package's connection ids and mapping."""
+    from cc_sync.sync.resources import SyncResources
+
+    return SyncResources(settings.CC_CONN_ID, settings.MEMBER_DB_CONN_ID, settings.mapping_path())
+
+
+def leased(run_id: str, step: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run ``step(resources, *args, **kwargs)`` holding the run's lease (renewed while it works;
+    :class:`~cc_sync.sync.lease.LeaseLost` stops it if another run took the lease over)."""
+    from cc_sync.sync import lease
+
+    res = resources()
+    try:
+        with lease.kept(res.bookkeeping, run_id):
+            return step(res, *args, **kwargs)
+    finally:
+        res.close()
+
+
+def start(res: SyncResources, *, run_id: str, dag_id: str, kind: str) -> tuple[AccountSummary, int]:
+    """Open the run record and log which Constant Contact account the run talks to (as Realm
+    shows it when linking). Returns the account and the API calls that cost (one)."""
+    from cc_sync.account import log_account_summary
+
+    res.require_current_schema()
+    res.bookkeeping.start_run(run_id, dag_id, kind=kind)
+    calls_before = res.cc.api_calls
+    account = log_account_summary(res.cc)
+    return account, res.cc.api_calls - calls_before
+
+
+def wait_for_lease(doc: str) -> Any:
+    """The first task of a job that writes links: wait for the sync's lease, then hold it."""
+    from datetime import timedelta
+
+    @task.sensor(
+        task_id="wait_for_lease",
+        poke_interval=settings.LEASE_POKE_INTERVAL.total_seconds(),
+        timeout=settings.LEASE_WAIT_TIMEOUT.total_seconds(),
+        # A poke is a few queries; the sensor's own timeout bounds the whole wait.
+        execution_timeout=timedelta(minutes=5),
+        mode="reschedule",
+        doc_md=doc,
+    )
+    def wait(run_id: str | None = None) -> bool:
+        from cc_sync.sync import lease
+
+        return lease.take(resources(), run_id)
+
+    return wait()
+
+
+@dataclass
+class Outcome:
+    """What a job's finish knows of the run, gathered from its tasks' XComs by the DAG."""
+
+    succeeded: bool
+    counts: dict[str, int] | None
+    dry_run: bool = False
+    api_calls: int = 0
+    # Counts the run record keeps for the summary but that are no "direction" (e.g. skip reasons).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def recorded(cls, counts: dict[str, int] | None, *, dry_run: bool, api_calls: int) -> Outcome:
+        """A job whose last step records what it wrote (sync, undo): it succeeded when that step
+        returned its counts; a dry run stops before it (:func:`close` reads the plan's counts)."""
+        succeeded = counts is not None or dry_run
+        return cls(succeeded=succeeded, counts=counts, dry_run=dry_run, api_calls=api_calls)
+
+
+def finish(
+    outcome: Callable[[Any, dict[str, Any]], Outcome], *, after: Sequence[Any] = (), lease: bool = True
+) -> Any:
+    """The last task of every job (a teardown: it runs whatever became of the others), downstream
+    of ``after`` (the lease's sensor and the job's last tasks, so it waits for all of them).
+
+    ``outcome(ti, params)`` reads the job's XComs into an :class:`Outcome`; the rest is shared:
+    the run record closed with its status and counts, the lease given back (``lease``), and the
+    run summary in the log.
+    """
+
+    @teardown
+    @task(task_id="finish", multiple_outputs=False)
+    def finish_run(
+        params: dict, ti: Any = None, run_id: str | None = None, dag_run: Any = None
+    ) -> dict[str, Any]:
+        """Close the run record with its counts and API usage, release the lease, and summarise."""
+        return close(resources(), run_id=run_id, outcome=outcome(ti, params), lease=lease, dag_run=dag_run)
+
+    done = finish_run()
+    for task_ in after:
+        task_ >> done
+    return done
+
+
+def operator_args() -> dict[str, Any]:
+    """What the package's operators need to hold the run's lease: where the bookkeeping is (read
+    when the DAG file is parsed) and the lease's name."""
+    return {
+        "member_db_conn_id": settings.MEMBER_DB_CONN_ID,
+        "mapping_path": settings.mapping_path(),
+        "lease": settings.LEASE_NAME,
+    }
+
+
+def close(
+    res: SyncResources, *, run_id: str, outcome: Outcome, lease: bool = True, dag_run: Any = None
+) -> dict[str, Any]:
+    """Close the run record, release the lease, log the summary; returns the report (its XCom)."""
+    from cc_sync import summary
+    from cc_sync.member_db.bookkeeping import RunStatus
+    from cc_sync.sync.lease import give_back
+
+    try:
+        bookkeeping = res.bookkeeping
+        record = bookkeeping.get_run(run_id)
+        counts, succeeded = outcome.counts, outcome.succeeded
+        if counts is None and outcome.dry_run:
+            # A dry run's counts are its plan's, stored by its guard step; none: it failed before.
+            counts = (record or {}).get("counts") or {}
+            succeeded = succeeded and "planned_changes" in counts
+        status = RunStatus.FAILED
+        if succeeded:
+            status = RunStatus.DRY_RUN if outcome.dry_run else RunStatus.SUCCESS
+        counts = {k: int(v) for k, v in (counts or {}).items()} | {"api_calls": outcome.api_calls}
+        if record is not None:
+            bookkeeping.finish_run(run_id, status, counts, api_calls=outcome.api_calls)
+        if lease:
+            give_back(res, run_id)
+        usage = res.cc.quota_usage()
+        report = {"status": status.value, "api_calls_today": usage.used, "api_budget": usage.budget, **counts}
+        text = summary.render(
+            dag_id=getattr(dag_run, "dag_id", None) or (record or {}).get("dag_id"),
+            run_id=run_id,
+            report=report,
+            extra=outcome.extra,
+        )
+        log.info("Run summary:\n%s", text)
+        return report
+    finally:
+        res.close()
