@@ -25,7 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from cc_sync.member_db.bookkeeping import Bookkeeping, ChangeDirection, RunKind, RunStatus
+from cc_sync.member_db import schema
+from cc_sync.member_db.schema import ChangeDirection, RunKind, RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,13 @@ def why_not_undoable(run: Mapping[str, Any], written: int) -> str | None:
     return None
 
 
-def undoable_runs(bookkeeping: Bookkeeping, limit: int | None = None) -> list[UndoableRun]:
-    """The latest finished runs that wrote something (``CHOICES`` of them), newest first."""
-    runs = bookkeeping.finished_runs(exclude_kinds=NOT_UNDOABLE_KINDS, limit=SCANNED)
-    counts = bookkeeping.change_counts_by_run(r["run_id"] for r in runs)
+def undoable_runs(
+    engine: sa.Engine, prefix: str = schema.DEFAULT_PREFIX, limit: int | None = None
+) -> list[UndoableRun]:
+    """The latest finished runs that wrote something (``CHOICES`` of them), newest first. SQLAlchemy
+    alone (no pandas): the undo DAG's file calls this when it is parsed."""
+    runs = schema.finished_runs(engine, prefix, exclude_kinds=NOT_UNDOABLE_KINDS, limit=SCANNED)
+    counts = schema.change_counts_by_run(engine, (r["run_id"] for r in runs), prefix)
     out = []
     for run in runs:
         written = written_by_run(counts, run["run_id"])
@@ -88,7 +92,7 @@ def undoable_runs(bookkeeping: Bookkeeping, limit: int | None = None) -> list[Un
 
 def _quick_engine(url: str) -> sa.Engine:
     """An engine that gives up in seconds and keeps no connection (a parse must not hang)."""
-    from cc_sync.member_db.hook import create_member_engine
+    from cc_sync.member_db.connection import create_member_engine
 
     backend = sa.make_url(url).get_backend_name()
     timeout = {"timeout": CONNECT_TIMEOUT_SECONDS} if backend == "sqlite" else {
@@ -100,15 +104,20 @@ def _quick_engine(url: str) -> sa.Engine:
 def read_choices(member_db_conn_id: str, mapping_path: str) -> list[UndoableRun]:
     """The runs to offer, read through the member database connection (or the bookkeeping's own
     database when the mapping names one)."""
-    from cc_sync.member_db.hook import MemberDatabaseHook
+    from airflow.sdk import BaseHook
+
+    from cc_sync.member_db.connection import MemberDbSettings
     from cc_sync.member_db.mapping import load_mapping
 
     mapping = load_mapping(mapping_path)
     settings = mapping.bookkeeping
-    url = settings.database_url or MemberDatabaseHook(member_db_conn_id, mapping).get_uri()
+    # The connection's URL without the member hook, which needs pyarrow (a parse must stay light).
+    url = settings.database_url or MemberDbSettings.from_connection(
+        BaseHook.get_connection(member_db_conn_id)
+    ).url.render_as_string(hide_password=False)
     engine = _quick_engine(url)
     try:
-        return undoable_runs(Bookkeeping(engine, prefix=settings.table_prefix))
+        return undoable_runs(engine, settings.table_prefix)
     finally:
         engine.dispose()
 
