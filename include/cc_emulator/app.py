@@ -199,9 +199,19 @@ def redact(value: Any) -> Any:
     return value
 
 
-def logged_body(raw: bytes, limit: int) -> Any:
+def _declares_body(scope: Scope) -> bool:
+    headers = dict(scope.get("headers", []))
+    return b"transfer-encoding" in headers or headers.get(b"content-length", b"0") not in (b"0", b"")
+
+
+def logged_body(raw: bytes, limit: int, *, unread: bool = False) -> Any:
     """What the request log keeps of a body: the JSON value (redacted), None for none, or a note of
-    its size when it is not JSON or bigger than ``limit`` bytes (a 4 MB import stays out of memory)."""
+    its size when it is not JSON or bigger than ``limit`` bytes (a 4 MB import stays out of memory).
+
+    ``unread``: the request had a body that nobody read, because the gate answered first (401, 429,
+    an injected fault); the log says so rather than pretend the client sent none."""
+    if unread:
+        return {"_not_recorded": "answered before the body was read"}
     if not raw:
         return None
     if len(raw) > limit:
@@ -272,7 +282,11 @@ class V3Gate:
                 endpoint=self.endpoint_of(scope),
                 status=status_seen["status"],
                 time=received_at,
-                body=logged_body(b"".join(body_chunks), state.settings.request_log_body_bytes),
+                body=logged_body(
+                    b"".join(body_chunks),
+                    state.settings.request_log_body_bytes,
+                    unread=not body_chunks and _declares_body(scope),
+                ),
             )
 
     async def _handle(self, scope: Scope, receive: Receive, raw_send: Send, send: Send) -> None:

@@ -165,3 +165,11 @@ def test_the_request_log_keeps_bodies_without_tokens(api: ApiClient, emulator: E
     assert post["body"] == {"name": "Logged", "refresh_token": "[redacted]", "description": "see [redacted]"}
     assert get["body"] is None
     assert token not in str(emulator.admin.request_log())
+
+
+def test_a_body_the_gate_never_read_is_logged_as_unread(api: ApiClient, emulator: EmulatorHandle) -> None:
+    # An injected 503 answers before the route reads the body: the log must not claim there was none.
+    emulator.admin.set_faults(error_503_rate=1.0)
+    api.post("/contact_lists", json={"name": "Refused"})
+    emulator.admin.clear_faults()
+    assert emulator.admin.request_log()[-1]["body"] == {"_not_recorded": "answered before the body was read"}
