@@ -10,12 +10,16 @@ trigger form, so this is the way in).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 import requests
+import sqlalchemy as sa
 
+from cc_sync.member_db.bookkeeping import Bookkeeping
+from cc_sync.undo.choices import undoable_runs
 from include.airflow_ui import SYNC_DAG_ID, AirflowApi, AirflowUiError
 from tests.browser.test_console_browser import RUN_TIMEOUT, airflow, chromium  # noqa: F401
 
@@ -57,6 +61,7 @@ def _finished_run(api: AirflowApi, token: str, dag_id: str) -> dict[str, Any]:
 def test_undo_this_run_opens_the_undo_trigger_form_with_the_run_filled_in(
     chromium: str,  # noqa: F811
     airflow: dict[str, Any],  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -68,7 +73,12 @@ def test_undo_this_run_opens_the_undo_trigger_form_with_the_run_filled_in(
     api.call(token, "POST", f"/dags/{SYNC_DAG_ID}/dagRuns", {"logical_date": None})
     run = _finished_run(api, token, SYNC_DAG_ID)
     assert run["state"] == "success", run
-    run_id = run["dag_run_id"]
+    # The newest run that wrote something (the demo's own first sync may have done the writing).
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'var' / 'members.db'}")
+    try:
+        run_id = undoable_runs(Bookkeeping(engine))[0].run_id
+    finally:
+        engine.dispose()
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
