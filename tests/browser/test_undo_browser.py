@@ -18,7 +18,6 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.undo.choices import undoable_runs
 from include.airflow_ui import SYNC_DAG_ID, AirflowApi, AirflowUiError
 from tests.browser.test_console_browser import RUN_TIMEOUT, airflow, chromium  # noqa: F401
@@ -76,7 +75,7 @@ def test_undo_this_run_opens_the_undo_trigger_form_with_the_run_filled_in(
     # The newest run that wrote something (the demo's own first sync may have done the writing).
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'var' / 'members.db'}")
     try:
-        run_id = undoable_runs(Bookkeeping(engine))[0].run_id
+        run_id = undoable_runs(engine)[0].run_id
     finally:
         engine.dispose()
 

@@ -37,8 +37,8 @@ def test_every_task_of_every_job_has_the_shared_defaults(dag_bag: Any) -> None:
 def test_a_failed_task_calls_the_configured_failure_callback(
     dag_bag: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The activity job against a member database without the bookkeeping tables: its first task
-    fails (SchemaNotCurrent), and the deployment's callback hears of it."""
+    """The activity job against an empty member database (no member table, no bookkeeping): its first
+    task fails on the configuration check, and the deployment's callback hears of it."""
     monkeypatch.setenv("CC_SYNC_ON_FAILURE_CALLBACK", f"{__name__}:record_failure")
     url = f"sqlite:///{tmp_path / 'unmigrated.db'}"
     monkeypatch.setenv(
@@ -51,7 +51,7 @@ def test_a_failed_task_calls_the_configured_failure_callback(
     )
     assert run.state == "failed"
     assert FAILURES[0]["task_id"] == "account_summary"
-    assert "make migrate" in FAILURES[0]["exception"]
+    assert "does not exist in the member database" in FAILURES[0]["exception"]
 
 
 def test_a_broken_failure_callback_is_logged_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
