@@ -80,19 +80,7 @@ with DAG(
             title="Full reconcile",
             description="Read both sides whole, not only changes.",
         ),
-        "allow_mass_change": Param(
-            False,
-            type="boolean",
-            title="Allow a mass change",
-            description="Let this run change more than the guard rail's share of linked people.",
-        ),
-        "max_change_share": Param(
-            0.25,
-            type="number",
-            minimum=0,
-            maximum=1,
-            title="Guard rail: largest share of linked people changed",
-        ),
+        **job.guard_rail_params("this run"),
         "reset_watermark_to": Param(
             None,
             type=["null", "string"],

@@ -89,19 +89,7 @@ with DAG(
             description="Contacts the run created are unlinked and left in Constant Contact; with "
             "this on they also come off the list the run added them to (never unsubscribed or deleted).",
         ),
-        "allow_mass_change": Param(
-            False,
-            type="boolean",
-            title="Allow a mass change",
-            description="Let this undo change more than the guard rail's share of linked people.",
-        ),
-        "max_change_share": Param(
-            0.25,
-            type="number",
-            minimum=0,
-            maximum=1,
-            title="Guard rail: largest share of linked people changed",
-        ),
+        **job.guard_rail_params("this undo"),
     },
 ) as dag:
     waited = job.wait_for_lease("Wait until no sync, send or other undo is running.")

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow.sdk import task, teardown
+from airflow.sdk import Param, task, teardown
 
 from cc_sync import settings
 
@@ -129,6 +129,27 @@ def finish(
     for task_ in after:
         task_ >> done
     return done
+
+
+def guard_rail_params(who: str) -> dict[str, Param]:
+    """The trigger form's guard rail for a job that writes to many people (the sync, the undo):
+    ``who`` ("this run", "this undo") may change at most ``max_change_share`` of the linked people
+    unless ``allow_mass_change``."""
+    return {
+        "allow_mass_change": Param(
+            False,
+            type="boolean",
+            title="Allow a mass change",
+            description=f"Let {who} change more than the guard rail's share of linked people.",
+        ),
+        "max_change_share": Param(
+            settings.DEFAULT_MAX_CHANGE_SHARE,
+            type="number",
+            minimum=0,
+            maximum=1,
+            title="Guard rail: largest share of linked people changed",
+        ),
+    }
 
 
 def operator_args() -> dict[str, Any]:

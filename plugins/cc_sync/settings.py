@@ -59,6 +59,8 @@ DEFAULT_OWNER = "cc_sync"
 DEFAULT_RETRIES = 2
 DEFAULT_TASK_TIMEOUT = timedelta(hours=4)
 RETRY_DELAY = timedelta(minutes=2)
+# The guard rail: a sync or an undo changing more than this share of the linked people stops first.
+DEFAULT_MAX_CHANGE_SHARE = 0.25
 
 
 def mapping_path() -> str:
