@@ -75,6 +75,21 @@ def _runs(airflow: dict[str, Any]) -> list[dict[str, Any]]:
     return answer.json()["dag_runs"]
 
 
+def _unpause(base: str, headers: dict[str, str], dag_id: str) -> None:
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            answer = requests.patch(
+                f"{base}/dags/{dag_id}", json={"is_paused": False}, headers=headers, timeout=30
+            )
+            if answer.ok and answer.json().get("is_paused") is False:
+                return
+        except requests.RequestException:
+            pass  # the API server is busy parsing or starting: ask again
+        time.sleep(3)
+    raise AssertionError(f"{dag_id} could not be unpaused within {RUN_TIMEOUT:.0f} s")
+
+
 def _wait_for_runs(airflow: dict[str, Any], count: int) -> dict[str, Any]:
     deadline = time.monotonic() + RUN_TIMEOUT
     while time.monotonic() < deadline:
@@ -103,8 +118,10 @@ def test_decide_a_review_item_in_the_browser_and_see_it_applied(
 
     url = airflow["url"]
     base, headers = _api(airflow)
-    # DAGs are paused at creation; the person would unpause the sync in the UI.
-    requests.patch(f"{base}/dags/{SYNC_DAG_ID}", json={"is_paused": False}, headers=headers, timeout=30)
+    # DAGs are paused at creation; the person would unpause the sync in the UI. On a busy machine the
+    # dag-processor may not have parsed it yet (the API answers 404): a run queued for a DAG that is
+    # still paused never starts.
+    _unpause(base, headers, SYNC_DAG_ID)
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])

@@ -58,8 +58,9 @@ def _mapping_without_placeholder(world: SyncWorld, tmp_path: Path, monkeypatch: 
     text = DEFAULT_MAPPING_PATH.read_text(encoding="utf-8").replace("name_placeholder: Unknown", "")
     path = tmp_path / "no_placeholder.yaml"
     path.write_text(text, encoding="utf-8")
-    # The DAG file's tasks read its MAPPING_PATH when they run (dag.test runs them in this process).
-    monkeypatch.setitem(world.dag.get_task("resolve").python_callable.__globals__, "MAPPING_PATH", str(path))
+    # The job's steps read the mapping path from the settings when they run (dag.test runs them in
+    # this process); the operators took theirs at parse, but the placeholder matters only to resolve.
+    monkeypatch.setenv("CC_SYNC_MAPPING", str(path))
 
 
 @pytest.fixture
