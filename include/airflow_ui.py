@@ -228,9 +228,9 @@ class CheckedRun:
         return self.state == RunState.SUCCESS
 
 
-def unpause(api: AirflowApi, token: str, dag_id: str) -> None:
+def unpause(api: AirflowApi, token: str, dag_id: str, timeout: float = 120) -> None:
     """Unpause ``dag_id``, waiting for the dag-processor to have parsed it."""
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while True:
         try:
             api.call(token, "PATCH", f"/dags/{dag_id}", {"is_paused": False})

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from include.airflow_env import PROJECT_ROOT
-from include.airflow_ui import SYNC_DAG_ID
+from include.airflow_ui import SYNC_DAG_ID, AirflowApi, unpause
 from tests.ci import skip_or_fail
 from tests.test_airflow_ui import _command, _isolated_env
 
@@ -75,21 +75,6 @@ def _runs(airflow: dict[str, Any]) -> list[dict[str, Any]]:
     return answer.json()["dag_runs"]
 
 
-def _unpause(base: str, headers: dict[str, str], dag_id: str) -> None:
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            answer = requests.patch(
-                f"{base}/dags/{dag_id}", json={"is_paused": False}, headers=headers, timeout=30
-            )
-            if answer.ok and answer.json().get("is_paused") is False:
-                return
-        except requests.RequestException:
-            pass  # the API server is busy parsing or starting: ask again
-        time.sleep(3)
-    raise AssertionError(f"{dag_id} could not be unpaused within {RUN_TIMEOUT:.0f} s")
-
-
 def _wait_for_runs(airflow: dict[str, Any], count: int) -> dict[str, Any]:
     deadline = time.monotonic() + RUN_TIMEOUT
     while time.monotonic() < deadline:
@@ -117,11 +102,11 @@ def test_decide_a_review_item_in_the_browser_and_see_it_applied(
     from playwright.sync_api import expect, sync_playwright
 
     url = airflow["url"]
-    base, headers = _api(airflow)
     # DAGs are paused at creation; the person would unpause the sync in the UI. On a busy machine the
     # dag-processor may not have parsed it yet (the API answers 404): a run queued for a DAG that is
     # still paused never starts.
-    _unpause(base, headers, SYNC_DAG_ID)
+    api = AirflowApi(url)
+    unpause(api, api.token(airflow["password"]), SYNC_DAG_ID, timeout=RUN_TIMEOUT)
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])

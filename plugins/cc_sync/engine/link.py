@@ -66,7 +66,8 @@ def _display_name(frame: pd.DataFrame) -> pd.Series:
     return (parts[0] + " " + parts[1]).str.strip() if len(parts) == 2 else parts[0]
 
 
-def _to_series(array: pa.Array) -> pd.Series:
+def _strings(array: pa.Array) -> pd.Series:
+    """Arrow text as a pyarrow-backed string Series (the dtype the linker's keys use)."""
     return pd.Series(pd.arrays.ArrowStringArray(array.cast(pa.large_string())))
 
 
@@ -172,7 +173,7 @@ def find_links(
     found = positions(members[_KEY], one_contact[_KEY])
     matched = pd.DataFrame(
         {
-            column: _to_series(take_column(to_arrow(one_contact[column], contiguous=True), found))
+            column: _strings(take_column(to_arrow(one_contact[column], contiguous=True), found))
             for column in (CONTACT_ID, _NAME, "_contact_name")
         }
     )

@@ -823,7 +823,7 @@ class Bookkeeping:
 
     def finished_runs(self, exclude_kinds: Iterable[str] = (), limit: int = 50) -> list[dict[str, Any]]:
         """The latest finished runs (success or failed), newest first, but those of ``exclude_kinds``."""
-        return schema.finished_runs(self.engine, self.prefix, exclude_kinds, limit)
+        return schema.finished_runs(self.engine, self.runs, exclude_kinds, limit)
 
     def runs_since(self, since: datetime) -> list[dict[str, Any]]:
         """Every run started since ``since``, oldest first (the console's 30-day plots)."""
@@ -838,7 +838,7 @@ class Bookkeeping:
 
     def change_counts_by_run(self, run_ids: Iterable[str]) -> dict[str, dict[str, int]]:
         """run_id -> direction -> change-log rows (one GROUP BY on the indexed run_id)."""
-        return schema.change_counts_by_run(self.engine, run_ids, self.prefix)
+        return schema.change_counts_by_run(self.engine, self.changes, run_ids)
 
     def get_watermarks(self) -> dict[str, datetime]:
         with self.engine.connect() as conn:

@@ -334,11 +334,10 @@ def run_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def finished_runs(
-    engine: sa.Engine, prefix: str = DEFAULT_PREFIX, exclude_kinds: Iterable[str] = (), limit: int = 50
+    engine: sa.Engine, runs: sa.Table, exclude_kinds: Iterable[str] = (), limit: int = 50
 ) -> list[dict[str, Any]]:
-    """The latest finished runs (success or failed), newest first, but those of ``exclude_kinds``:
-    one indexed read, cheap enough for a DAG file's parse."""
-    runs = build_metadata(prefix).tables[f"{prefix}runs"]
+    """The latest finished runs (success or failed) in ``runs``, newest first, but those of
+    ``exclude_kinds``: one indexed read, cheap enough for a DAG file's parse."""
     r = runs.c
     query = (
         sa.select(runs)
@@ -355,10 +354,10 @@ def finished_runs(
 
 
 def change_counts_by_run(
-    engine: sa.Engine, run_ids: Iterable[str], prefix: str = DEFAULT_PREFIX
+    engine: sa.Engine, changes: sa.Table, run_ids: Iterable[str]
 ) -> dict[str, dict[str, int]]:
-    """run_id -> direction -> change-log rows (one GROUP BY on the indexed run_id)."""
-    c = build_metadata(prefix).tables[f"{prefix}changes"].c
+    """run_id -> direction -> rows of the change log ``changes`` (one GROUP BY on the indexed run_id)."""
+    c = changes.c
     ids = sorted(set(run_ids))
     result: dict[str, dict[str, int]] = {}
     with engine.connect() as conn:

@@ -80,8 +80,11 @@ def undoable_runs(
 ) -> list[UndoableRun]:
     """The latest finished runs that wrote something (``CHOICES`` of them), newest first. SQLAlchemy
     alone (no pandas): the undo DAG's file calls this when it is parsed."""
-    runs = schema.finished_runs(engine, prefix, exclude_kinds=NOT_UNDOABLE_KINDS, limit=SCANNED)
-    counts = schema.change_counts_by_run(engine, (r["run_id"] for r in runs), prefix)
+    tables = schema.build_metadata(prefix).tables
+    runs = schema.finished_runs(
+        engine, tables[f"{prefix}runs"], exclude_kinds=NOT_UNDOABLE_KINDS, limit=SCANNED
+    )
+    counts = schema.change_counts_by_run(engine, tables[f"{prefix}changes"], (r["run_id"] for r in runs))
     out = []
     for run in runs:
         written = written_by_run(counts, run["run_id"])
