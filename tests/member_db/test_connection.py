@@ -73,6 +73,16 @@ def test_test_connection_checks_the_mapping_and_counts_the_members_in_scope(
     assert not password or password not in message
 
 
+def test_a_runs_preflight_does_not_scan_the_member_table(
+    migrated_members_url: str, demo_mapping: MemberMapping
+) -> None:
+    """The lease sensor repeats the run's preflight on every poke: it checks, it does not count."""
+    settings = MemberDbSettings.from_url(migrated_members_url)
+    assert check_member_database(settings, demo_mapping).members_in_scope is None
+    counted = check_member_database(settings, demo_mapping, count_members=True).members_in_scope
+    assert counted == _in_scope(migrated_members_url)
+
+
 def test_airflow_tests_a_member_database_connection_with_this_hook(
     monkeypatch: pytest.MonkeyPatch, migrated_members_url: str
 ) -> None:

@@ -150,7 +150,7 @@ class MemberDatabaseHook(BaseHook):
         from cc_sync.member_db.preflight import check_member_database
 
         try:
-            report = check_member_database(self.connection_settings, self.mapping)
+            report = check_member_database(self.connection_settings, self.mapping, count_members=True)
         except (NotRetryableError, OSError) as exc:
             return False, str(exc)
         return True, report.describe()

@@ -39,19 +39,25 @@ class PreflightReport:
     conn_id: str
     shown_url: str
     table: str
-    members_in_scope: int
+    members_in_scope: int | None  # counted only when asked (the connection's Test)
     schema_revision: str | None
 
     def describe(self) -> str:
+        counted = "" if self.members_in_scope is None else f"{self.members_in_scope} member(s) in scope, "
         return (
             f"Connected to {self.shown_url}: table {self.table!r} matches the mapping, "
-            f"{self.members_in_scope} member(s) in scope, bookkeeping schema current "
-            f"({self.schema_revision})."
+            f"{counted}bookkeeping schema current ({self.schema_revision})."
         )
 
 
-def check_member_database(settings: MemberDbSettings, mapping: MemberMapping) -> PreflightReport:
-    """Check the member database against the mapping; raise a configuration error naming the fix."""
+def check_member_database(
+    settings: MemberDbSettings, mapping: MemberMapping, *, count_members: bool = False
+) -> PreflightReport:
+    """Check the member database against the mapping; raise a configuration error naming the fix.
+
+    ``count_members`` adds the count of members in scope (a scan of the member table): the
+    connection's Test shows it; a run's preflight, which the lease sensor repeats on every poke,
+    does not need it."""
     from cc_sync.member_db.migrate import current_revision, head_revision
 
     engine = create_member_engine(settings.url)
@@ -81,7 +87,7 @@ def check_member_database(settings: MemberDbSettings, mapping: MemberMapping) ->
                 f"needs {head}: run `make migrate` (python -m cc_sync.member_db.migrate upgrade "
                 "--db-url <the URL>)"
             )
-        count = _members_in_scope(engine, mapping)
+        count = _members_in_scope(engine, mapping) if count_members else None
     finally:
         engine.dispose()
         if bookkeeping_engine is not None:
