@@ -58,7 +58,7 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 test: venv lint browser
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=30 $(PYTEST_ARGS)
 
 # The contract suite alone: schemathesis fuzzes the official spec against the emulator (a few minutes).
 test-contract: venv

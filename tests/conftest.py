@@ -41,6 +41,7 @@ from hypothesis import HealthCheck, settings
 
 from include import airflow_env
 from tests.ci import in_ci, skip_or_fail
+from tests.scheduling import balanced_order
 
 _TEST_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="ccsync-airflow-"))
 # A pytest-xdist worker (or a pytest a test starts) inherits its parent's environment, Airflow's
@@ -115,17 +116,27 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
-# The longest tests (minutes each: a scheduler, `airflow dags test`, the demo) start first, so that
-# under pytest-xdist they run beside the rest instead of after it.
-SLOW_FIRST = ("tests/test_airflow_ui.py", "tests/dags/test_cli.py", "tests/test_demo.py")
+# Minutes the end-to-end files take (fresh-clone CI, 2 cores, `-n 2`): tests/scheduling.py spreads
+# them, a file whole, over the xdist workers' first blocks, longest first, so they overlap each
+# other and the rest.
+LONG_TEST_FILES: dict[str, float] = {
+    "tests/test_airflow_ui.py": 9.0,
+    "tests/browser/test_console_browser.py": 6.0,
+    "tests/browser/test_undo_browser.py": 5.0,
+    "tests/browser/test_connection_forms_browser.py": 4.0,
+    "tests/contract/test_emulator_contract.py": 5.0,
+    "tests/dags/test_cli.py": 3.0,
+    "tests/test_demo.py": 3.0,
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
+    def long_file(item: pytest.Item) -> tuple[str, float] | None:
         path = item.nodeid.split("::", 1)[0]
-        return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+        return (path, LONG_TEST_FILES[path]) if path in LONG_TEST_FILES else None
 
-    items.sort(key=rank)  # stable: the rest keep their order
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    items[:] = balanced_order(items, workers, long_file)
 
 
 def _server_answers(url: str) -> str | None:
