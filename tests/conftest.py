@@ -116,14 +116,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
-# Minutes the end-to-end files take (fresh-clone CI, 2 cores, `-n 2`): tests/scheduling.py spreads
-# them, a file whole, over the xdist workers' first blocks, longest first, so they overlap each
-# other and the rest.
+# Minutes the end-to-end files (or folders, ending in /) take (fresh-clone CI, 2 cores, `-n 2`):
+# tests/scheduling.py spreads them, each whole, over the xdist workers' first blocks, longest
+# first, so that they overlap each other and the rest.
 LONG_TEST_FILES: dict[str, float] = {
     "tests/test_airflow_ui.py": 9.0,
-    "tests/browser/test_console_browser.py": 6.0,
-    "tests/browser/test_undo_browser.py": 5.0,
-    "tests/browser/test_connection_forms_browser.py": 4.0,
+    "tests/browser/": 11.0,  # one shared `airflow standalone` (tests/browser/conftest.py)
     "tests/contract/test_emulator_contract.py": 5.0,
     "tests/dags/test_cli.py": 3.0,
     "tests/test_demo.py": 3.0,
@@ -133,7 +131,8 @@ LONG_TEST_FILES: dict[str, float] = {
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     def long_file(item: pytest.Item) -> tuple[str, float] | None:
         path = item.nodeid.split("::", 1)[0]
-        return (path, LONG_TEST_FILES[path]) if path in LONG_TEST_FILES else None
+        group = next((key for key in LONG_TEST_FILES if path == key or path.startswith(key)), None)
+        return (group, LONG_TEST_FILES[group]) if group else None
 
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     items[:] = balanced_order(items, workers, long_file)

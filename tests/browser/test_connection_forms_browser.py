@@ -14,16 +14,16 @@ import pytest
 import requests
 
 from include.cc_emulator.app import DEMO_ACCOUNT
-from tests.browser.test_console_browser import _api, airflow, chromium  # noqa: F401  (fixtures)
+from tests.browser.conftest import api_headers
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 WRONG_SECRET_CONN_ID = "cc_wrong_secret"
 
 
-def _add_wrong_secret_connection(airflow: dict[str, Any]) -> None:  # noqa: F811  (not the fixture)
+def _add_wrong_secret_connection(airflow: dict[str, Any]) -> None:
     """constant_contact_default's copy with a typo in the client secret, as a user might save it."""
-    base, headers = _api(airflow)
+    base, headers = api_headers(airflow)
     stored = requests.get(f"{base}/connections/constant_contact_default", headers=headers, timeout=30).json()
     extra = json.loads(stored["extra"])
     # Masked in the answer ("***"): the copy takes the real values from airflow_settings.yaml.
@@ -59,11 +59,7 @@ def _members_in_scope(db: Path) -> int:
 
 
 @pytest.mark.timeout(900)
-def test_connection_forms_show_their_fields_and_test_answers(
-    chromium: str,  # noqa: F811
-    airflow: dict[str, Any],  # noqa: F811
-    tmp_path: Path,
-) -> None:
+def test_connection_forms_show_their_fields_and_test_answers(chromium: str, airflow: dict[str, Any]) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     url = airflow["url"]
@@ -122,7 +118,7 @@ def test_connection_forms_show_their_fields_and_test_answers(
         counted = page.get_by_text("member(s) in scope")
         expect(counted).to_be_visible()
         assert (
-            f"{_members_in_scope(tmp_path / 'var' / 'members.db')} member(s) in scope" in counted.inner_text()
+            f"{_members_in_scope(airflow['var'] / 'members.db')} member(s) in scope" in counted.inner_text()
         )
 
         # A wrong client secret is reported as a wrong secret (not as a refresh token to re-authorize).

@@ -9,66 +9,21 @@ and the person linked after the run the decision triggered.
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from include.airflow_env import PROJECT_ROOT
 from include.airflow_ui import SYNC_DAG_ID, AirflowApi, unpause
-from tests.ci import skip_or_fail
-from tests.test_airflow_ui import _command, _isolated_env
+from tests.browser.conftest import RUN_TIMEOUT, api_headers
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM = shutil.which("chromium")
-RUN_TIMEOUT = 400.0
-
-
-@pytest.fixture
-def airflow(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """`make airflow` in its own folders and port; yields its URL and the admin's password."""
-    env = _isolated_env(tmp_path)
-    process = subprocess.Popen(
-        _command(), cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        url = None
-        output = []
-        for line in process.stdout or []:
-            output.append(line)
-            if line.startswith("Airflow is up: "):
-                url = line.removeprefix("Airflow is up: ").strip()
-                break
-        assert url, "".join(output)
-        passwords = Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
-        yield {"url": url, "password": json.loads(passwords.read_text())["admin"]}
-    finally:
-        process.terminate()  # the script stops Airflow's process tree and the emulator on SIGTERM
-        try:
-            process.communicate(timeout=180)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def _api(airflow: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    token = requests.post(
-        f"{airflow['url']}/auth/token",
-        json={"username": "admin", "password": airflow["password"]},
-        timeout=30,
-    ).json()["access_token"]
-    return f"{airflow['url']}/api/v2", {"Authorization": f"Bearer {token}"}
-
 
 def _runs(airflow: dict[str, Any]) -> list[dict[str, Any]]:
-    base, headers = _api(airflow)
+    base, headers = api_headers(airflow)
     answer = requests.get(
         f"{base}/dags/{SYNC_DAG_ID}/dagRuns?order_by=-run_after", headers=headers, timeout=30
     )
@@ -87,14 +42,6 @@ def _wait_for_runs(airflow: dict[str, Any], count: int) -> dict[str, Any]:
     )
 
 
-@pytest.fixture
-def chromium() -> str:
-    """Debian's chromium; missing, the test skips with the reason (and fails under CI=true)."""
-    if CHROMIUM is None:
-        skip_or_fail("Debian's chromium is not installed: run `make browser`")
-    return str(CHROMIUM)
-
-
 @pytest.mark.timeout(1500)
 def test_decide_a_review_item_in_the_browser_and_see_it_applied(
     chromium: str, airflow: dict[str, Any]
@@ -107,6 +54,7 @@ def test_decide_a_review_item_in_the_browser_and_see_it_applied(
     # still paused never starts.
     api = AirflowApi(url)
     unpause(api, api.token(airflow["password"]), SYNC_DAG_ID, timeout=RUN_TIMEOUT)
+    earlier = len(_runs(airflow))  # the other browser tests share this Airflow
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
@@ -132,7 +80,7 @@ def test_decide_a_review_item_in_the_browser_and_see_it_applied(
         # Run the sync from the console, wait for it, and see its row, today's calls and the plots.
         page.goto(f"{url}/cc-sync/")
         page.get_by_role("button", name="Run the sync now").click()
-        first = _wait_for_runs(airflow, 1)
+        first = _wait_for_runs(airflow, earlier + 1)
         assert first["state"] == "success", first
         page.goto(f"{url}/cc-sync/")
         expect(page.get_by_role("link", name=first["dag_run_id"])).to_be_visible()
@@ -154,7 +102,7 @@ def test_decide_a_review_item_in_the_browser_and_see_it_applied(
         expect(page.locator("#saved")).to_be_visible()
         expect(page.locator("#pending")).to_contain_text("Pending decision: link by admin")
 
-        second = _wait_for_runs(airflow, 2)
+        second = _wait_for_runs(airflow, earlier + 2)
         assert second["state"] == "success", second
         page.goto(f"{url}{item_href}")
         expect(page.locator("#status")).to_have_text("resolved")
