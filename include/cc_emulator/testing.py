@@ -183,10 +183,22 @@ class EmulatorAdmin:
 
     # events and registrations
     def create_event(
-        self, name: str, *, start: datetime | str, end: datetime | str, status: str = "ACTIVE"
+        self,
+        name: str,
+        *,
+        start: datetime | str,
+        end: datetime | str,
+        status: str = "ACTIVE",
+        at: datetime | str | None = None,
     ) -> dict[str, Any]:
-        """An event (``event_id``, ``track_id``, ...) with one track."""
-        body = {"name": name, "start_time": _iso(start), "end_time": _iso(end), "status": status}
+        """An event (``event_id``, ``track_id``, ...) with one track, created ``at`` (default now)."""
+        body = {
+            "name": name,
+            "start_time": _iso(start),
+            "end_time": _iso(end),
+            "status": status,
+            "at": _iso(at),
+        }
         return self._call("POST", "/events", body)
 
     def register(self, event_id: str, registrants: list[dict[str, Any]]) -> list[dict[str, Any]]:
