@@ -38,6 +38,7 @@ from cc_sync.constant_contact.events import EVENT_STATUSES_WITH_REGISTRATIONS, E
 from cc_sync.constant_contact.hook import ConstantContactHook
 from cc_sync.engine.normalise import normalise_email
 from cc_sync.events import DEFAULT_SETTLE
+from cc_sync.events.attendance import attendance_table, write_attendance
 from cc_sync.fields import CONTACT_ID, MEMBER_ID
 from cc_sync.member_db.bookkeeping import Bookkeeping, ReviewKind, upsert
 from cc_sync.member_db.hook import MemberDatabaseHook
@@ -112,6 +113,8 @@ class EventsSummary:
     registrations_changed: int = 0
     non_members: int = 0
     reviews_added: int = 0
+    attendance_inserted: int = 0  # rows written to the mapping's event_attendance table, if any
+    attendance_updated: int = 0
     api_calls: int = 0
     by_match: dict[str, int] = field(default_factory=dict)
 
@@ -337,6 +340,14 @@ def pull_registrations(
     """Read the open events' registrations and store them per member; see the module docstring."""
     summary = EventsSummary()
     calls_before = cc.api_calls
+    mapping = members.mapping
+    attendance = mapping.event_attendance
+    # Checked before anything is read: a mapping naming a table that is not there fails at once.
+    attendance_into = (
+        None
+        if attendance is None
+        else attendance_table(members.get_engine(), attendance, mapping.source, mapping.schema)
+    )
     events = list(cc.iter_events())
     summary.events_listed = len(events)
     for event in events:
@@ -357,6 +368,12 @@ def pull_registrations(
             for matched_by, count in frame["matched_by"].value_counts().items():
                 summary.by_match[str(matched_by)] = summary.by_match.get(str(matched_by), 0) + int(count)
             summary.reviews_added += queue_non_members(bookkeeping, frame, event, run_id)
+            if attendance is not None and attendance_into is not None:
+                inserted, updated = write_attendance(
+                    members.get_engine(), attendance_into, attendance, frame, event
+                )
+                summary.attendance_inserted += inserted
+                summary.attendance_updated += updated
         # Last, and per event: a run that failed half-way reads this event again, adding nothing twice.
         bookkeeping.set_watermarks({watermark_stream(event.event_id): began})
         summary.events_read += 1
