@@ -19,7 +19,8 @@ Who: the listing has no contact id, so a registrant's email is looked up in the 
 (``cc_directory``: email -> contact id) and the contact's link gives the member; else a member with
 that email (exactly one); else nobody: the row keeps ``member_id`` NULL, is counted, and a review
 item (kind ``event_registrant``) lists it. A registrant is never created as a member. Logs carry
-counts and ids only, never an address.
+counts and ids only, never an address. When the mapping names an ``event_attendance`` table, each
+page's member registrations are also written there (:mod:`.attendance`).
 """
 
 from __future__ import annotations
