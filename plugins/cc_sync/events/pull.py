@@ -80,6 +80,13 @@ class MatchedBy(StrEnum):
     SHARED_EMAIL = "shared_email"  # several members have it: attributed to none of them
 
 
+# A review item's words for why a registration has no member (it is never created as one).
+WHY_NO_MEMBER = {
+    MatchedBy.UNKNOWN.value: "registered for an event; no member has this email",
+    MatchedBy.SHARED_EMAIL.value: "registered for an event with an email several members share",
+}
+
+
 def watermark_stream(event_id: str) -> str:
     return f"event_registrations:{event_id}"
 
@@ -314,7 +321,7 @@ def queue_non_members(
                     "event_name": event.name,
                     "registration_id": registration,
                     "matched_by": matched_by,
-                    "why": "registered for an event; no member has this email (never created as a member)",
+                    "why": WHY_NO_MEMBER[matched_by],
                 }
                 for registration, matched_by in zip(
                     strangers["registration_id"], strangers["matched_by"], strict=True
