@@ -874,6 +874,8 @@ class ConstantContactHook(BaseHook):
     def iter_events(self, *, limit: int = EVENT_PAGE_SIZE) -> Iterator[Event]:
         """Every event of the account (``GET /v3/events``, at most 100 a page as the spec says)."""
         for body in self.paginate("events", "records", {"limit": limit}):
+            if not isinstance(body, dict) or not body.get("event_id"):
+                raise ConstantContactMalformedResponse("GET", "/v3/events", "an event without event_id")
             yield Event.from_api(body)
 
     def get_event_track(self, event_id: str) -> str:
@@ -895,6 +897,10 @@ class ConstantContactHook(BaseHook):
         names or totals), so each read is the whole track: the caller stores it per page."""
         path = f"events/{event_id}/tracks/{track_id}/registrations"
         for page in self.pages(path, "records", {"limit": limit}):
+            if not all(isinstance(body, dict) and body.get("registration_id") for body in page):
+                raise ConstantContactMalformedResponse(
+                    "GET", f"/v3/{path}", "a registration without registration_id"
+                )
             yield [Registration.from_api(event_id, track_id, body) for body in page]
 
     def get_account_details(self) -> dict[str, Any]:
