@@ -24,6 +24,7 @@ PARTS = {
     "sync": "bench.bench_sync",
     "send_list": "bench.bench_send_list",
     "activity": "bench.bench_activity",
+    "events": "bench.bench_events",
     "undo": "bench.bench_undo",
     "console": "bench.bench_console",
     "airflow": "bench.bench_airflow",

@@ -20,6 +20,7 @@ from include.cc_emulator.activities import ActivityQueue
 from include.cc_emulator.auth import TokenStore
 from include.cc_emulator.campaigns import CampaignStore
 from include.cc_emulator.clock import now_timestamp
+from include.cc_emulator.events import EventStore
 from include.cc_emulator.limits import DailyQuota, FaultInjector, RateLimiter
 from include.cc_emulator.settings import EmulatorSettings, FaultSettings
 from include.cc_emulator.store import AccountStore
@@ -35,6 +36,7 @@ class EmulatorState:
         self.settings = settings
         self.store = AccountStore()
         self.campaigns = CampaignStore()
+        self.events = EventStore()
         self.tokens = TokenStore()
         self.faults = FaultInjector(settings.faults)
         self.activities = ActivityQueue(
@@ -75,6 +77,7 @@ class EmulatorState:
         self.activities.cancel_all()
         self.store = AccountStore()
         self.campaigns = CampaignStore()
+        self.events = EventStore()
         self.tokens = TokenStore()
         self.settings = self.initial_settings
         self.faults.configure(self.settings.faults)
@@ -142,6 +145,7 @@ class EmulatorState:
             "saved_at": now_timestamp(),
             "account": self.store.to_dict(),
             "campaigns": self.campaigns.to_dict(),
+            "events": self.events.to_dict(),
             "tokens": self.tokens.to_dict(),
             "activities": self.activities.to_dict(),
         }
@@ -196,6 +200,7 @@ class EmulatorState:
             raise ValueError(f"{source}: unknown emulator state format {data.get('format_version')!r}")
         self.store = AccountStore.from_dict(data.get("account", {}))
         self.campaigns = CampaignStore.from_dict(data.get("campaigns", {}))
+        self.events = EventStore.from_dict(data.get("events", {}))
         self.tokens = TokenStore.from_dict(data.get("tokens", {}))
         self.activities.load(data.get("activities", []))
         log.info("emulator state loaded from %s: %d contacts", source, len(self.store.contacts))

@@ -181,6 +181,39 @@ class EmulatorAdmin:
             "events"
         ]
 
+    # events and registrations
+    def create_event(
+        self,
+        name: str,
+        *,
+        start: datetime | str,
+        end: datetime | str,
+        status: str = "ACTIVE",
+        at: datetime | str | None = None,
+    ) -> dict[str, Any]:
+        """An event (``event_id``, ``track_id``, ...) with one track, created ``at`` (default now)."""
+        body = {
+            "name": name,
+            "start_time": _iso(start),
+            "end_time": _iso(end),
+            "status": status,
+            "at": _iso(at),
+        }
+        return self._call("POST", "/events", body)
+
+    def register(self, event_id: str, registrants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """People register: ``[{"email", "first_name", "last_name", "at", "tickets", "price",
+        "payment_method", "payment_status", "registration_status"}]``; the registrations made."""
+        shown = [{**r, "at": _iso(r.get("at"))} for r in registrants]
+        return self._call("POST", f"/events/{event_id}/registrations", {"registrants": shown})[
+            "registrations"
+        ]
+
+    def ticket_keys(self, event_id: str, registration_id: str) -> list[str]:
+        return self._call("GET", f"/events/{event_id}/registrations/{registration_id}/tickets")[
+            "order_ticket_keys"
+        ]
+
     # inspection
     def request_log(self) -> list[dict[str, Any]]:
         return self._call("GET", "/request_log")

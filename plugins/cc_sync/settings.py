@@ -8,6 +8,7 @@ seen. This module imports only the standard library: DAG files read it at parse 
 - ``CC_SYNC_MAPPING``: the member mapping YAML (include/config/member_mapping.yaml).
 - ``CC_SYNC_SCHEDULE``: the two-way sync's cron, UTC (``0 3 * * *``).
 - ``CC_ACTIVITY_SCHEDULE``: the campaign activity pull's cron, UTC (``0 * * * *``).
+- ``CC_EVENTS_SCHEDULE``: the event registrations pull's cron, UTC (``0 5 * * *``).
 - ``CC_SYNC_TASK_RETRIES``: retries of every task; a NotRetryableError never retries (2).
 - ``CC_SYNC_TASK_TIMEOUT_MINUTES``: every task's ``execution_timeout`` (240).
 - ``CC_SYNC_OWNER``: the DAGs' owner in the UI (``cc_sync``).
@@ -73,6 +74,10 @@ def sync_schedule() -> str:
 
 def activity_schedule() -> str:
     return os.environ.get("CC_ACTIVITY_SCHEDULE") or "0 * * * *"
+
+
+def events_schedule() -> str:
+    return os.environ.get("CC_EVENTS_SCHEDULE") or "0 5 * * *"
 
 
 def task_retries() -> int:

@@ -21,7 +21,8 @@ def record_failure(context: dict[str, Any]) -> None:
 
 
 def test_every_task_of_every_job_has_the_shared_defaults(dag_bag: Any) -> None:
-    assert len(dag_bag.dags) == 4
+    # One DAG per file in dags/ (the parse-time test names them), all loaded.
+    assert len(dag_bag.dags) == len(list((settings.PROJECT_ROOT / "dags").glob("constant_contact_*.py")))
     for dag in dag_bag.dags.values():
         for t in dag.tasks:
             where = f"{dag.dag_id}.{t.task_id}"

@@ -29,6 +29,7 @@ HEAVY_OWN = (
     "cc_sync.sync.steps",
     "cc_sync.send_list.send",
     "cc_sync.activity.pull",
+    "cc_sync.events.pull",
     "cc_sync.undo.steps",
 )
 
@@ -49,6 +50,7 @@ def test_every_dag_file_is_checked() -> None:
         "constant_contact_send_list",
         "constant_contact_activity",
         "constant_contact_undo",
+        "constant_contact_events",
     }
 
 

@@ -328,6 +328,51 @@ def _run_scenario(emulator: EmulatorHandle) -> list[Exchange]:
     r.call(
         "GET", report + "opens", ids={"campaign_activity_id": "00000000-0000-0000-0000-000000000000"}
     )  # 404
+    # events: listing, detail, registrations, payment status, check-in
+    event = emulator.admin.create_event(
+        "Conformance AGM", start="2026-06-01T18:00:00Z", end="2026-06-01T20:00:00Z"
+    )
+    made = emulator.admin.register(
+        event["event_id"],
+        [
+            {"email": "paid@example.org", "payment_method": "STRIPE", "price": 10.0},
+            {"email": "free@example.org", "first_name": "Free"},
+        ],
+    )
+    track = {"event_id": event["event_id"], "track_id": event["track_id"]}
+    r.call("GET", "/events", params={"limit": 1, "sort_by": "updated_time", "sort_order": "DESC"})
+    r.call("GET", "/events/{event_id}", ids={"event_id": event["event_id"]})
+    r.call("GET", "/events/{event_id}", ids={"event_id": "00000000-0000-0000-0000-000000000000"})  # 404
+    registrations = "/events/{event_id}/tracks/{track_id}/registrations"
+    page = r.call("GET", registrations, ids=track, params={"limit": 1})
+    r.call("GET", registrations, ids=track, params={"next": page["next_cursor"]})
+    r.call("GET", registrations, ids=track, params={"registration_status": "GONE"})  # 400
+    ids = [m["registration_id"] for m in made]
+    r.call(
+        "PUT",
+        registrations + "/payment_status",
+        ids=track,
+        json={"registration_ids": ids, "payment_status": "PAID"},
+    )
+    r.call(
+        "PUT",
+        registrations + "/payment_status",
+        ids=track,
+        json={"registration_ids": ["no-such-registration"], "payment_status": "PAID"},
+    )  # 207
+    keys = emulator.admin.ticket_keys(event["event_id"], ids[0])
+    r.call(
+        "POST",
+        "/events/{event_id}/check_in/tickets",
+        ids={"event_id": event["event_id"]},
+        json={"order_ticket_keys": keys},
+    )
+    r.call(
+        "POST",
+        "/events/{event_id}/undo_check_in/tickets",
+        ids={"event_id": event["event_id"]},
+        json={"order_ticket_keys": keys},
+    )
     # auth error
     r.session.headers["Authorization"] = "Bearer expired"
     r.call("GET", "/contacts")

@@ -35,7 +35,13 @@ log = logging.getLogger(__name__)
 
 SYNC_DAG_ID = "constant_contact_sync"
 UNDO_DAG_ID = "constant_contact_undo"
-DAG_IDS = (SYNC_DAG_ID, "constant_contact_send_list", "constant_contact_activity", UNDO_DAG_ID)
+DAG_IDS = (
+    SYNC_DAG_ID,
+    "constant_contact_send_list",
+    "constant_contact_activity",
+    "constant_contact_events",
+    UNDO_DAG_ID,
+)
 CC_CONN_ID = settings.CC_CONN_ID
 MEMBER_DB_CONN_ID = settings.MEMBER_DB_CONN_ID
 PLOT_DAYS = 30

@@ -62,6 +62,7 @@ from cc_sync.constant_contact.errors import (
     ConstantContactQuotaExceeded,
     ConstantContactTransportError,
 )
+from cc_sync.constant_contact.events import EVENT_PAGE_SIZE, REGISTRATION_PAGE_SIZE, Event, Registration
 from cc_sync.constant_contact.models import (
     AcceptedActivity,
     Activity,
@@ -390,6 +391,14 @@ class ConstantContactHook(BaseHook):
 
     def paginate(self, path: str, item_key: str, params: Mapping[str, Any] | None = None) -> Iterator[dict]:
         """Yield every item of a collection, following ``_links.next.href`` page by page."""
+        for page in self.pages(path, item_key, params):
+            yield from page
+
+    def pages(
+        self, path: str, item_key: str, params: Mapping[str, Any] | None = None
+    ) -> Iterator[list[dict]]:
+        """Yield a collection page by page (for a caller that commits per page), following
+        ``_links.next.href``."""
         next_path: str | None = path
         next_params: Mapping[str, Any] | None = params
         pages = 0
@@ -401,7 +410,7 @@ class ConstantContactHook(BaseHook):
                     "GET", urlsplit(self._url(next_path)).path, f"no '{item_key}' list"
                 )
             pages += 1
-            yield from items
+            yield items
             href = ((body.get("_links") or {}).get("next") or {}).get("href")
             if href and href == next_path:
                 raise ConstantContactMalformedResponse("GET", path, "a next link to the same page")
@@ -859,6 +868,40 @@ class ConstantContactHook(BaseHook):
                 if created <= stop_at:
                     return
             yield event
+
+    # -- events and their registrations (scope campaign_data) ---------------------------------
+
+    def iter_events(self, *, limit: int = EVENT_PAGE_SIZE) -> Iterator[Event]:
+        """Every event of the account (``GET /v3/events``, at most 100 a page as the spec says)."""
+        for body in self.paginate("events", "records", {"limit": limit}):
+            if not isinstance(body, dict) or not body.get("event_id"):
+                raise ConstantContactMalformedResponse("GET", "/v3/events", "an event without event_id")
+            yield Event.from_api(body)
+
+    def get_event_track(self, event_id: str) -> str:
+        """The event's default track id (``GET /v3/events/{event_id}``): registrations live under it."""
+        body = self._expect_dict("GET", f"events/{event_id}")
+        track_id = (body.get("default_track") or {}).get("track_id")
+        if not track_id:
+            raise ConstantContactMalformedResponse(
+                "GET", f"/v3/events/{event_id}", "an event without a track"
+            )
+        return str(track_id)
+
+    def registration_pages(
+        self, event_id: str, track_id: str, *, limit: int = REGISTRATION_PAGE_SIZE
+    ) -> Iterator[list[Registration]]:
+        """A track's registrations page by page (``GET .../tracks/{track_id}/registrations``).
+
+        The listing has no time filter (the spec's filters are statuses, a search text and a sort on
+        names or totals), so each read is the whole track: the caller stores it per page."""
+        path = f"events/{event_id}/tracks/{track_id}/registrations"
+        for page in self.pages(path, "records", {"limit": limit}):
+            if not all(isinstance(body, dict) and body.get("registration_id") for body in page):
+                raise ConstantContactMalformedResponse(
+                    "GET", f"/v3/{path}", "a registration without registration_id"
+                )
+            yield [Registration.from_api(event_id, track_id, body) for body in page]
 
     def get_account_details(self) -> dict[str, Any]:
         """The account summary with its physical address (one call to ``GET /v3/account/summary``)."""

@@ -165,6 +165,33 @@ class BookkeepingSettings:
     database_url: str | None = None
 
 
+# What an attendance column may hold: a value of the registration (cc_sync.events writes them).
+ATTENDANCE_VALUES = frozenset(
+    {
+        "event_id",
+        "event_name",
+        "registration_status",
+        "payment_status",
+        "checkin_status",
+        "tickets",
+        "checked_in_tickets",
+        "total",
+        "registered_at",
+    }
+)
+
+
+@dataclass(frozen=True)
+class EventAttendance:
+    """A member-side table the events job writes a row per member registration into (optional)."""
+
+    table: str
+    registration_id_column: str  # holds CC's registration id: the row's key
+    member_id_column: str
+    columns: dict[str, str]  # table column -> one of ATTENDANCE_VALUES
+    line: int = 0
+
+
 @dataclass(frozen=True)
 class MemberMapping:
     source: str
@@ -184,6 +211,7 @@ class MemberMapping:
     cc_scope: CcScope = CcScope()
     bookkeeping: BookkeepingSettings = BookkeepingSettings()
     schema: str | None = None
+    event_attendance: EventAttendance | None = None
     lines: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -365,6 +393,7 @@ _TOP_LEVEL_KEYS = {
     "segments",
     "cc_scope",
     "bookkeeping",
+    "event_attendance",
 }
 _FIELD_KEYS = {"column", "direction", "owner", "blank_overwrites", "holds"}
 
@@ -674,6 +703,10 @@ class _Reader:
             url = node.get("database_url")
             bookkeeping = BookkeepingSettings(table_prefix=prefix, database_url=url)
 
+        event_attendance = None
+        if root.get("event_attendance") is not None:
+            event_attendance = self.event_attendance(root["event_attendance"], lines["event_attendance"])
+
         schema = root.get("schema")
         return MemberMapping(
             source=self.source,
@@ -693,7 +726,34 @@ class _Reader:
             cc_scope=cc_scope,
             bookkeeping=bookkeeping,
             schema=schema,
+            event_attendance=event_attendance,
             lines=lines,
+        )
+
+    def event_attendance(self, value: Any, line: int) -> EventAttendance:
+        node = self.mapping_at(value, line, "event_attendance (a mapping with table, registration_id, ...)")
+        self.check_keys(node, {"table", "registration_id", "member_id", "columns"}, "event_attendance")
+        columns_node = self.mapping_at(
+            node.get("columns") or {}, node.key_lines.get("columns", line), "event_attendance.columns"
+        )
+        columns: dict[str, str] = {}
+        for column, source in columns_node.items():
+            where = columns_node.key_lines.get(column, line)
+            if source not in ATTENDANCE_VALUES:
+                raise self.fail(
+                    where,
+                    f"event_attendance.columns.{column} must be one of {sorted(ATTENDANCE_VALUES)}, "
+                    f"got {source!r}",
+                )
+            columns[self.text_at(column, where, "an event_attendance column")] = source
+        return EventAttendance(
+            table=self.text_at(node.get("table"), line, "event_attendance.table"),
+            registration_id_column=self.text_at(
+                node.get("registration_id"), line, "event_attendance.registration_id"
+            ),
+            member_id_column=self.text_at(node.get("member_id"), line, "event_attendance.member_id"),
+            columns=columns,
+            line=line,
         )
 
 

@@ -30,6 +30,7 @@ class ReviewKind(StrEnum):
     REJECTED_ROW = "rejected_row"
     EMAIL_COLLISION = "email_collision"
     SHARED_EMAIL = "shared_email"
+    EVENT_REGISTRANT = "event_registrant"  # registered for an event, matches no member
 
 
 class ReviewStatus(StrEnum):
@@ -319,6 +320,31 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Column("step", sa.String(200), primary_key=True),
         sa.Column("detail", sa.Text()),
         sa.Column("done_at", UtcDateTime(), nullable=False),
+    )
+    # Event registrations per member (cc_sync.events): one row per CC registration id, its current
+    # statuses; member_id NULL for a registrant who is no member (counted and queued for review).
+    sa.Table(
+        f"{prefix}event_registrations",
+        md,
+        sa.Column("registration_id", sa.String(ID_LENGTH), primary_key=True),
+        sa.Column("event_id", sa.String(ID_LENGTH), nullable=False),
+        sa.Column("track_id", sa.String(ID_LENGTH), nullable=False),
+        _id("member_id", nullable=True),
+        _id("contact_id", nullable=True),
+        sa.Column("matched_by", sa.String(30), nullable=False),
+        sa.Column("email", sa.Text()),
+        sa.Column("registration_status", sa.String(30)),
+        sa.Column("payment_status", sa.String(30)),
+        sa.Column("checkin_status", sa.String(30)),
+        sa.Column("tickets", sa.Integer(), nullable=False),
+        sa.Column("checked_in_tickets", sa.Integer(), nullable=False),
+        sa.Column("total", sa.Numeric(12, 2)),
+        sa.Column("registered_at", UtcDateTime()),
+        sa.Column("first_run_id", sa.String(RUN_ID_LENGTH)),
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH)),
+        sa.Column("updated_at", UtcDateTime(), nullable=False),
+        sa.Index(f"{prefix}ix_event_registrations_event", "event_id"),
+        sa.Index(f"{prefix}ix_event_registrations_member", "member_id"),
     )
     return md
 
