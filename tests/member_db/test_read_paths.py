@@ -17,14 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 from cc_sync.fields import MEMBER_ID, UPDATED_AT
-from cc_sync.member_db.hook import (
-    MemberDatabaseHook,
-    ReadPath,
-    _rechunk,
-    libpq_uri,
-    read_raw_tables,
-)
+from cc_sync.member_db.hook import MemberDatabaseHook
 from cc_sync.member_db.mapping import MemberMapping
+from cc_sync.member_db.reading import ReadPath, _rechunk, libpq_uri, read_raw_tables
 from tests.member_db.test_hook import execute
 
 CHUNK = 64  # the sample's 400 members span several chunks, in two key-range parts

@@ -12,44 +12,52 @@ with the one extracted, and updates only rows that still match; the others are r
 ``skipped`` and the next run takes them up with the newer values. The sync never inserts or
 deletes member rows, and never writes an opt-in.
 
-Why extracts read through ADBC on SQLite and PostgreSQL: a DB-API cursor makes a Python object of
-every value, which caps a million-member extract far below issue 3's 200,000 rows/s. ADBC drivers
-put query results straight into Arrow record batches, streamed (memory holds a few chunks); two
-key ranges are read side by side, in threads ahead of the conversion, which works on whole Arrow
-columns. MariaDB/MySQL keeps its DB-API driver; ``read_path="dbapi"`` selects it everywhere.
+How rows are read fast is :mod:`cc_sync.member_db.reading`; how they become the canonical frame,
+:mod:`cc_sync.member_db.canonical`.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
-import queue
-import threading
 import warnings
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
 
 from cc_sync.engine.normalise import normalise_email, normalise_name
-from cc_sync.fields import CANONICAL_FIELDS, MEMBER_ID, OPTED_OUT, UPDATED_AT, FieldKind, is_custom_field
+from cc_sync.fields import MEMBER_ID, OPTED_OUT, UPDATED_AT
+from cc_sync.member_db.canonical import (
+    UTC_DTYPE,
+    as_text,
+    canonical_values,
+    frame_to_arrow,
+    hash_frame,
+    is_missing,
+    join_full_name,
+    opted_out_flags,
+    pk_value,
+    string_series,
+    utc_series,
+)
 from cc_sync.member_db.connection import (
     MEMBER_DB_CONN_TYPE,
     MemberDbSettings,
     create_member_engine,
     explain_connect_error,
 )
-from cc_sync.member_db.mapping import FieldMapping, MemberMapping, NamePart, load_mapping
+from cc_sync.member_db.mapping import MemberMapping, NamePart, load_mapping
+from cc_sync.member_db.reading import (
+    ReadPath,
+    read_raw_tables,
+)
 from cc_sync.member_db.states import convert_states
 from cc_sync.settings import DEFAULT_MAPPING_PATH
 
@@ -57,21 +65,6 @@ ROW_VERSION = "row_version"
 DEFAULT_CHUNKSIZE = 50_000
 WRITE_BATCH = 2_000
 _SRC = "src__"  # label prefix of raw source columns in the extract query
-_PROBE = "ccsync_probe__"  # marks the type-fixing first row of an ADBC read on SQLite
-_SQLITE_BUSY_TIMEOUT_MS = 30_000  # as long as create_member_engine's pysqlite timeout
-_UTC_DTYPE = pd.DatetimeTZDtype("us", "UTC")
-_READ_AHEAD = 2  # chunks read ahead of the conversion: overlap, and memory for a few chunks only
-_READ_PARTS = 2  # key ranges an ADBC extract reads side by side (connections per extract)
-_T = TypeVar("_T")
-
-
-class ReadPath(StrEnum):
-    """How extracts read the member database (see :func:`read_raw_tables`)."""
-
-    # Arrow Database Connectivity: SQLite and PostgreSQL results straight into Arrow record batches.
-    ADBC = "adbc"
-    # The SQLAlchemy engine's own driver: its cursor (SQLite, MariaDB/MySQL) or COPY (PostgreSQL).
-    DBAPI = "dbapi"
 
 
 @dataclass
@@ -275,23 +268,23 @@ class MemberDatabaseHook(BaseHook):
 
         Every column is converted whole, in Arrow: no value becomes a Python object on the way.
         """
-        table = raw if isinstance(raw, pa.Table) else _frame_to_arrow(raw)
+        table = raw if isinstance(raw, pa.Table) else frame_to_arrow(raw)
         m = self.mapping
-        out: dict[str, pd.Series] = {MEMBER_ID: _string_series(_text(table[MEMBER_ID]))}
+        out: dict[str, pd.Series] = {MEMBER_ID: string_series(as_text(table[MEMBER_ID]))}
         parsed: dict[str, Any] = {}  # a source column feeding two fields (full name, birthday) is parsed once
         for name, fm in m.fields.items():
-            out[name] = _canonical_values(name, fm, table[_SRC + fm.column], m, parsed)
+            out[name] = canonical_values(name, fm, table[_SRC + fm.column], m, parsed)
         if m.last_modified_column:
-            out[UPDATED_AT] = _utc_series(table[_SRC + m.last_modified_column])
+            out[UPDATED_AT] = utc_series(table[_SRC + m.last_modified_column])
         else:
-            out[UPDATED_AT] = pd.Series(pd.NaT, index=pd.RangeIndex(table.num_rows), dtype=_UTC_DTYPE)
+            out[UPDATED_AT] = pd.Series(pd.NaT, index=pd.RangeIndex(table.num_rows), dtype=UTC_DTYPE)
         if m.opt_out:
-            out[OPTED_OUT] = _is_opted_out(table[_SRC + m.opt_out.column], m.opt_out.opted_out_values)
+            out[OPTED_OUT] = opted_out_flags(table[_SRC + m.opt_out.column], m.opt_out.opted_out_values)
         else:
             out[OPTED_OUT] = pd.Series(np.zeros(table.num_rows, dtype=bool))
         frame = pd.DataFrame(out, copy=False)
         if m.last_modified_column:
-            frame[ROW_VERSION] = _string_series(_text(table[ROW_VERSION]))
+            frame[ROW_VERSION] = string_series(as_text(table[ROW_VERSION]))
         else:
             frame[ROW_VERSION] = self.hash_members(frame).astype("string")
         return frame
@@ -554,7 +547,7 @@ class MemberDatabaseHook(BaseHook):
             values: dict[str, Any] = {}
             for name in value_cols:
                 value = row[name]
-                if _missing(value):
+                if is_missing(value):
                     continue
                 if name == OPTED_OUT:
                     if bool(value) and m.opt_out:  # opt-outs only: nothing re-subscribes
@@ -568,19 +561,19 @@ class MemberDatabaseHook(BaseHook):
                 values[fm.column] = value.item() if hasattr(value, "item") else value
             if m.full_name_column and ({"first_name", "last_name"} & set(value_cols)):
                 first, last = row.get("first_name"), row.get("last_name")
-                if not (_missing(first) and _missing(last)):
+                if not (is_missing(first) and is_missing(last)):
                     cur = current.loc[row[MEMBER_ID]]
-                    first = cur["first_name"] if _missing(first) else first
-                    last = cur["last_name"] if _missing(last) else last
+                    first = cur["first_name"] if is_missing(first) else first
+                    last = cur["last_name"] if is_missing(last) else last
                     values[m.full_name_column] = join_full_name(first, last)
-            out.append((_pk_value(row[MEMBER_ID], pk_type), values))
+            out.append((pk_value(row[MEMBER_ID], pk_type), values))
         return out
 
     # ---- helpers -------------------------------------------------------------------------------
 
     def _pk_values(self, member_ids: Iterable[Any]) -> list[Any]:
         pk_type = self.table.c[self.mapping.member_id_column].type
-        return [_pk_value(v, pk_type) for v in member_ids]
+        return [pk_value(v, pk_type) for v in member_ids]
 
     @staticmethod
     def _bind_time(moment: datetime, column: sa.ColumnElement[Any]) -> datetime:
@@ -592,436 +585,3 @@ class MemberDatabaseHook(BaseHook):
         if getattr(column.type, "timezone", False):
             return moment.astimezone(UTC)
         return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-# ---- reading rows fast -----------------------------------------------------------------------------
-
-
-def _literal_sql(stmt: sa.Select[Any] | sa.CompoundSelect[Any], dialect: sa.Dialect) -> str:
-    # Values here come from the mapping and the sync itself, and SQLAlchemy quotes them per dialect.
-    return str(
-        stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True, "render_postcompile": True})
-    )
-
-
-def read_raw_tables(
-    engine: sa.Engine,
-    stmt: sa.Select[Any],
-    chunksize: int,
-    page_key: sa.ColumnElement[Any] | None = None,
-    *,
-    read_path: ReadPath | str = ReadPath.ADBC,
-) -> Iterator[pa.Table]:
-    """Run ``stmt`` and yield its rows as Arrow tables of at most ``chunksize`` rows.
-
-    Rows never become one Python object each on SQLite and PostgreSQL. ADBC (the default there, for
-    database files and servers; in-memory and ``file:`` URI SQLite take the DB-API path) streams the
-    result as Arrow record batches, two key ranges at once, each read at most a couple of chunks
-    ahead of the consumer, so memory holds a few chunks whatever the table's size.
-
-    The DB-API path: on PostgreSQL ``COPY (query) TO STDOUT`` as CSV parsed by pyarrow, one keyset
-    page on ``page_key`` (the primary key) at a time, because libpq buffers whatever the server sends
-    faster than it is read; on SQLite the plain cursor, on MariaDB an unbuffered server-side cursor,
-    their tuples typed by pyarrow.
-    """
-    if ReadPath(read_path) == ReadPath.ADBC and _adbc_can_read(engine.url):
-        parts = _key_range_parts(engine, stmt, page_key, chunksize)
-        yield from _read_ahead([_read_adbc(engine.url, engine.dialect, part, chunksize) for part in parts])
-        return
-    keys = list(stmt.selected_columns.keys())
-    dialect = engine.dialect.name
-    with engine.connect() as conn:
-        dbapi_conn = conn.connection.driver_connection
-        if dialect == "postgresql":
-            yield from _read_postgres_pages(dbapi_conn, engine.dialect, stmt, keys, chunksize, page_key)
-            return
-        if dialect in ("mysql", "mariadb"):
-            import pymysql.cursors
-
-            cursor = dbapi_conn.cursor(pymysql.cursors.SSCursor)
-        else:
-            cursor = dbapi_conn.cursor()
-        try:
-            cursor.execute(_literal_sql(stmt, engine.dialect))
-            while rows := cursor.fetchmany(chunksize):
-                yield _frame_to_arrow(pd.DataFrame(rows, columns=keys, dtype=object))
-        finally:
-            cursor.close()
-        conn.rollback()
-
-
-def _adbc_can_read(url: sa.URL) -> bool:
-    """ADBC reads SQLite database files and PostgreSQL, when its driver is installed."""
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        # An in-memory database lives in the SQLAlchemy connection's process-private handle.
-        database = url.database or ""
-        return database not in ("", ":memory:") and not database.startswith("file:") and _has_adbc(backend)
-    return backend == "postgresql" and _has_adbc(backend)
-
-
-@cache
-def _has_adbc(backend: str) -> bool:
-    return importlib.util.find_spec(f"adbc_driver_{backend}") is not None
-
-
-def libpq_uri(url: sa.URL) -> str:
-    """The libpq connection URI of a SQLAlchemy PostgreSQL URL (any driver), its password included."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _adbc_connect(url: sa.URL) -> Any:
-    if url.get_backend_name() == "sqlite":
-        import adbc_driver_sqlite.dbapi
-
-        return adbc_driver_sqlite.dbapi.connect(url.database, autocommit=True)
-    import adbc_driver_postgresql.dbapi
-
-    return adbc_driver_postgresql.dbapi.connect(libpq_uri(url), autocommit=True)
-
-
-def _read_adbc(url: sa.URL, dialect: sa.Dialect, stmt: sa.Select[Any], chunksize: int) -> Iterator[pa.Table]:
-    sqlite = dialect.name == "sqlite"
-    query = _literal_sql(_sqlite_read_as_text(stmt) if sqlite else stmt, dialect)
-    with _adbc_connect(url) as conn, conn.cursor() as cursor:
-        if sqlite:
-            cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.fetchall()
-            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(chunksize)})
-        cursor.execute(query)
-        reader = cursor.fetch_record_batch()
-        try:
-            batches: Iterator[pa.RecordBatch] = _without_probe(reader) if sqlite else iter(reader)
-            yield from _rechunk(batches, chunksize)
-        finally:
-            reader.close()
-
-
-def _key_range_parts(
-    engine: sa.Engine, stmt: sa.Select[Any], page_key: sa.ColumnElement[Any] | None, chunksize: int
-) -> list[sa.Select[Any]]:
-    """``stmt`` split into :data:`_READ_PARTS` ranges of an integer ``page_key``, read side by side.
-
-    Reading is most of an extract's time (the database's scan and the driver's decoding, both in C
-    without the GIL); parts on their own connections use the database's and the worker's cores at
-    once, like connectorx's partitioned reads. The split is by the key's span (its index's min and
-    max, one cheap query), not by counted rows; a table smaller than a few chunks is read whole.
-    """
-    if page_key is None or not isinstance(page_key.type, sa.Integer) or _READ_PARTS < 2:
-        return [stmt]
-    with engine.connect() as conn:
-        low, high = conn.execute(sa.select(sa.func.min(page_key), sa.func.max(page_key))).one()
-    if low is None or high - low < _READ_PARTS * chunksize:
-        return [stmt]
-    bounds = [low + (high - low + 1) * i // _READ_PARTS for i in range(_READ_PARTS)] + [high + 1]
-    return [stmt.where(page_key >= start, page_key < end) for start, end in itertools.pairwise(bounds)]
-
-
-def _read_ahead(sources: Sequence[Iterator[_T]], depth: int = _READ_AHEAD) -> Iterator[_T]:
-    """The items of ``sources``, each produced by a thread of its own, up to ``depth`` ahead.
-
-    Reading a chunk (SQLite's virtual machine, libpq's COPY decoding, building Arrow arrays) runs in
-    C without the GIL, so it overlaps the conversion of the chunk before. Each source is run, and
-    closed, entirely in its thread; a consumer that stops early stops them after their current chunk,
-    and an error in one is raised in the consumer.
-    """
-    handoff: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    finished = object()
-
-    def offer(entry: tuple[Any, BaseException | None]) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce(items: Iterator[_T]) -> None:
-        error: BaseException | None = None
-        try:
-            for item in items:
-                if not offer((item, None)):
-                    return
-        except BaseException as exc:  # handed to the consumer, which raises it
-            error = exc
-        finally:
-            if isinstance(items, Generator):
-                items.close()
-            offer((finished, error))
-
-    workers = [
-        threading.Thread(target=produce, args=(items,), name=f"member-db-read-{i}", daemon=True)
-        for i, items in enumerate(sources)
-    ]
-    for worker in workers:
-        worker.start()
-    try:
-        running = len(workers)
-        while running:
-            item, error = handoff.get()
-            if error is not None:
-                raise error
-            if item is finished:
-                running -= 1
-                continue
-            yield item
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
-
-
-def _sqlite_read_as_text(stmt: sa.Select[Any]) -> sa.CompoundSelect[Any]:
-    """``stmt`` with every column read as TEXT, behind one probe row of empty strings.
-
-    SQLite's ADBC driver gives each result column the Arrow type of the values in its first batch,
-    and fails when a later value does not fit: a column NULL throughout the first batch is typed
-    int64 and breaks at the first text after it, and SQLite lets any column hold any type. As TEXT,
-    behind a probe row that is text in every column, each column is a string column whatever it
-    holds; the canonical conversion parses numbers and dates from text anyway.
-    """
-    rows = stmt.subquery("extract_rows")
-    probe = sa.select(sa.literal(1).label(_PROBE), *(sa.literal("", sa.Text).label(c.key) for c in rows.c))
-    return sa.union_all(
-        probe, sa.select(sa.literal(0).label(_PROBE), *(sa.cast(c, sa.Text).label(c.key) for c in rows.c))
-    )
-
-
-def _without_probe(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    for batch in batches:
-        marker = batch.column(_PROBE)
-        if pc.max(marker).as_py() == 1:
-            batch = batch.filter(pc.equal(marker, 0))
-        yield batch.drop_columns([_PROBE])
-
-
-def _rechunk(batches: Iterable[pa.RecordBatch], chunksize: int) -> Iterator[pa.Table]:
-    """Record batches of any size -> tables of ``chunksize`` rows (the last one fewer), without copying."""
-    pending: list[pa.RecordBatch] = []
-    held = 0
-    for batch in batches:
-        while batch.num_rows:
-            take = min(batch.num_rows, chunksize - held)
-            pending.append(batch.slice(0, take))
-            held += take
-            batch = batch.slice(take)
-            if held == chunksize:
-                yield pa.Table.from_batches(pending)
-                pending, held = [], 0
-    if held:
-        yield pa.Table.from_batches(pending)
-
-
-def _read_postgres_pages(
-    dbapi_conn: Any,
-    dialect: sa.Dialect,
-    stmt: sa.Select[Any],
-    keys: list[str],
-    chunksize: int,
-    page_key: sa.ColumnElement[Any] | None,
-) -> Iterator[pa.Table]:
-    if page_key is None:
-        yield from _read_postgres_copy(dbapi_conn, _literal_sql(stmt, dialect), keys, chunksize)
-        return
-    label = keys[0]  # the page key is selected first (member_id)
-    last: Any = None
-    while True:
-        page = stmt.order_by(page_key).limit(chunksize)
-        if last is not None:
-            page = page.where(page_key > last)
-        tables = list(_read_postgres_copy(dbapi_conn, _literal_sql(page, dialect), keys, chunksize))
-        if not tables:
-            return
-        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        yield table
-        if table.num_rows < chunksize:
-            return
-        tail = table[label][-1].as_py()
-        last = int(tail) if isinstance(page_key.type, sa.Integer) else str(tail)
-
-
-def _read_postgres_copy(dbapi_conn: Any, sql: str, keys: list[str], chunksize: int) -> Iterator[pa.Table]:
-    import pyarrow.csv as pa_csv
-
-    read_options = pa_csv.ReadOptions(column_names=keys)
-    # Unquoted empty is NULL in PostgreSQL's CSV, a quoted "" is an empty string.
-    convert_options = pa_csv.ConvertOptions(
-        column_types={k: pa.string() for k in keys},
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
-
-    def parse(blocks: list[bytes]) -> pa.Table:
-        data = pa.py_buffer(b"".join(blocks))
-        return pa_csv.read_csv(
-            pa.BufferReader(data), read_options=read_options, convert_options=convert_options
-        )
-
-    with dbapi_conn.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)") as copy:
-        # PostgreSQL sends each row in its own CopyData message, so a group of messages is whole rows.
-        blocks: list[bytes] = []
-        for block in copy:
-            blocks.append(bytes(block))
-            if len(blocks) >= chunksize:
-                yield parse(blocks)
-                blocks = []
-        if blocks:
-            yield parse(blocks)
-    dbapi_conn.rollback()
-
-
-# ---- pure helpers (no database) -------------------------------------------------------------------
-
-
-def _field_kind(name: str) -> FieldKind:
-    return FieldKind.TEXT if is_custom_field(name) else CANONICAL_FIELDS[name].kind
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (np.ndim(value) == 0 and bool(pd.isna(value)))
-
-
-def _pk_value(member_id: Any, pk_type: sa.types.TypeEngine[Any]) -> Any:
-    return int(member_id) if isinstance(pk_type, sa.Integer) else str(member_id)
-
-
-def _frame_to_arrow(raw: pd.DataFrame) -> pa.Table:
-    """A frame of driver values (Python objects) as an Arrow table, each column typed by its values."""
-    return pa.table({str(c): _column_to_arrow(raw[c]) for c in raw.columns})
-
-
-def _column_to_arrow(values: pd.Series) -> pa.Array:
-    try:
-        return pa.array(values, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types (SQLite lets a column hold any)
-        return pa.array(values.astype("string"), type=pa.large_string(), from_pandas=True)
-
-
-def _text(values: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Any column as large strings; numbers and dates in Arrow's text form, booleans as 1/0."""
-    if pa.types.is_large_string(values.type):
-        return values
-    if pa.types.is_boolean(values.type):
-        values = values.cast(pa.int8())
-    return values.cast(pa.large_string())
-
-
-def _blank_to_null(text: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Trimmed, with blanks as nulls."""
-    trimmed = pc.utf8_trim_whitespace(text)
-    blank = pc.equal(trimmed, "")
-    if not pc.any(blank).as_py():  # the usual case; if_else would copy every string
-        return trimmed
-    return pc.if_else(blank, pa.scalar(None, pa.large_string()), trimmed)
-
-
-def _string_series(text: pa.ChunkedArray) -> pd.Series:
-    return pd.Series(pd.arrays.ArrowStringArray(text), copy=False)
-
-
-def _int_series(values: pa.ChunkedArray) -> pd.Series:
-    return pd.Series(pd.Int64Dtype().__from_arrow__(values.cast(pa.int64())), copy=False)
-
-
-def _arrow_text(values: pd.Series) -> pa.ChunkedArray:
-    return pa.chunked_array([_column_to_arrow(values)])
-
-
-def _blank_to_na(values: pd.Series) -> pd.Series:
-    """Text, trimmed, with blanks as NA, computed in Arrow."""
-    return pd.Series(
-        pd.arrays.ArrowStringArray(_blank_to_null(_text(_arrow_text(values)))), index=values.index, copy=False
-    )
-
-
-def split_full_name(full: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Split on the first space: "Maria de la Cruz" -> ("Maria", "de la Cruz"); one word is a first name."""
-    text = _blank_to_na(full)
-    parts = text.str.split(" ", n=1, expand=True).reindex(columns=[0, 1])
-    first = _blank_to_na(parts[0])
-    last = _blank_to_na(parts[1].astype("string"))
-    return first, last
-
-
-def join_full_name(first: Any, last: Any) -> str | None:
-    parts = [str(p).strip() for p in (first, last) if not _missing(p) and str(p).strip()]
-    return " ".join(parts) or None
-
-
-def _canonical_values(
-    name: str, fm: FieldMapping, raw: pa.ChunkedArray, mapping: MemberMapping, parsed: dict[str, Any]
-) -> pd.Series:
-    """One canonical field from its source column; ``parsed`` keeps splits and dates for the sibling field."""
-    if fm.part in (NamePart.FIRST_NAME, NamePart.LAST_NAME):
-        key = f"name:{fm.column}"
-        if key not in parsed:
-            parsed[key] = split_full_name(_string_series(_text(raw)))
-        first, last = parsed[key]
-        return first if fm.part == NamePart.FIRST_NAME else last
-    if fm.part in (NamePart.MONTH, NamePart.DAY):
-        key = f"date:{fm.column}"
-        if key not in parsed:
-            parsed[key] = _month_and_day(raw)
-        month, day = parsed[key]
-        return month if fm.part == NamePart.MONTH else day
-    if _field_kind(name) == FieldKind.INTEGER:
-        if pa.types.is_integer(raw.type):
-            return _int_series(raw)
-        return pd.to_numeric(_string_series(_text(raw)), errors="coerce").astype("Int64")
-    values = _string_series(_blank_to_null(_text(raw)))
-    if name == "state" and fm.holds and fm.holds != mapping.state_format:
-        values = convert_states(values, mapping.state_format)
-    return values
-
-
-def _month_and_day(raw: pa.ChunkedArray) -> tuple[pd.Series, pd.Series]:
-    """Month and day of a date column; text dates are ISO (YYYY-MM-DD) in Arrow, anything else by pandas."""
-    if pa.types.is_null(raw.type):
-        raw = raw.cast(pa.date32())
-    if pa.types.is_date(raw.type) or pa.types.is_timestamp(raw.type):
-        return _int_series(pc.month(raw)), _int_series(pc.day(raw))
-    text = _blank_to_null(_text(raw))
-    dates = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
-    month, day = _int_series(pc.month(dates)), _int_series(pc.day(dates))
-    other = pc.and_(pc.is_valid(text), pc.is_null(dates)).to_numpy(zero_copy_only=False)
-    if other.any():  # another format, or not a date (NA, as pandas' errors="coerce" makes it)
-        slow = pd.to_datetime(_string_series(text).loc[other], errors="coerce", format="mixed")
-        month.loc[other] = slow.dt.month.astype("Int64")
-        day.loc[other] = slow.dt.day.astype("Int64")
-    return month, day
-
-
-def _utc_series(raw: pa.ChunkedArray) -> pd.Series:
-    """Timestamps in UTC (microseconds); naive values are taken as UTC (how the sync and most member
-    systems store them), text is ISO 8601."""
-    utc = pa.timestamp("us", tz="UTC")
-    if pa.types.is_timestamp(raw.type) or pa.types.is_date(raw.type) or pa.types.is_null(raw.type):
-        return raw.cast(utc, safe=False).to_pandas()
-    text = _text(raw)
-    try:
-        return text.cast(pa.timestamp("us")).cast(utc).to_pandas()
-    except pa.ArrowInvalid:  # offsets, odd spacing, or not a time: pandas parses or gives NaT
-        parsed = pd.to_datetime(_string_series(text), utc=True, format="ISO8601", errors="coerce")
-        return parsed.astype(_UTC_DTYPE)
-
-
-def _is_opted_out(values: pa.ChunkedArray, opted_out_values: tuple[Any, ...]) -> pd.Series:
-    # Compared as text: booleans arrive as 0/1 (SQLite, MariaDB, the extract's cast) or true/false.
-    wanted: set[str] = set()
-    for v in opted_out_values:
-        wanted.add(str(v))
-        if isinstance(v, bool):
-            wanted.add(str(int(v)))
-    hits = pc.is_in(_text(values), value_set=pa.array(sorted(wanted), pa.large_string()))
-    return pd.Series(pc.fill_null(hits, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def hash_frame(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """A stable 64-bit hash per row of ``columns`` as text (16 hex digits); NA hashes apart from ""."""
-    text = pd.DataFrame(
-        {c: frame[c].astype("string").fillna("\x00").astype(object) for c in columns}, index=frame.index
-    )
-    hashed = pd.util.hash_pandas_object(text, index=False, categorize=False).to_numpy(np.uint64)
-    return pd.Series(np.char.mod("%016x", hashed), index=frame.index, dtype=object)
