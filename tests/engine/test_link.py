@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from cc_sync.engine import LinkRule, RejectReason, ReviewKind, plan_sync
@@ -197,3 +198,29 @@ def test_a_pair_kept_apart_is_neither_linked_nor_queued(contact_first: str) -> N
     assert plan.new_links.empty
     assert plan.reviews.empty
     assert plan.cc_creates.empty  # nor created as a second contact on the same email
+
+
+def test_a_created_contact_logs_each_value_it_is_created_with_and_leaves_out_an_over_long_one() -> None:
+    world = World()
+    world.add_member(
+        "m1", first_name="Cy", last_name="New", email="cy@example.org", city="  ", phone_home="5" * 30
+    )
+    world.add_member("m2", first_name="Di", last_name="Old", email="di@example.org", city="Hull")
+    plan = world.sync()
+    logged = plan.changes[plan.changes["reason"] == "created"]
+    # Field by field in the mapping's order, members in their order within each; blanks not logged.
+    assert logged[["field", "member_id", "new_value"]].values.tolist() == [
+        ["email", "m1", "cy@example.org"],
+        ["email", "m2", "di@example.org"],
+        ["first_name", "m1", "Cy"],
+        ["first_name", "m2", "Di"],
+        ["last_name", "m1", "New"],
+        ["last_name", "m2", "Old"],
+        ["city", "m2", "Hull"],
+    ]
+    assert logged["old_value"].isna().all()
+    assert logged["contact_id"].isna().all()
+    assert plan.rejected[["member_id", "field", "reason"]].values.tolist() == [
+        ["m1", "phone_home", RejectReason.TOO_LONG.value]
+    ]
+    assert plan.cc_creates.set_index("member_id").loc["m1", "phone_home"] is pd.NA
