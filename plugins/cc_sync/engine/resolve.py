@@ -250,6 +250,15 @@ def _objects(values: pa.Array) -> np.ndarray:
     return objects
 
 
+def _base_column(values: pa.Array) -> object:
+    """A base column as the frame would infer it from :func:`_objects`, text without the round trip
+    through Python strings (a million new links' bases cost seconds that way)."""
+    text = pa.types.is_string(values.type) or pa.types.is_large_string(values.type)
+    if not text or values.null_count == len(values):  # no text: the frame keeps Python objects
+        return _objects(values)
+    return values.to_pandas().array
+
+
 def _at(values: pa.Array, rows: np.ndarray) -> pa.Array:
     """``values`` at the True positions of ``rows``."""
     return values.filter(pa.array(rows))
@@ -573,12 +582,15 @@ def resolve_pairs(
         clear=True,
     )
 
-    base_columns: dict[str, object] = {MEMBER_ID: member_ids.to_numpy(), CONTACT_ID: contact_ids.to_numpy()}
+    base_columns: dict[str, object] = {
+        MEMBER_ID: _base_column(pa.array(member_ids.array)),
+        CONTACT_ID: _base_column(pa.array(contact_ids.array)),
+    }
     for name in policies:
         if name in outcomes:
-            base_columns[name] = _objects(outcomes[name].base_value)
+            base_columns[name] = _base_column(outcomes[name].base_value)
         else:
-            base_columns[name] = _objects(
+            base_columns[name] = _base_column(
                 arrow_column(aligned.base, name).take(pa.array(aligned.b_pos, mask=aligned.b_pos < 0))
             )
     base_columns[OPTED_OUT] = opted_out_now
