@@ -103,6 +103,31 @@ def test_opt_outs_cross_over_and_are_never_reversed(synced: SyncWorld) -> None:
     assert synced.emulator.admin.counters()["resubscribes"] == 0
 
 
+@pytest.mark.all_dialects
+def test_an_edit_to_a_contact_read_unsubscribed_goes_in_the_import_and_adds_it_to_no_list(
+    synced: SyncWorld,
+) -> None:
+    member_id = _linked_member(synced)
+    contact_id = synced.contact_of(member_id)["contact_id"]
+    synced.emulator.admin.opt_out(contact_id, source="Contact", reason="moved away")
+    synced.edit_member(member_id, job_title="Archivist")  # the same round: the run reads both
+    lists_before = synced.contact_of(member_id)["list_memberships"]
+    puts_before = synced.emulator.admin.counters()["endpoints"].get("PUT /v3/contacts/{contact_id}", 0)
+
+    run = synced.sync()
+
+    assert run["state"] == "success", run["tasks"]
+    contact = synced.contact_of(member_id)
+    assert contact["job_title"] == "Archivist"
+    assert contact["email_address"]["permission_to_send"] == "unsubscribed"
+    assert contact["list_memberships"] == lists_before
+    assert bool(synced.member(member_id)["email_opt_out"]) is True
+    counters = synced.emulator.admin.counters()
+    assert counters["endpoints"].get("PUT /v3/contacts/{contact_id}", 0) == puts_before  # no GET + PUT
+    assert counters["resubscribes"] == 0
+    assert synced.sync()["counts"]["changes"] == 0
+
+
 def test_conflicting_edits_of_one_field_the_later_wins(synced: SyncWorld) -> None:
     member_id = _linked_member(synced)
     contact_id = synced.contact_of(member_id)["contact_id"]

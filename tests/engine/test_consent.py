@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cc_sync.engine import ReviewKind
+from cc_sync.engine import ReviewKind, SyncPlan
 from cc_sync.policy import SyncDirection
 from tests.engine.world import World
 
@@ -67,28 +67,44 @@ def test_cc_resubscribe_is_never_copied_to_the_member() -> None:
     assert world.base["m1"]["opted_out"] is True
 
 
-def test_member_flag_cleared_never_resubscribes_in_cc() -> None:
+@pytest.mark.parametrize("changed_only", [False, True], ids=["contact-read", "contact-not-read"])
+def test_member_flag_cleared_never_resubscribes_in_cc(changed_only: bool) -> None:
     world = linked_world()
     world.edit_member("m1", opted_out=True)
     world.sync()
     world.edit_member("m1", opted_out=False, city="Hull")
-    plan = world.sync()
+    plan = world.sync(changed_only=changed_only)
     assert plan.reviews["kind"].tolist() == [ReviewKind.RESUBSCRIBED_IN_MEMBER_DB.value]
     contact = world.contacts["c1"]
     assert contact["opted_out"] is True
-    assert contact["city"] == "Hull"  # other fields still flow ...
-    assert plan.cc_updates.empty  # ... by PUT: an opted-out contact never gets an import row
-    assert plan.cc_puts["unsubscribe"].tolist() == [False]
+    assert contact["city"] == "Hull"  # other fields still flow
+    assert plan.summary()["cc_unsubscribes"] == 0
+    _assert_sent_by_import_only_when_read_unsubscribed(plan, read=not changed_only)
 
 
-def test_opted_out_contact_field_changes_go_by_put_not_import() -> None:
+@pytest.mark.parametrize("changed_only", [False, True], ids=["contact-read", "contact-not-read"])
+def test_opted_out_contact_field_changes_go_by_import_only_when_read_unsubscribed(changed_only: bool) -> None:
     world = linked_world()
     world.edit_contact("c1", opted_out=True)
     world.sync()
     world.edit_member("m1", city="Hull")
-    plan = world.sync()
-    assert plan.cc_updates.empty
-    assert plan.cc_puts[["contact_id", "city"]].values.tolist() == [["c1", "Hull"]]
+    plan = world.sync(changed_only=changed_only)
+    assert world.contacts["c1"]["city"] == "Hull"
+    assert world.contacts["c1"]["opted_out"] is True
+    _assert_sent_by_import_only_when_read_unsubscribed(plan, read=not changed_only)
+
+
+def _assert_sent_by_import_only_when_read_unsubscribed(plan: SyncPlan, *, read: bool) -> None:
+    """An import never changes a contact's permission nor adds an unsubscribed one to a list, so the
+    edit of a contact this run read unsubscribed goes in bulk; one not read (CC may show it
+    subscribed again) goes by PUT, which adds it to no list."""
+    bulk, put = plan.cc_updates, plan.cc_puts
+    if read:
+        assert bulk[["contact_id", "city"]].values.tolist() == [["c1", "Hull"]]
+        assert put.empty
+    else:
+        assert bulk.empty
+        assert put[["contact_id", "city", "unsubscribe"]].values.tolist() == [["c1", "Hull", False]]
 
 
 def test_opted_out_member_is_never_created_in_cc() -> None:

@@ -54,6 +54,7 @@ class World:
     last_sync: pd.Timestamp = T0
     clock: int = 0
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    read_unsubscribed: set[str] = field(default_factory=set)  # contacts the last plan read opted out
 
     # --- set-up and edits -------------------------------------------------------------------
     def now(self) -> pd.Timestamp:
@@ -148,6 +149,9 @@ class World:
         candidates: bool = False,
     ) -> SyncPlan:
         contacts = self.contact_frame(changed_only=changed_only)
+        self.read_unsubscribed = set(
+            contacts.loc[contacts["opted_out"].fillna(False).astype(bool), "contact_id"]
+        )
         member_candidates = None
         if candidates:
             keys = set(normalise_email(contacts["email"]).dropna())
@@ -180,7 +184,12 @@ class World:
                 k for k, v in self.contacts.items() if key is not None and _email_key(v["email"]) == key
             ]
             assert matches == [row["contact_id"]], f"import row keyed by an email CC does not hold: {row}"
-            assert not self.contacts[row["contact_id"]]["opted_out"], "an import row for an opted-out contact"
+            # An import never changes a contact's permission nor adds an unsubscribed one to a list;
+            # the engine may rely on that only for contacts this run read as unsubscribed.
+            if self.contacts[row["contact_id"]]["opted_out"]:
+                assert row["contact_id"] in self.read_unsubscribed, (
+                    "an import row for an opted-out contact not read"
+                )
             self._write(self.contacts[row["contact_id"]], row, now, skip={"email"})
         for row in _records(plan.cc_puts):
             contact = self.contacts[row["contact_id"]]

@@ -539,16 +539,21 @@ def resolve_pairs(
     for outcome in outcomes.values():
         any_cc_write |= outcome.to_cc
         cleared_cc |= outcome.to_cc & pc.is_null(outcome.member_value).to_numpy(zero_copy_only=False)
-    # Email changes and unsubscribes need a PUT; so do opted-out contacts (an import row could
-    # add them to a list), clears (the import ignores blanks) and contacts whose email CC does
-    # not hold (nothing to key the import on). Everything else goes in bulk.
+    # Email changes and unsubscribes need a PUT; so do clears (the import ignores blanks) and
+    # contacts whose email CC does not hold (nothing to key the import on). An opted-out person's
+    # edits go in bulk only when this run read the contact unsubscribed in CC: an import never
+    # changes an existing contact's permission nor adds an unsubscribed contact to a list (the
+    # spec's cannot_add_to_list_count). Otherwise CC may show them subscribed again, and an import
+    # row would add them to the list: a PUT keeps them off it. Everything else goes in bulk.
     cc_email = (
         outcomes[EMAIL].cc_value
         if EMAIL in outcomes
         else arrow_column(aligned.base, EMAIL).take(pa.array(aligned.b_pos, mask=aligned.b_pos < 0))
     )
     no_import_key = pc.is_null(cc_email).to_numpy(zero_copy_only=False)  # the import keys on email alone
-    by_put = unsubscribe_cc | email_to_cc | (any_cc_write & (opted_out_now | cleared_cc | no_import_key))
+    read_unsubscribed = aligned.has_contact & cc_out
+    held_out = opted_out_now & ~read_unsubscribed
+    by_put = unsubscribe_cc | email_to_cc | (any_cc_write & (held_out | cleared_cc | no_import_key))
     by_import = any_cc_write & ~by_put
     cc_updates = _wide_writes(
         {k: v for k, v in outcomes.items() if k != EMAIL},
