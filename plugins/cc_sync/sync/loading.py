@@ -13,7 +13,7 @@ run takes them up again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -170,7 +170,7 @@ def item_ranges(items: tuple[int, ...] | list[int]) -> list[list[int]]:
     return runs
 
 
-def _changes_of(row: pd.Series, skip: tuple[str, ...]) -> dict[str, Any]:
+def _changes_of(row: Mapping[str, Any], skip: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in skip and is_known_field(k) and not _missing(v)}
 
 
@@ -277,8 +277,7 @@ def load_constant_contact(
     failures = []
     done_puts = 0
     custom_field_ids: dict[str, str] | None = None
-    for row in puts.itertuples(index=False):
-        record = pd.Series(row._asdict()) if hasattr(row, "_asdict") else pd.Series(row, index=puts.columns)
+    for record in puts.to_dict("records"):  # plain dicts: no per-contact pandas work in this loop
         contact_id = str(record[CONTACT_ID])
         step = f"cc_put:{contact_id}"
         if journal.done(step):
