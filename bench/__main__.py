@@ -22,6 +22,7 @@ PARTS = {
     "member_db": "bench.bench_member_db",
     "engine": "bench.bench_engine",
     "sync": "bench.bench_sync",
+    "sync_realistic": "bench.bench_sync_realistic",
     "send_list": "bench.bench_send_list",
     "activity": "bench.bench_activity",
     "events": "bench.bench_events",

@@ -63,9 +63,11 @@ def seed_contacts_from_members(
     opted_out_share: float = 0.02,
     cc_only: int = 50,
     seed: int = 11,
+    created_at: str | None = None,
 ) -> SeedReport:
     """Put a share of the active members into CC as contacts (as an earlier manual upload would
-    have), a few under another first name or already unsubscribed, plus contacts with no member."""
+    have), a few under another first name or already unsubscribed, plus contacts with no member.
+    ``created_at`` (ISO 8601): when the upload was; now when not given."""
     rng = random.Random(seed)
     engine = create_member_engine(db_url)
     with engine.connect() as conn:
@@ -112,6 +114,8 @@ def seed_contacts_from_members(
                 "last_name": f"InCC{number}",
             }
         )
+    if created_at is not None:
+        contacts = [contact | {"created_at": created_at} for contact in contacts]
     ids = emulator.admin.seed_contacts(contacts=contacts)
     for position in opt_outs:
         emulator.admin.opt_out(ids[position], source="Contact", reason="not interested")
