@@ -13,7 +13,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from cc_sync.member_db import migrate
-from cc_sync.member_db.bookkeeping import Bookkeeping, ReviewKind, RunStatus, build_metadata
+from cc_sync.member_db.bookkeeping import (
+    Bookkeeping,
+    ReviewKind,
+    RunStatus,
+    build_metadata,
+    natural_key,
+    natural_keys,
+)
 
 RUN = "scheduled__2026-11-22T00:00:00+00:00"
 
@@ -277,3 +284,26 @@ def test_links_of_more_people_than_one_statement_may_bind(sqlite_url: str) -> No
     assert links.is_unique
     assert bookkeeping.unlink([f"c{i}" for i in range(2, n)], "cc_deleted", run_id="r") == n - 2
     assert len(bookkeeping.get_links()) == 2
+
+
+def test_natural_keys_of_a_frame_are_the_keys_of_each_row() -> None:
+    """The change log's keys, made column-wise for a whole frame, are the ones each row's values
+    give (the stored key format: a rerun must find the rows an earlier version logged)."""
+    frame = pd.DataFrame(
+        {
+            "run_id": ["r1", "r1", "r1", "r1"],
+            "member_id": pd.array(["1", None, "3", "4"], dtype="string[pyarrow]"),
+            "contact_id": [None, "c2", float("nan"), pd.NA],
+            "month": pd.array([5, None, 12, 1], dtype="Int64"),
+            "at": [
+                pd.Timestamp("2026-01-01", tz="UTC"),
+                pd.NaT,
+                pd.NaT,
+                pd.Timestamp("2026-02-03", tz="UTC"),
+            ],
+        }
+    )
+    expected = [natural_key(*row) for row in frame.itertuples(index=False, name=None)]
+    assert natural_keys(frame) == expected
+    assert len(set(expected)) == 4
+    assert natural_key("r1", "1", None, 5, "2026-01-01 00:00:00+00:00") == expected[0]

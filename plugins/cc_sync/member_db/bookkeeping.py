@@ -116,11 +116,34 @@ def upsert(
 
 
 def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]]:
-    """Rows as dicts with None for every kind of missing value (NaN, NA, NaT)."""
+    """Rows as dicts with None for every kind of missing value (NaN, NA, NaT).
+
+    Column by column as Python objects, then zipped: ``DataFrame.to_dict`` boxes every value on
+    its own, which cost seconds for the change log of a first sync.
+    """
     cols = list(columns)
-    sub = frame.reindex(columns=cols).astype(object)
-    sub = sub.where(sub.notna(), None)
-    return sub.to_dict(orient="records")
+    sub = frame.reindex(columns=cols)
+    arrays = [sub[name].astype(object).to_numpy(dtype=object, na_value=None) for name in cols]
+    return [dict(zip(cols, row, strict=True)) for row in zip(*arrays, strict=True)]
+
+
+def _texts(values: pd.Series) -> pd.Series:
+    """Each value as ``str()`` writes it, None where missing (NaN, NA, NaT)."""
+    objects = values.astype(object)
+    missing = objects.isna().to_numpy()
+    text = pd.Series(
+        [None if gone else str(v) for v, gone in zip(objects, missing, strict=True)], dtype=object
+    )
+    return text.set_axis(values.index)
+
+
+def natural_keys(frame: pd.DataFrame) -> list[str]:
+    """:func:`natural_key` of each row of ``frame`` (its columns in order)."""
+    parts = [_texts(frame[c]).fillna("").to_numpy(dtype=object) for c in frame.columns]
+    return [
+        hashlib.sha1("\x1f".join(row).encode("utf-8"), usedforsecurity=False).hexdigest()
+        for row in zip(*parts, strict=True)
+    ]
 
 
 def _json_value(value: Any) -> Any:
@@ -461,10 +484,10 @@ class Bookkeeping:
         data = frame.copy()
         for col in ("old_value", "new_value"):
             if col in data:
-                data[col] = data[col].map(lambda v: None if _is_missing(v) else str(v))
+                data[col] = _texts(data[col])
         cols = ["run_id", "direction", MEMBER_ID, CONTACT_ID, "field"]
         data = data.reindex(columns=[*cols, "old_value", "new_value", "reason"])
-        data["change_key"] = [natural_key(*row) for row in data[cols].itertuples(index=False, name=None)]
+        data["change_key"] = natural_keys(data[cols])
         data["changed_at"] = utcnow()
         rows = _records(data, data.columns)
         upsert(conn, self.changes, rows, ["change_key"])
