@@ -195,9 +195,14 @@ def selection_mapping(
 
 def find_list(hook: ConstantContactHook, ref: str) -> ContactList | None:
     """The list whose id or exact name is ``ref`` (accounts hold at most 1,000 lists: 1-2 calls)."""
+    return find_list_in(hook.iter_lists(), ref)
+
+
+def find_list_in(lists: Iterable[ContactList], ref: str) -> ContactList | None:
+    """Of ``lists``, the one whose id is ``ref``, else the first whose exact name is ``ref``."""
     ref = ref.strip()
     by_name = None
-    for contact_list in hook.iter_lists():
+    for contact_list in lists:
         if contact_list.list_id == ref:
             return contact_list
         if contact_list.name == ref and by_name is None:
