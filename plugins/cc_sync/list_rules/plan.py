@@ -64,7 +64,7 @@ class RulePlan:
         return pd.DataFrame(
             {
                 "direction": "to_cc",
-                MEMBER_ID: self.changes[MEMBER_ID].astype(object).to_numpy(),
+                MEMBER_ID: [None if pd.isna(m) else str(m) for m in self.changes[MEMBER_ID]],
                 CONTACT_ID: self.changes[CONTACT_ID].astype(str).to_numpy(),
                 "field": LIST_MEMBERSHIP,
                 "old_value": [None if a else self.list_id for a in adding],
@@ -133,7 +133,6 @@ def plan_rule(
         ],
         ignore_index=True,
     )
-    changes[MEMBER_ID] = changes[MEMBER_ID].astype(object).where(changes[MEMBER_ID].notna(), None)
     counts = {
         "segment_members": len(members),
         "not_linked": len(members) - len(linked),
