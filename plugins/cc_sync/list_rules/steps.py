@@ -88,7 +88,8 @@ def plan_rules(resources: SyncResources, *, dry_run: bool) -> list[RulePlan]:
             current = list_members(hook, target.list_id, expected=target.membership_count or 0)
         plan = plan_rule(
             segment=rule.segment,
-            list_id=target.list_id if target else "",
+            # A dry run does not create a missing list: its plan names the list it would create.
+            list_id=target.list_id if target else f"(new list) {rule.list_ref}",
             list_name=target.name if target else rule.list_ref,
             segment_members=_segment_members(resources, rule.segment),
             links=links,

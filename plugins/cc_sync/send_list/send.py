@@ -194,8 +194,9 @@ def selection_mapping(
 
 
 def find_list(hook: ConstantContactHook, ref: str) -> ContactList | None:
-    """The list whose id or exact name is ``ref`` (accounts hold at most 1,000 lists: 1-2 calls)."""
-    return find_list_in(hook.iter_lists(), ref)
+    """The list whose id or exact name is ``ref``, with its size (accounts hold at most 1,000 lists:
+    1-2 calls)."""
+    return find_list_in(hook.iter_lists(include_count=True), ref)
 
 
 def find_list_in(lists: Iterable[ContactList], ref: str) -> ContactList | None:
@@ -491,7 +492,11 @@ def plan_send(
             f"a Constant Contact list named {existing.name!r} already exists (id {existing.list_id}): "
             "choose the update or replace mode to send to it, or another name for a new list"
         )
-    before = list_members(hook, existing.list_id) if existing else list_members_empty()
+    before = (
+        list_members(hook, existing.list_id, expected=existing.membership_count or 0)
+        if existing
+        else list_members_empty()
+    )
 
     member_hook = MemberDatabaseHook(resources.member_db_conn_id, mapping)
     try:
