@@ -196,3 +196,25 @@ def test_the_guard_rail_stops_a_rule_that_would_empty_its_list(ruled: SyncWorld)
     allowed: dict[str, Any] = world.sync(allow_mass_change=True)
     assert allowed["state"] == "success", allowed["tasks"]
     assert _on_list(world) == _expected(world) == set()
+
+
+def test_the_undo_takes_a_rules_adds_off_the_list_again(ruled: SyncWorld, dag_bag: Any) -> None:
+    from tests.dags.test_undo_dag import UNDO_DAG_ID, undo
+
+    world = ruled
+    run = world.sync()
+    assert run["state"] == "success", run["tasks"]
+    added = _on_list(world)
+    assert added
+    permissions = {
+        c: world.emulator.admin.get_contact(c)["email_address"]["permission_to_send"] for c in added
+    }
+
+    undone = undo(world, dag_bag.get_dag(UNDO_DAG_ID), run["run_id"], max_change_share=1.0)
+
+    assert undone["state"] == "success", undone["tasks"]
+    assert _on_list(world) == set()
+    # Off the list, not unsubscribed: each contact keeps its permission.
+    assert {
+        c: world.emulator.admin.get_contact(c)["email_address"]["permission_to_send"] for c in added
+    } == permissions
