@@ -252,6 +252,10 @@ def test_list_rules_bind_a_segment_to_a_list() -> None:
             "list_rules:\n  - {segment: with_company, list: X}\n  - {segment: with_company, list: X}\n",
             "line 13: list 'X' has two list rules",
         ),
+        (
+            "cc_scope: {main_list: Members}\nlist_rules:\n  - {segment: with_company, list: Members}\n",
+            "line 13: list 'Members' is the sync's main list",
+        ),
     ],
 )
 def test_a_bad_list_rule_names_its_line(rules: str, message: str) -> None:

@@ -718,7 +718,9 @@ class _Reader:
         if root.get("event_attendance") is not None:
             event_attendance = self.event_attendance(root["event_attendance"], lines["event_attendance"])
 
-        list_rules = self.list_rules(root.get("list_rules"), lines.get("list_rules", 0), segments)
+        list_rules = self.list_rules(
+            root.get("list_rules"), lines.get("list_rules", 0), segments, main_list=cc_scope.main_list
+        )
 
         schema = root.get("schema")
         return MemberMapping(
@@ -745,7 +747,12 @@ class _Reader:
         )
 
     def list_rules(
-        self, value: Any, line: int, segments: Mapping[str, tuple[Condition, ...]]
+        self,
+        value: Any,
+        line: int,
+        segments: Mapping[str, tuple[Condition, ...]],
+        *,
+        main_list: str | None = None,
     ) -> tuple[ListRule, ...]:
         if value is None:
             return ()
@@ -763,6 +770,11 @@ class _Reader:
                     f"(segments: {sorted(segments)})",
                 )
             target = self.text_at(node.get("list"), item_line, "a list rule's list").strip()
+            if main_list is not None and target == main_list:
+                # The sync keeps the main list equal to its scope; a rule would take people off it.
+                raise self.fail(
+                    item_line, f"list {target!r} is the sync's main list (cc_scope); a rule needs its own"
+                )
             if any(rule.list_ref == target for rule in rules):
                 # Two rules on one list would take each other's members off it on every run.
                 raise self.fail(item_line, f"list {target!r} has two list rules; a list takes one rule")
