@@ -26,6 +26,7 @@ PARTS = {
     "send_list": "bench.bench_send_list",
     "activity": "bench.bench_activity",
     "events": "bench.bench_events",
+    "list_rules": "bench.bench_list_rules",
     "undo": "bench.bench_undo",
     "console": "bench.bench_console",
     "airflow": "bench.bench_airflow",

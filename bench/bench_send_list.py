@@ -8,7 +8,9 @@ polls, and a constant few (find the list, create it and the custom field).
 Two measurements of the same segment sent to a new list:
 
 - **unknown**: an empty CC account and directory. CC's import answers no contact ids, so the job
-  reads the new list afterwards (500 contacts a call) to learn the ids it links.
+  reads the new list afterwards to learn the ids it links: by one contact export (its POST, its
+  polls, one file read: issue 18, part 4), and, measured beside it as ``..._page_by_page``, page by
+  page (500 contacts a call, ``CC_SYNC_LIST_EXPORT_MIN_PAGES=off``) as before.
 - **known**: the same account already holds a contact for every member, recorded in the sync's
   directory as a scheduled sync leaves it (contacts seeded through the emulator's admin, dated the
   day before, then read with the hook and recorded with ``upsert_directory``, all outside the
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -34,6 +37,8 @@ sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]
 IMPORT_MAX = 40_000
 PAGE = 500
 SEGMENT = [{"field": "email", "op": "not_null"}]
+# members -> a fresh member database of that size, copied for each scenario.
+_TEMPLATES: dict[int, Path] = {}
 
 
 def minimum_import_requests(db_url: str) -> dict[str, int]:
@@ -118,9 +123,12 @@ def seed_known_contacts(emulator: Any, db_url: str) -> dict[str, Any]:
     return {"seeded": len(contacts), "directory": recorded, "read_calls": hook.api_calls}
 
 
-def send_scenario(members: int, dag: Any, work: Path, *, known: bool = False) -> dict[str, Any]:
+def send_scenario(
+    members: int, dag: Any, work: Path, *, known: bool = False, page_by_page: bool = False
+) -> dict[str, Any]:
     """Members in SQLite, a CC account (empty, or holding every member when ``known``), one
-    create_new run of the whole scope with an email."""
+    create_new run of the whole scope with an email (the list read after the import page by page
+    when ``page_by_page``, else as the job chooses)."""
     import sqlalchemy as sa
 
     from cc_sync.member_db.bookkeeping import Bookkeeping
@@ -128,8 +136,16 @@ def send_scenario(members: int, dag: Any, work: Path, *, known: bool = False) ->
     from include.cc_emulator.testing import run_emulator
 
     work.mkdir(parents=True, exist_ok=True)
-    db_url = f"sqlite:///{work / f'members-{members}.db'}"
-    sync_world.create_members(db_url, members)
+    db_path = work / f"members-{members}.db"
+    db_url = f"sqlite:///{db_path}"
+    # Each scenario starts from the same fresh member table: made once, copied (outside the measure).
+    template = _TEMPLATES.get(members)
+    if template is None:
+        sync_world.create_members(db_url, members)
+        template = _TEMPLATES[members] = Path(tempfile.mkdtemp(prefix="ccsync-bench-send-members-")) / "m.db"
+        shutil.copyfile(db_path, template)
+    else:
+        shutil.copyfile(template, db_path)
     unlimited = {"rate_limit_per_second": None, "daily_quota": None, "activity_processing_seconds": 0.0}
     with run_emulator(**unlimited) as emulator:
         state = f"sqlite:///{work / 'cc-state.db'}"
@@ -137,11 +153,16 @@ def send_scenario(members: int, dag: Any, work: Path, *, known: bool = False) ->
             os.environ[key] = value
         seeding = seed_known_contacts(emulator, db_url) if known else {}
         counters_before = emulator.admin.counters()
+        if page_by_page:
+            os.environ["CC_SYNC_LIST_EXPORT_MIN_PAGES"] = "off"
         started = time.perf_counter()
-        run = dag.test(
-            run_conf={"segment": None, "filter": SEGMENT, "list": "Benchmark", "mode": "create_new",
-                      "dry_run": False}
-        )  # fmt: skip
+        try:
+            run = dag.test(
+                run_conf={"segment": None, "filter": SEGMENT, "list": "Benchmark", "mode": "create_new",
+                          "dry_run": False}
+            )  # fmt: skip
+        finally:
+            os.environ.pop("CC_SYNC_LIST_EXPORT_MIN_PAGES", None)
         seconds = time.perf_counter() - started
         counters = emulator.admin.counters()
         engine = sa.create_engine(db_url)
@@ -174,9 +195,17 @@ def send_scenario(members: int, dag: Any, work: Path, *, known: bool = False) ->
         "import_requests": imports,
         "polls": polls,
         "contact_reads": list_reads,
+        "exports": endpoints.get("POST /v3/activities/contact_exports", 0),
+        "export_files": endpoints.get("GET /v3/contact_exports/{file_export_id}", 0),
+        "list_read_calls": counts.get("list_read_calls"),
         "minimum_imports": max(minimum["by_count"], minimum["by_size"]),
         "link_read_pages": math.ceil(sent / PAGE),
-        "other_calls": api_calls - imports - polls - list_reads,
+        "other_calls": api_calls
+        - imports
+        - polls
+        - list_reads
+        - endpoints.get("POST /v3/activities/contact_exports", 0)
+        - endpoints.get("GET /v3/contact_exports/{file_export_id}", 0),
         "list_read_after_import": counts.get("list_read_after_import"),
         "ids_known_before_import": counts.get("ids_known_before_import"),
         "run_api_calls": counts.get("api_calls"),
@@ -207,7 +236,22 @@ def run(results: dict[str, Any], *, quick: bool = False) -> None:
     results[f"send_list_{target}_segment_members"] = scenario["segment_members"]
     results[f"send_list_{target}_linked"] = scenario["linked"]
     results[f"send_list_{target}_skipped"] = scenario["skipped"]
+    results[f"send_list_{target}_export_requests"] = scenario["exports"]
+    results[f"send_list_{target}_export_file_reads"] = scenario["export_files"]
+    # The calls the read after the import took (the export's POST, polls and file read).
+    results[f"send_list_{target}_list_read_calls"] = scenario["list_read_calls"]
     results["send_list_endpoints"] = scenario["endpoints"]
+
+    # The same send with the list read page by page after the import, as before issue 18.
+    paged = send_scenario(
+        int(target / 0.8), dag, Path(tempfile.mkdtemp(prefix="ccsync-bench-send-paged-")), page_by_page=True
+    )
+    prefix = f"send_list_{target}_page_by_page"
+    results[f"{prefix}_api_calls"] = paged["api_calls"]
+    results[f"{prefix}_contact_read_calls"] = paged["contact_reads"]
+    results[f"{prefix}_list_read_calls"] = paged["list_read_calls"]
+    results[f"{prefix}_seconds"] = paged["seconds"]
+    results[f"{prefix}_linked"] = paged["linked"]
 
     # The same segment when the directory already knows every contact (as after a scheduled sync).
     known = send_scenario(

@@ -15,6 +15,10 @@ sides agreed on after the last successful sync):
 - **load** writes CC in bulk (a PUT only for email changes and unsubscribes), the members in
   batched transactions with an optimistic check, then the base, the change log and the watermarks.
 
+**list_rules** (after the load, and on a dry run too) keeps each list the mapping's `list_rules` bind
+to a segment equal to it: the segment's linked, subscribed members added, everyone else taken off
+that list (never unsubscribed); an opted-out person is never added.
+
 A **dry run** stops after the plan and writes nothing. The **guard rail** stops, before any write, a
 run that would unsubscribe, unlink or change more than `max_change_share` of the linked people.
 Runs never overlap: the first task waits for the sync lease, every task renews it while it works,
@@ -52,10 +56,15 @@ def _window(key: str) -> str:
 def _outcome(ti, params: dict) -> job.Outcome:
     """The run's counts (from load.record) and its API calls, summed over the tasks that call CC."""
     counts = ti.xcom_pull(task_ids="load.record")
+    rules = ti.xcom_pull(task_ids="list_rules") or {}
+    if counts is not None:
+        counts = {**counts, **{k: v for k, v in rules.items() if k.startswith("list_rule")}}
     calls = [
         ti.xcom_pull(task_ids=t, key=API_CALLS_KEY) for t in ("extract.contacts", "load.constant_contact")
     ]
-    calls += [(ti.xcom_pull(task_ids=t) or {}).get("api_calls") for t in ("link", "open_window")]
+    calls += [
+        (ti.xcom_pull(task_ids=t) or {}).get("api_calls") for t in ("link", "open_window", "list_rules")
+    ]
     return job.Outcome.recorded(counts, dry_run=params["dry_run"], api_calls=sum(int(c or 0) for c in calls))
 
 
@@ -165,6 +174,21 @@ with DAG(
             member_result=member_result,
         )
 
+    # Runs after the load, or after a dry run's guard (which skips the load): it plans either way.
+    @task(multiple_outputs=False, trigger_rule="none_failed")
+    def list_rules(params: dict, run_id: str | None = None) -> dict:
+        """Keep each list the mapping binds to a segment equal to it (adds and removes in bulk)."""
+        from cc_sync.list_rules import steps
+
+        return job.leased(
+            run_id,
+            steps.apply_list_rules,
+            run_id=run_id,
+            dry_run=params["dry_run"],
+            allow_mass_change=params["allow_mass_change"],
+            max_share=params["max_change_share"],
+        )
+
     @task(outlets=[CONTACTS_SYNCED])
     def publish(counts: dict) -> None:
         """Tell downstream DAGs that contacts changed (skipped, emitting nothing, when none did)."""
@@ -205,4 +229,8 @@ with DAG(
         cc_written >> members_written
         counts = record(plan, window, linked, cc_written.output, members_written.output)
     go >> load
-    job.finish(_outcome, after=[waited, publish(counts), go])
+    ruled = list_rules()
+    # Not directly downstream of the guard: a dry run's short circuit skips only its direct
+    # downstream tasks (the load), and none_failed then runs the rules' plan.
+    counts >> ruled
+    job.finish(_outcome, after=[waited, publish(counts), go, ruled])

@@ -21,6 +21,7 @@ from include.cc_emulator.auth import TokenStore
 from include.cc_emulator.campaigns import CampaignStore
 from include.cc_emulator.clock import now_timestamp
 from include.cc_emulator.events import EventStore
+from include.cc_emulator.exports import ExportFiles
 from include.cc_emulator.limits import DailyQuota, FaultInjector, RateLimiter
 from include.cc_emulator.settings import EmulatorSettings, FaultSettings
 from include.cc_emulator.store import AccountStore
@@ -37,6 +38,7 @@ class EmulatorState:
         self.store = AccountStore()
         self.campaigns = CampaignStore()
         self.events = EventStore()
+        self.exports = ExportFiles()
         self.tokens = TokenStore()
         self.faults = FaultInjector(settings.faults)
         self.activities = ActivityQueue(
@@ -78,6 +80,7 @@ class EmulatorState:
         self.store = AccountStore()
         self.campaigns = CampaignStore()
         self.events = EventStore()
+        self.exports = ExportFiles()
         self.tokens = TokenStore()
         self.settings = self.initial_settings
         self.faults.configure(self.settings.faults)
@@ -201,6 +204,7 @@ class EmulatorState:
         self.store = AccountStore.from_dict(data.get("account", {}))
         self.campaigns = CampaignStore.from_dict(data.get("campaigns", {}))
         self.events = EventStore.from_dict(data.get("events", {}))
+        self.exports = ExportFiles()  # files are not saved: an old export's link answers 404
         self.tokens = TokenStore.from_dict(data.get("tokens", {}))
         self.activities.load(data.get("activities", []))
         log.info("emulator state loaded from %s: %d contacts", source, len(self.store.contacts))

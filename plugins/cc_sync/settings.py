@@ -62,6 +62,8 @@ DEFAULT_TASK_TIMEOUT = timedelta(hours=4)
 RETRY_DELAY = timedelta(minutes=2)
 # The guard rail: a sync or an undo changing more than this share of the linked people stops first.
 DEFAULT_MAX_CHANGE_SHARE = 0.25
+# A list this many pages long or longer is read by a contact export (settings.list_export_min_pages).
+DEFAULT_LIST_EXPORT_MIN_PAGES = 4
 
 
 def mapping_path() -> str:
@@ -91,6 +93,16 @@ def task_timeout() -> timedelta:
 
 def owner() -> str:
     return os.environ.get("CC_SYNC_OWNER") or DEFAULT_OWNER
+
+
+def list_export_min_pages() -> int | None:
+    """From how many pages (500 contacts each) a list is read by one contact export instead (an
+    export costs its POST, its polls and one file read: at least 3 calls); None (``off``): always
+    page by page."""
+    value = (os.environ.get("CC_SYNC_LIST_EXPORT_MIN_PAGES") or "").strip().lower()
+    if value == "off":
+        return None
+    return int(value) if value else DEFAULT_LIST_EXPORT_MIN_PAGES
 
 
 def read_overlap() -> timedelta:

@@ -159,7 +159,12 @@ class Recorder:
     ) -> Any:
         target = url or self.emulator.api_url + template.format(**(ids or {}))
         response = self.session.request(method, target, params=params, json=json, timeout=60)
-        body = response.json() if response.content else None
+        if not response.content:
+            body = None
+        elif "json" in response.headers.get("content-type", ""):
+            body = response.json()
+        else:  # a file (an export's CSV)
+            body = response.text
         self.exchanges.append(Exchange(method.lower(), template, response.status_code, body, json))
         return body
 
@@ -328,6 +333,17 @@ def _run_scenario(emulator: EmulatorHandle) -> list[Exchange]:
     r.call(
         "GET", report + "opens", ids={"campaign_activity_id": "00000000-0000-0000-0000-000000000000"}
     )  # 404
+    # contact exports: the activity, its file, an unknown file, a refused body
+    export = r.call(
+        "POST", "/activities/contact_exports", json={"list_ids": [members], "fields": ["email_address"]}
+    )
+    r.wait(export["activity_id"])
+    done = r.call("GET", "/activities/{activity_id}", ids={"activity_id": export["activity_id"]})
+    r.call(
+        "GET", "/contact_exports/{file_export_id}", url=emulator.base_url + done["_links"]["results"]["href"]
+    )
+    r.call("GET", "/contact_exports/{file_export_id}", ids={"file_export_id": "gone"})  # 404
+    r.call("POST", "/activities/contact_exports", json={"list_ids": [members], "contact_ids": [cid]})  # 400
     # events: listing, detail, registrations, payment status, check-in
     event = emulator.admin.create_event(
         "Conformance AGM", start="2026-06-01T18:00:00Z", end="2026-06-01T20:00:00Z"

@@ -216,3 +216,48 @@ def test_leaving_scope_setting(setting: str, expected: LeavingScope) -> None:
 def test_leaving_scope_refuses_a_delete_with_the_line() -> None:
     with pytest.raises(MappingError, match=r"m\.yaml, line 11: cc_scope\.leaving_scope must be one of"):
         parse_mapping(BASE + "cc_scope:\n  main_list: Members\n  leaving_scope: delete\n", source="m.yaml")
+
+
+SEGMENTED = BASE + "segments:\n  with_company: [{field: company_name, op: not_null}]\n"
+
+
+def test_list_rules_bind_a_segment_to_a_list() -> None:
+    m = parse(
+        SEGMENTED
+        + "list_rules:\n"
+        + "  - {segment: with_company, list: Companies}\n"
+        + "  - {segment: with_company, list: 1f0e}\n"
+    )
+    assert [(r.segment, r.list_ref) for r in m.list_rules] == [
+        ("with_company", "Companies"),
+        ("with_company", "1f0e"),
+    ]
+    assert parse(BASE).list_rules == ()
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ("list_rules: {segment: with_company}\n", "line 11: list_rules must be a list"),
+        ("list_rules:\n  - {segment: nobody, list: X}\n", "line 12: list rule names segment 'nobody'"),
+        (
+            "list_rules:\n  - {segment: with_company}\n",
+            "line 12: a list rule's list must be a non-empty string",
+        ),
+        (
+            "list_rules:\n  - {segment: with_company, list: X, mode: add}\n",
+            "unknown key 'mode' in a list rule",
+        ),
+        (
+            "list_rules:\n  - {segment: with_company, list: X}\n  - {segment: with_company, list: X}\n",
+            "line 13: list 'X' has two list rules",
+        ),
+        (
+            "cc_scope: {main_list: Members}\nlist_rules:\n  - {segment: with_company, list: Members}\n",
+            "line 13: list 'Members' is the sync's main list",
+        ),
+    ],
+)
+def test_a_bad_list_rule_names_its_line(rules: str, message: str) -> None:
+    with pytest.raises(MappingError, match=message):
+        parse(SEGMENTED + rules)

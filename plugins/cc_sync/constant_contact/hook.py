@@ -36,11 +36,14 @@ request again when its activity fails (see :meth:`ConstantContactHook.run_activi
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -90,6 +93,10 @@ MAX_POLL_INTERVAL_SECONDS = 10.0
 POLL_INTERVAL_GROWTH = 1.25
 ACTIVITY_TIMEOUT_SECONDS = 3600.0
 IMPORT_PATH = "activities/contacts_json_import"
+EXPORT_PATH = "activities/contact_exports"
+CONTACT_ID_COLUMN = "contact_id"
+# What learning a list's contact ids needs: the id (always in the file) and the email.
+EXPORT_ID_FIELDS = (CONTACT_ID_COLUMN, "email_address")
 
 # Told of each bulk request CC accepts, before any poll (a caller journals it there).
 ActivityCallback = Callable[[AcceptedActivity], None]
@@ -140,6 +147,28 @@ def _iso(value: datetime | date | str) -> str:
 
 def _csv(value: str | Iterable[str]) -> str:
     return value if isinstance(value, str) else ",".join(str(v) for v in value)
+
+
+class ExportStatus(StrEnum):
+    """An export's ``status`` filter (``ContactsExport.status``)."""
+
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    REMOVED = "removed"
+
+
+def _column_name(header: str) -> str:
+    """A CSV header as a key: ``Email Address`` and ``email_address`` are the same column."""
+    return "_".join(header.strip().lower().split())
+
+
+def _csv_rows(text: str) -> list[dict[str, str]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return []
+    columns = [_column_name(h) for h in header]
+    return [dict(zip(columns, row, strict=False)) for row in reader if row]
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -245,12 +274,14 @@ class ConstantContactHook(BaseHook):
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         data: bytes | None = None,
+        text: bool = False,
     ) -> Any:
         """Send one API call with limits, auth and retries; return the parsed JSON body (or None).
 
         :param path: an API path (``contacts`` or ``/v3/contacts``) or a ``_links`` href.
         :param json_body: a body to send as JSON.
         :param data: an already-serialised JSON body (the bulk import measures its bytes itself).
+        :param text: the answer is a file (an export's CSV): return its text, not parsed JSON.
         """
         url = self._url(path)
         if json_body is not None:
@@ -264,7 +295,7 @@ class ConstantContactHook(BaseHook):
             before_sleep=self._log_retry,
             reraise=True,
         )
-        return retrying(self._attempt, method, url, params, data)
+        return retrying(self._attempt, method, url, params, data, text)
 
     def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
@@ -340,7 +371,9 @@ class ConstantContactHook(BaseHook):
         except Exception:
             self.log.warning("Could not write the API log entry of %s %s", method, urlsplit(url).path)
 
-    def _attempt(self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None) -> Any:
+    def _attempt(
+        self, method: str, url: str, params: Mapping[str, Any] | None, data: bytes | None, text: bool = False
+    ) -> Any:
         path = urlsplit(url).path
         response, token = self._send(method, url, params, data)
         if response.status_code == 401:
@@ -355,7 +388,7 @@ class ConstantContactHook(BaseHook):
                     f"Constant Contact refused a freshly refreshed access token on {method} {path}: "
                     "check the API key's scopes and that the app is active"
                 )
-        return self._parse(method, path, response)
+        return self._parse(method, path, response, text=text)
 
     @staticmethod
     def _error_details(response: requests.Response) -> tuple[str | None, str]:
@@ -371,13 +404,20 @@ class ConstantContactHook(BaseHook):
             return (str(key) if key else None), redact_emails(str(message))[:500]
         return None, response.reason or "no error details"
 
-    def _parse(self, method: str, path: str, response: requests.Response) -> Any:
+    def _parse(self, method: str, path: str, response: requests.Response, *, text: bool = False) -> Any:
         status = response.status_code
         if status >= 400:
             key, message = self._error_details(response)
             if status == 429 and key == "quota_exceeded":
                 raise ConstantContactQuotaExceeded(next_utc_midnight(), method=method, path=path)
             raise ConstantContactApiError(status, key, message, method=method, path=path)
+        if text:
+            try:
+                return response.content.decode("utf-8-sig")  # CSV files may open with a BOM
+            except UnicodeDecodeError as exc:
+                raise ConstantContactMalformedResponse(
+                    method, path, f"a file that is not UTF-8 ({exc})"
+                ) from None
         if status == 204 or not response.content:
             return None
         try:
@@ -817,6 +857,51 @@ class ConstantContactHook(BaseHook):
             on_accepted,
             resubmit_failed,
         )
+
+    def export_contacts(
+        self,
+        *,
+        list_id: str,
+        fields: Sequence[str] = EXPORT_ID_FIELDS,
+        status: ExportStatus | None = None,
+    ) -> list[dict[str, str]]:
+        """Every contact of a list, as one CSV export: a ``contact_exports`` activity, its polls,
+        and one read of its file, whatever the list's size (a page-by-page read costs one call per
+        :data:`PAGE_SIZE` contacts).
+
+        :param fields: the columns to export (``contact_id`` is always there: see
+            :data:`EXPORT_ID_FIELDS`); the spec's names (``email_address``, ``first_name``, ...).
+        :param status: only the list's contacts with this status (else all but the deleted).
+        :return: one dict per contact, keyed by column name (lower case, ``_`` for spaces), values
+            as text ("" when empty).
+        """
+        body: dict[str, Any] = {
+            "list_ids": [list_id],
+            "fields": [f for f in fields if f != CONTACT_ID_COLUMN],
+        }
+        if status is not None:
+            body["status"] = status.value
+        activity = self._start_activity(EXPORT_PATH, json_body=body)
+        self.log.info("%s: list %s -> activity %s", EXPORT_PATH, list_id, activity.activity_id)
+        [activity] = self.wait_for_activities([activity])
+        if not activity.state.is_success():
+            raise ConstantContactError(
+                f"the export of list {list_id} (activity {activity.activity_id}) ended "
+                f"{activity.state.value}: {redact_emails('; '.join(activity.activity_errors))[:500]}"
+            )
+        if not activity.results_href:
+            raise ConstantContactMalformedResponse(
+                "GET", f"/v3/activities/{activity.activity_id}", "a finished export without a results link"
+            )
+        rows = _csv_rows(self._request("GET", activity.results_href, text=True))
+        if rows and CONTACT_ID_COLUMN not in rows[0]:
+            raise ConstantContactMalformedResponse(
+                "GET",
+                urlsplit(self._url(activity.results_href)).path,
+                f"an export file without {CONTACT_ID_COLUMN}",
+            )
+        self.log.info("Export of list %s: %d contact(s)", list_id, len(rows))
+        return rows
 
     # -- campaigns and tracking reports (scope campaign_data) -----------------------------------
 

@@ -103,15 +103,19 @@ class Activity:
     percent_done: int = 0
     activity_errors: tuple[str, ...] = ()
     status: dict[str, Any] = field(default_factory=dict)
+    # An export's file (``_links.results.href``), once the activity has made it.
+    results_href: str | None = None
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> Activity:
+        results = ((data.get("_links") or {}).get("results") or {}).get("href")
         return cls(
             activity_id=data["activity_id"],
             state=ActivityState(data["state"]),
             percent_done=int(data.get("percent_done") or 0),
             activity_errors=tuple(str(e) for e in data.get("activity_errors") or ()),
             status=dict(data.get("status") or {}),
+            results_href=str(results) if results else None,
         )
 
 

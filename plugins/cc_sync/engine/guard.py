@@ -44,3 +44,16 @@ def check_mass_change(plan: SyncPlan, linked_count: int, max_share: float) -> li
         for action, count in measures.items()
         if count > limit
     ]
+
+
+def check_list_removals(removes: int, list_size: int, max_share: float) -> str | None:
+    """A list rule's objection when it would take more than ``max_share`` of a list's contacts off
+    it (None when not). An empty list has nothing to protect: filling it trips nothing."""
+    if not 0 <= max_share <= 1:
+        raise ValueError(f"max_share must be between 0 and 1, not {max_share}")
+    if list_size <= 0 or removes <= max_share * list_size:
+        return None
+    return (
+        f"would remove {removes} of the {list_size} contacts on the list ({removes / list_size:.1%}), "
+        f"over the {max_share:.1%} allowed"
+    )

@@ -15,7 +15,7 @@ raw SQL, so they can be checked here and rendered safely by SQLAlchemy in the ho
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -193,6 +193,15 @@ class EventAttendance:
 
 
 @dataclass(frozen=True)
+class ListRule:
+    """A named segment the scheduled sync keeps a Constant Contact list equal to (``list_rules``)."""
+
+    segment: str
+    list_ref: str  # the list's id or exact name (``list:`` in the YAML)
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class MemberMapping:
     source: str
     table: str
@@ -212,6 +221,7 @@ class MemberMapping:
     bookkeeping: BookkeepingSettings = BookkeepingSettings()
     schema: str | None = None
     event_attendance: EventAttendance | None = None
+    list_rules: tuple[ListRule, ...] = ()
     lines: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -394,6 +404,7 @@ _TOP_LEVEL_KEYS = {
     "cc_scope",
     "bookkeeping",
     "event_attendance",
+    "list_rules",
 }
 _FIELD_KEYS = {"column", "direction", "owner", "blank_overwrites", "holds"}
 
@@ -707,6 +718,10 @@ class _Reader:
         if root.get("event_attendance") is not None:
             event_attendance = self.event_attendance(root["event_attendance"], lines["event_attendance"])
 
+        list_rules = self.list_rules(
+            root.get("list_rules"), lines.get("list_rules", 0), segments, main_list=cc_scope.main_list
+        )
+
         schema = root.get("schema")
         return MemberMapping(
             source=self.source,
@@ -727,8 +742,44 @@ class _Reader:
             bookkeeping=bookkeeping,
             schema=schema,
             event_attendance=event_attendance,
+            list_rules=list_rules,
             lines=lines,
         )
+
+    def list_rules(
+        self,
+        value: Any,
+        line: int,
+        segments: Mapping[str, tuple[Condition, ...]],
+        *,
+        main_list: str | None = None,
+    ) -> tuple[ListRule, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, _LineList):
+            raise self.fail(line, "list_rules must be a list of rules (segment, list)")
+        rules: list[ListRule] = []
+        for item, item_line in zip(value, value.item_lines, strict=True):
+            node = self.mapping_at(item, item_line, "a list rule (a mapping with segment and list)")
+            self.check_keys(node, {"segment", "list"}, "a list rule")
+            segment = self.text_at(node.get("segment"), item_line, "a list rule's segment")
+            if segment not in segments:
+                raise self.fail(
+                    item_line,
+                    f"list rule names segment {segment!r}, which the mapping does not define "
+                    f"(segments: {sorted(segments)})",
+                )
+            target = self.text_at(node.get("list"), item_line, "a list rule's list").strip()
+            if main_list is not None and target == main_list:
+                # The sync keeps the main list equal to its scope; a rule would take people off it.
+                raise self.fail(
+                    item_line, f"list {target!r} is the sync's main list (cc_scope); a rule needs its own"
+                )
+            if any(rule.list_ref == target for rule in rules):
+                # Two rules on one list would take each other's members off it on every run.
+                raise self.fail(item_line, f"list {target!r} has two list rules; a list takes one rule")
+            rules.append(ListRule(segment=segment, list_ref=target, line=item_line))
+        return tuple(rules)
 
     def event_attendance(self, value: Any, line: int) -> EventAttendance:
         node = self.mapping_at(value, line, "event_attendance (a mapping with table, registration_id, ...)")
