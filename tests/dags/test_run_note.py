@@ -1,0 +1,61 @@
+"""The run summary as the DAG run's note: the finish task pushes it, the plugin's listener
+(cc_sync.run_note) writes it into the run's note when dag.test() ends the run, as the scheduler
+does, in Airflow's real metadata database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cc_sync.run_note import note_run_summary
+from cc_sync.summary import NOTE_HEADER, NOTE_LIMIT
+from tests.dags.conftest import SyncWorld
+
+pytestmark = pytest.mark.slow
+
+
+def _stored_run(session: Any, run_id: str) -> Any:
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    return session.scalars(select(DagRun).where(DagRun.run_id == run_id)).one()
+
+
+def _note(run_id: str) -> str | None:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return _stored_run(session, run_id).note
+
+
+def test_a_finished_sync_shows_its_summary_as_the_run_note(synced: SyncWorld) -> None:
+    run = synced.sync()
+
+    assert run["state"] == "success"
+    note = _note(run["run_id"])
+    assert note is not None, "the listener did not set the note"
+    lines = note.splitlines()
+    assert lines[:3] == [NOTE_HEADER, "```", f"constant_contact_sync {run['run_id']}: success"]
+    assert lines[-1] == "```"
+    assert f"  API calls this run: {run['counts']['api_calls']}" in lines
+    assert len(note) <= NOTE_LIMIT
+
+
+def test_the_listener_keeps_a_persons_note_and_replaces_its_own(synced: SyncWorld) -> None:
+    from airflow.utils.session import create_session
+
+    run_id = synced.sync()["run_id"]
+    pushed = _note(run_id)
+
+    with create_session() as session:
+        stored = _stored_run(session, run_id)
+        stored.note = "Checked by Ann: the two reviews are the Smiths"
+        assert not note_run_summary(stored)
+    assert _note(run_id) == "Checked by Ann: the two reviews are the Smiths"
+
+    with create_session() as session:  # a cleared and rerun run: the older summary gives way
+        stored = _stored_run(session, run_id)
+        stored.note = f"{NOTE_HEADER}\n```\nan older run's summary\n```"
+        assert note_run_summary(stored)
+    assert _note(run_id) == pushed
