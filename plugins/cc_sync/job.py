@@ -209,7 +209,7 @@ def close(
         )
         log.info("Run summary:\n%s", text)
         if ti is not None:
-            ti.xcom_push(key=summary.XCOM_KEY, value=summary.as_note(text))
+            ti.xcom_push(key=summary.XCOM_KEY, value=text)
         return report
     finally:
         res.close()

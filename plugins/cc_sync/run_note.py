@@ -4,11 +4,13 @@ A task cannot set its own DAG run's note in Airflow 3.3: the Task Execution API 
 but has no call to write it. Listeners can: ``on_dag_run_success`` / ``on_dag_run_failed`` are
 called by ``DagRun.update_state`` in the scheduler (and in ``dag.test()``), and by the API server
 when a person marks a run, with the run still attached to that process's metadata-DB session,
-which commits after the hook. So the listener reads the note the ``finish`` task pushed (the XCom
-``run_summary``, :func:`cc_sync.summary.as_note`) and sets ``dag_run.note`` in that same session:
-a second session could wait on the locks the caller's open transaction holds on the run.
+which commits after the hook. So the listener reads the summary the ``finish`` task pushed (the
+XCom ``run_summary``) and sets ``dag_run.note`` in that same session (a second session could wait
+on the locks the caller's open transaction holds on the run), as a Markdown block
+(:func:`cc_sync.summary.as_note`) below whatever note the run already had (the console triggers
+runs with one; a person may have written one), replacing an earlier summary of the same run.
 
-Runs of other DAGs have no such XCom and are left alone, as is a note a person wrote. Registered
+Runs of other DAGs have no such XCom and are left alone. Registered
 through the ``listeners`` of the plugin in plugins/cc_sync_console.py; the module is imported in
 every Airflow component, so the metadata models are imported only when a run ends.
 """
@@ -20,12 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.listeners import hookimpl
 
-from cc_sync.summary import FINISH_TASK_ID, NOTE_HEADER, NOTE_LIMIT, XCOM_KEY
+from cc_sync.summary import FINISH_TASK_ID, NOTE_HEADER, NOTE_LIMIT, XCOM_KEY, as_note
 
 if TYPE_CHECKING:
     from airflow.models.dagrun import DagRun
 
 log = logging.getLogger(__name__)
+
+# Between the note the run was triggered with (the console writes one) and the summary.
+NOTE_SEPARATOR = "\n\n"
+# Less room than this beside a long note a person wrote: the summary stays in the log only.
+MIN_NOTE_ROOM = 200
 
 
 @hookimpl
@@ -65,15 +72,24 @@ def note_run_summary(dag_run: DagRun) -> bool:
 
 
 def _note(session: Any, dag_run: DagRun) -> bool:
-    summary = _pushed_summary(session, dag_run)
-    if summary is None:
+    text = _pushed_summary(session, dag_run)
+    if text is None:
         return False
-    current = dag_run.note
-    if current and not current.startswith(NOTE_HEADER):
-        log.info("Run %s keeps the note a person wrote; its summary is in the finish log", dag_run.run_id)
+    kept = without_summary(dag_run.note or "")
+    room = NOTE_LIMIT - (len(kept) + len(NOTE_SEPARATOR) if kept else 0)
+    if room < MIN_NOTE_ROOM:
+        log.info("Run %s keeps its long note; its summary is in the finish log", dag_run.run_id)
         return False
-    dag_run.note = summary
+    dag_run.note = (kept + NOTE_SEPARATOR if kept else "") + as_note(text, limit=room)
     return True
+
+
+def without_summary(note: str) -> str:
+    """The note without a summary this listener put there: a rerun's replaces the earlier one,
+    and what the trigger or a person wrote above it stays."""
+    if note.startswith(NOTE_HEADER + "\n"):
+        return ""
+    return note.split(NOTE_SEPARATOR + NOTE_HEADER + "\n", 1)[0]
 
 
 def _pushed_summary(session: Any, dag_run: DagRun) -> str | None:
@@ -86,7 +102,8 @@ def _pushed_summary(session: Any, dag_run: DagRun) -> str | None:
     if row is None:
         return None
     value = XComModel.deserialize_value(row)
-    # A value the XCom backend moved to object storage reads as its path: not a summary.
-    if not isinstance(value, str) or not value.startswith(NOTE_HEADER):
+    # The summary starts with the run it is of; anything else (say, the path a custom XCom backend
+    # stored instead of a large value) is not noted.
+    if not isinstance(value, str) or not value.startswith(f"{dag_run.dag_id} {dag_run.run_id}: "):
         return None
-    return value[:NOTE_LIMIT]
+    return value

@@ -2,8 +2,8 @@
 calls and the day's budget left, for the finish task's log and the DAG run's note.
 
 Pure text from the finish task's report (the run record's counts): no Airflow, no database. The
-finish task pushes :func:`as_note` of it as the XCom :data:`XCOM_KEY`; the listener
-:mod:`cc_sync.run_note` copies that into the run's note when the run ends.
+finish task pushes it as the XCom :data:`XCOM_KEY`; the listener :mod:`cc_sync.run_note` puts
+:func:`as_note` of it into the run's note when the run ends.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ XCOM_KEY = "run_summary"
 FINISH_TASK_ID = "finish"
 # Airflow keeps a DAG run's note in dag_run_note.content, a VARCHAR(1000): longer fails on PostgreSQL.
 NOTE_LIMIT = 1000
-# A note starting so is one this package wrote (and may replace); any other is a person's, and kept.
+# The first line of the summary's part of a note: what a rerun's summary replaces.
 NOTE_HEADER = "Run summary"
 _FENCE = "```"
 

@@ -42,20 +42,29 @@ def test_a_finished_sync_shows_its_summary_as_the_run_note(synced: SyncWorld) ->
     assert len(note) <= NOTE_LIMIT
 
 
-def test_the_listener_keeps_a_persons_note_and_replaces_its_own(synced: SyncWorld) -> None:
+def test_the_note_the_run_had_stays_above_the_summary_and_a_rerun_replaces_the_summary(
+    synced: SyncWorld,
+) -> None:
     from airflow.utils.session import create_session
 
     run_id = synced.sync()["run_id"]
-    pushed = _note(run_id)
+    summary = _note(run_id)
+    assert summary is not None
 
-    with create_session() as session:
+    with create_session() as session:  # as the console triggers runs, or a person writes one
         stored = _stored_run(session, run_id)
-        stored.note = "Checked by Ann: the two reviews are the Smiths"
-        assert not note_run_summary(stored)
-    assert _note(run_id) == "Checked by Ann: the two reviews are the Smiths"
-
-    with create_session() as session:  # a cleared and rerun run: the older summary gives way
-        stored = _stored_run(session, run_id)
-        stored.note = f"{NOTE_HEADER}\n```\nan older run's summary\n```"
+        stored.note = "apply now: review decisions from the sync console"
         assert note_run_summary(stored)
-    assert _note(run_id) == pushed
+    assert _note(run_id) == f"apply now: review decisions from the sync console\n\n{summary}"
+
+    with create_session() as session:  # the run cleared and run again: one summary, the newest
+        stored = _stored_run(session, run_id)
+        stored.note = f"{stored.note[: -len(summary)]}{NOTE_HEADER}\n```\nan older try's summary\n```"
+        assert note_run_summary(stored)
+    assert _note(run_id) == f"apply now: review decisions from the sync console\n\n{summary}"
+
+    with create_session() as session:  # a note too long to leave room: it is kept, untouched
+        stored = _stored_run(session, run_id)
+        stored.note = "x" * (NOTE_LIMIT - 50)
+        assert not note_run_summary(stored)
+    assert _note(run_id) == "x" * (NOTE_LIMIT - 50)
