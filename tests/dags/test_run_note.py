@@ -68,3 +68,17 @@ def test_the_note_the_run_had_stays_above_the_summary_and_a_rerun_replaces_the_s
         stored.note = "x" * (NOTE_LIMIT - 50)
         assert not note_run_summary(stored)
     assert _note(run_id) == "x" * (NOTE_LIMIT - 50)
+
+
+def test_a_failed_run_gets_its_summary_too(synced: SyncWorld) -> None:
+    """The guard rail refuses a mass change: the run fails, finish still closes it, and the
+    on_dag_run_failed listener notes the failed summary."""
+    for member_id in synced.linked_member_ids():
+        synced.edit_member(member_id, job_title="Volunteer")
+
+    run = synced.sync(max_change_share=0.1)
+
+    assert run["state"] == "failed"
+    note = _note(run["run_id"])
+    assert note is not None, "the listener did not set the note"
+    assert f"constant_contact_sync {run['run_id']}: failed" in note.splitlines()
