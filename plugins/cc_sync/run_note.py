@@ -10,9 +10,9 @@ on the locks the caller's open transaction holds on the run), as a Markdown bloc
 (:func:`cc_sync.summary.as_note`) below whatever note the run already had (the console triggers
 runs with one; a person may have written one), replacing an earlier summary of the same run.
 
-Runs of other DAGs have no such XCom and are left alone. Registered
-through the ``listeners`` of the plugin in plugins/cc_sync_console.py; the module is imported in
-every Airflow component, so the metadata models are imported only when a run ends.
+Runs of other DAGs have no such XCom and are left alone. Registered through the ``listeners`` of
+the plugin in plugins/cc_sync_console.py; the module is imported in every Airflow component, so
+the metadata models are imported only when a run ends.
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ def note_run_summary(dag_run: DagRun) -> bool:
         session = object_session(dag_run)
         if session is not None:  # the scheduler's and the API server's runs: join their transaction
             return _note(session, dag_run)
-        # dag.test() hands listeners its run detached (its in-process task runs closed the
-        # thread's session); Airflow's scoped session is that same thread's session, so this
-        # writes through the connection dag.test() holds instead of waiting on its locks.
+        # dag.test() hands listeners its run detached from any session (seen in 3.3.2). It works
+        # in Airflow's scoped session (settings.Session), the one this thread gets here too, so
+        # the note goes through dag.test()'s own connection instead of waiting on its locks.
         from airflow.models.dagrun import DagRun
         from airflow.utils.session import create_session
 

@@ -19,7 +19,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("skipped", ("skipped", "refused", "invalid", "opted_out")),
 )
 HEADLINE = ("status", "api_calls", "api_calls_today", "api_budget")
-# The finish task's XCom holding the note, and the task that pushes it.
+# The XCom the finish task pushes the summary as, for the run's note, and that task's id.
 XCOM_KEY = "run_summary"
 FINISH_TASK_ID = "finish"
 # Airflow keeps a DAG run's note in dag_run_note.content, a VARCHAR(1000): longer fails on PostgreSQL.
