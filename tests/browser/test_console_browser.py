@@ -88,7 +88,7 @@ def test_decide_a_review_item_in_the_browser_and_see_it_applied(
         # The run's summary is its note, written by the plugin's listener when the run ended.
         assert "\n\nRun summary\n" in (first["note"] or ""), first  # below the console's own note
         page.goto(f"{url}/dags/{SYNC_DAG_ID}/runs/{quote(first['dag_run_id'], safe='')}")
-        page.get_by_role("button", name="Note", exact=True).first.click()
+        page.get_by_role("button", name="Edit note").click()  # opens the note, rendered, to read
         note = page.get_by_role("dialog")
         expect(note).to_contain_text(f"{SYNC_DAG_ID} {first['dag_run_id']}: success")
         expect(note).to_contain_text("API calls this run")
