@@ -24,7 +24,8 @@ def airflow_env(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = N
     home = airflow_home or project_root / ".airflow"
     api_port = os.environ.get("CC_SYNC_AIRFLOW_PORT", "8080")
     # The scheduler's and the triggerer's log servers (8793/8794 by default). Airflow 3.3.2 binds
-    # them to every interface and has no setting for the address: only their ports can move.
+    # them to every interface and has no setting for the address (utils/serve_logs/core.py runs
+    # uvicorn with host=""): only their ports can move, or `--skip-serve-logs` can drop them.
     log_port = int(os.environ.get("CC_SYNC_LOG_SERVER_PORT", "8793"))
     return {
         "AIRFLOW_HOME": str(home),

@@ -1,8 +1,10 @@
-"""The Airflow plugin "Constant Contact sync": the sync console in Airflow's navigation, and a fix
-for the connection list's Test button on Airflow 3.3.2 (:class:`ConnectionTestWithoutPort`).
+"""The Airflow plugin "Constant Contact sync": the sync console in Airflow's navigation, a fix
+for the connection list's Test button on Airflow 3.3.2 (:class:`ConnectionTestWithoutPort`), and
+the listener that makes each job's run summary its DAG run's note (:mod:`cc_sync.run_note`).
 
 Airflow imports this module in every component, so it imports nothing heavy: the FastAPI app is
-built on its first request, which only ever reaches the API server.
+built on its first request, which only ever reaches the API server, and the listener imports
+Airflow's models only when a run ends.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, ClassVar
 
 from airflow.plugins_manager import AirflowPlugin
+
+from cc_sync import run_note
 
 URL_PREFIX = "/cc-sync"
 Scope = MutableMapping[str, Any]
@@ -109,3 +113,4 @@ class ConstantContactSyncPlugin(AirflowPlugin):
     fastapi_root_middlewares: ClassVar[list[Any]] = [
         {"middleware": ConnectionTestWithoutPort, "args": [], "kwargs": {}, "name": "connection test port 0"}
     ]
+    listeners: ClassVar[list[Any]] = [run_note]

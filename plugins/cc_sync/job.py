@@ -7,8 +7,11 @@ A job is a DAG whose tasks are plain functions of a job package (``cc_sync.sync`
 2. a first step calling :func:`start`: the schema check, the run record and the account line.
 3. steps run through :func:`leased`: the run's hooks, the lease renewed while the step works.
 4. :func:`finish`: a teardown that closes the run record with its :class:`Outcome`, gives the
-   lease back, and writes the run summary (:mod:`cc_sync.summary`) to its log (not the DAG run's
-   note: a task cannot write it in Airflow 3.3, README "The Airflow UI").
+   lease back, writes the run summary (:mod:`cc_sync.summary`) to its log and pushes it as the
+   XCom ``run_summary``. A task cannot set its own DAG run's note in Airflow 3.3 (the execution
+   API reads notes, never writes them); the listener :mod:`cc_sync.run_note`, running where the
+   run's state changes (the scheduler, or the API server for a run marked by hand), copies that
+   XCom into the note.
 
 This module is imported by the DAG files when they are parsed, so it imports only Airflow's SDK
 and :mod:`cc_sync.settings`; pandas, SQLAlchemy and requests come in when a task runs.
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.sdk import Param, task, teardown
 
 from cc_sync import settings
+from cc_sync.summary import FINISH_TASK_ID
 
 if TYPE_CHECKING:
     from cc_sync.account import AccountSummary
@@ -118,12 +122,14 @@ def finish(
     """
 
     @teardown
-    @task(task_id="finish", multiple_outputs=False)
+    @task(task_id=FINISH_TASK_ID, multiple_outputs=False)
     def finish_run(
         params: dict, ti: Any = None, run_id: str | None = None, dag_run: Any = None
     ) -> dict[str, Any]:
         """Close the run record with its counts and API usage, release the lease, and summarise."""
-        return close(resources(), run_id=run_id, outcome=outcome(ti, params), lease=lease, dag_run=dag_run)
+        return close(
+            resources(), run_id=run_id, outcome=outcome(ti, params), lease=lease, dag_run=dag_run, ti=ti
+        )
 
     done = finish_run()
     for task_ in after:
@@ -163,9 +169,16 @@ def operator_args() -> dict[str, Any]:
 
 
 def close(
-    res: SyncResources, *, run_id: str, outcome: Outcome, lease: bool = True, dag_run: Any = None
+    res: SyncResources,
+    *,
+    run_id: str,
+    outcome: Outcome,
+    lease: bool = True,
+    dag_run: Any = None,
+    ti: Any = None,
 ) -> dict[str, Any]:
-    """Close the run record, release the lease, log the summary; returns the report (its XCom)."""
+    """Close the run record, release the lease, log the summary and push it for the run's note
+    (through ``ti``); returns the report (its XCom)."""
     from cc_sync import summary
     from cc_sync.member_db.bookkeeping import RunStatus
     from cc_sync.sync.lease import give_back
@@ -195,6 +208,8 @@ def close(
             extra=outcome.extra,
         )
         log.info("Run summary:\n%s", text)
+        if ti is not None:
+            ti.xcom_push(key=summary.XCOM_KEY, value=text)
         return report
     finally:
         res.close()

@@ -19,7 +19,11 @@ EVERY = 10.0  # seconds between two progress lines
 
 
 class Progress:
-    """Counts ``unit`` done towards ``total`` (None: unknown) and logs how it goes."""
+    """Counts ``unit`` done towards ``total`` (None: unknown) and logs how it goes.
+
+    ``per_call`` is how many units one API call does (500 contacts a page; 0.5 where a contact
+    costs two calls): with a total, the line says about how many calls are left.
+    """
 
     def __init__(
         self,
@@ -27,7 +31,7 @@ class Progress:
         *,
         total: int | None = None,
         unit: str = "rows",
-        per_call: int | None = None,
+        per_call: float | None = None,
         calls: Callable[[], int] | None = None,
         logger: logging.Logger | None = None,
         every: float = EVERY,

@@ -1,7 +1,9 @@
 """The run summary every job ends with: a readable table of counts per direction, reviews, API
-calls and the day's budget left, for the finish task's log.
+calls and the day's budget left, for the finish task's log and the DAG run's note.
 
-Pure text from the finish task's report (the run record's counts): no Airflow, no database.
+Pure text from the finish task's report (the run record's counts): no Airflow, no database. The
+finish task pushes it as the XCom :data:`XCOM_KEY`; the listener :mod:`cc_sync.run_note` puts
+:func:`as_note` of it into the run's note when the run ends.
 """
 
 from __future__ import annotations
@@ -17,6 +19,14 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("skipped", ("skipped", "refused", "invalid", "opted_out")),
 )
 HEADLINE = ("status", "api_calls", "api_calls_today", "api_budget")
+# The XCom the finish task pushes the summary as, for the run's note, and that task's id.
+XCOM_KEY = "run_summary"
+FINISH_TASK_ID = "finish"
+# Airflow keeps a DAG run's note in dag_run_note.content, a VARCHAR(1000): longer fails on PostgreSQL.
+NOTE_LIMIT = 1000
+# The first line of the summary's part of a note: what a rerun's summary replaces.
+NOTE_HEADER = "Run summary"
+_FENCE = "```"
 
 
 def _section(name: str) -> str:
@@ -54,3 +64,19 @@ def render(
     elif "api_calls_today" in report:
         lines.append(f"  API calls today: {int(report.get('api_calls_today') or 0)} (no daily budget set)")
     return "\n".join(lines)
+
+
+def as_note(text: str, *, limit: int = NOTE_LIMIT) -> str:
+    """The summary as a DAG run's note: the UI renders notes as Markdown, so the table goes in a
+    fenced block (kept in columns); cut at a whole line to fit Airflow's note column, saying so."""
+    head, cut = f"{NOTE_HEADER}\n{_FENCE}\n", "… (more rows in the finish task's log)"
+    tail = f"\n{_FENCE}"
+    lines = text.splitlines()
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        room = limit - len(head) - len(tail) - (0 if index == len(lines) - 1 else len(cut) + 1)
+        if len("\n".join([*kept, line])) > room:
+            kept.append(cut)
+            break
+        kept.append(line)
+    return head + "\n".join(kept)[: limit - len(head) - len(tail)] + tail

@@ -3,8 +3,9 @@ Playwright, against `airflow standalone` as `make airflow` starts it (scheduler,
 server, LocalExecutor), with the emulator and the demo member database.
 
 A person logs in, opens the console from Airflow's navigation, sees the status and a plot, runs the
-sync from the console, decides a near match ("link these two", apply now), and sees the item closed
-and the person linked after the run the decision triggered.
+sync from the console, reads the run's summary in its note (written by the plugin's listener),
+decides a near match ("link these two", apply now), and sees the item closed and the person linked
+after the run the decision triggered.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import re
 import time
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -82,6 +84,16 @@ def test_decide_a_review_item_in_the_browser_and_see_it_applied(
         page.get_by_role("button", name="Run the sync now").click()
         first = _wait_for_runs(airflow, earlier + 1)
         assert first["state"] == "success", first
+
+        # The run's summary is its note, written by the plugin's listener when the run ended.
+        assert "\n\nRun summary\n" in (first["note"] or ""), first  # below the console's own note
+        page.goto(f"{url}/dags/{SYNC_DAG_ID}/runs/{quote(first['dag_run_id'], safe='')}")
+        page.get_by_role("button", name="Edit note").click()  # opens the note, rendered, to read
+        note = page.get_by_role("dialog")
+        expect(note).to_contain_text(f"{SYNC_DAG_ID} {first['dag_run_id']}: success")
+        expect(note).to_contain_text("API calls this run")
+        page.keyboard.press("Escape")
+
         page.goto(f"{url}/cc-sync/")
         expect(page.get_by_role("link", name=first["dag_run_id"])).to_be_visible()
         expect(page.locator("svg.plot")).to_have_count(2)

@@ -8,6 +8,7 @@ is sent again inside the load, at most ``ACTIVITY_RESENDS`` times.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ from cc_sync.member_db.migrate import upgrade
 from cc_sync.sync.loading import (
     ACTIVITY_RESENDS,
     ACTIVITY_STEP,
+    CALLS_PER_PUT,
     BulkActivityFailed,
     Journal,
     LoadResult,
@@ -206,3 +208,30 @@ def test_item_ranges_keep_a_large_import_small() -> None:
     assert item_ranges([]) == []
     assert item_ranges((0, 1, 2, 4, 5, 9)) == [[0, 2], [4, 5], [9, 9]]
     assert item_ranges(tuple(range(40_000))) == [[0, 39_999]]
+
+
+def test_the_one_by_one_writes_log_their_progress(emulator, make_hook, bookkeeping, caplog) -> None:
+    """Six GET + PUT pairs on a fake clock that moves 4 s at each look: a line about every 10 s,
+    each with the calls spent and those still expected, and a last line when the loop ends."""
+    seeded = emulator.admin.seed_contacts(
+        contacts=[{"email": f"put{i}@example.org", "first_name": "P"} for i in range(6)]
+    )
+    puts = pd.DataFrame(
+        {CONTACT_ID: seeded, MEMBER_ID: [f"p{i}" for i in range(6)], "job_title": ["Warden"] * 6}
+    )
+    ticks = iter(range(0, 400, 4))
+
+    with caplog.at_level(logging.INFO, logger="cc_sync.sync.loading"):
+        result = _load(
+            make_hook(), bookkeeping, SyncPlan(cc_puts=puts), "run-p", progress_clock=lambda: next(ticks)
+        )
+
+    assert result.counts["cc_puts"] == 6
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Constant Contact contacts")]
+    assert 2 <= len(lines) < 6, lines  # not one line per contact
+    first_done = int(lines[0].split(": ")[1].split(" of ")[0])
+    assert 0 < first_done < 6
+    assert f"{CALLS_PER_PUT * first_done} API call(s)" in lines[0]
+    assert f"about {CALLS_PER_PUT * (6 - first_done)} more expected" in lines[0]
+    assert lines[-1].startswith("Constant Contact contacts written one by one (GET + PUT): 6 of 6 contacts")
+    assert lines[-1].endswith("12 API call(s); about 0 more expected")

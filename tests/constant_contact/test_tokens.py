@@ -1,18 +1,22 @@
 """Tokens: rotation, an old refresh token refused, expiry, re-authorization, two processes at once,
-encryption at rest, and no token in any log line, error or repr."""
+encryption at rest, a changed client secret checked at once (and the older token table upgraded for
+it), and no token in any log line, error or repr."""
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
+import os
 
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from cc_sync.constant_contact.errors import ConstantContactAuthError, ConstantContactError
+from cc_sync.constant_contact.hook import ConstantContactHook
 from cc_sync.constant_contact.state import tokens_table
-from cc_sync.constant_contact.tokens import TokenCipher
+from cc_sync.constant_contact.tokens import TokenCipher, credentials_hash
 from include.cc_emulator import DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN
 from tests.constant_contact._workers import call_api_in_phases
 
@@ -195,3 +199,93 @@ def test_connections_holding_one_authorization_share_its_rotating_token(make_hoo
     assert real.cc_conn_id != tested.cc_conn_id
     assert real.get_account_summary()["organization_name"]
     assert real.tokens.token_key == tested.tokens.token_key
+
+
+def _connection_with_secret(monkeypatch: pytest.MonkeyPatch, hook, secret: str) -> ConstantContactHook:
+    """A new hook (the next task) on the same connection, its client secret edited in the form."""
+    variable = f"AIRFLOW_CONN_{hook.cc_conn_id.upper()}"
+    monkeypatch.setenv(variable, json.dumps({**json.loads(os.environ[variable]), "password": secret}))
+    return ConstantContactHook(hook.cc_conn_id)
+
+
+def test_a_changed_secret_is_checked_at_once_not_hidden_by_the_cached_access_token(
+    emulator, make_hook, database_url, monkeypatch: pytest.MonkeyPatch
+):
+    good = make_hook(state_db_uri=database_url)
+    good.get_account_summary()  # a valid access token is now stored for a day
+    refreshes = emulator.admin.counters()["token_refreshes"]
+
+    typo = _connection_with_secret(monkeypatch, good, "typo-in-the-secret")
+    with pytest.raises(ConstantContactAuthError) as caught:
+        typo.get_account_summary()
+
+    assert caught.value.credential == "client"
+    assert "refused the API key or client secret" in str(caught.value)
+    assert "authorize" not in str(caught.value)  # re-authorizing would not help
+    assert "typo-in-the-secret" not in str(caught.value)
+    assert typo.api_calls == 1  # the refused exchange only: no API call rode on the old token
+    # The refusal spent nothing: the right secret goes on with the stored token, no refresh.
+    fixed = _connection_with_secret(monkeypatch, good, DEMO_CLIENT_SECRET)
+    fixed.get_account_summary()
+    assert fixed.tokens.refreshes == 0
+    assert emulator.admin.counters()["token_refreshes"] == refreshes
+
+
+def test_unchanged_credentials_reuse_the_stored_access_token(emulator, make_hook, database_url):
+    make_hook(state_db_uri=database_url).get_account_summary()
+    for _ in range(3):  # later tasks, each with its own hook and its own process-local cache
+        task = make_hook(state_db_uri=database_url)
+        task.get_account_summary()
+        assert task.tokens.refreshes == 0
+    assert emulator.admin.counters()["token_refreshes"] == 1
+
+
+def _tokens_table_of_an_older_release(url: str) -> None:
+    """The token table as releases before the credentials hash made it, holding a valid token."""
+    old = sa.MetaData()
+    sa.Table(
+        tokens_table.name,
+        old,
+        sa.Column("token_key", sa.String(200), primary_key=True),
+        sa.Column("refresh_token", sa.Text, nullable=True),
+        sa.Column("access_token", sa.Text, nullable=True),
+        sa.Column("access_expires_us", sa.BigInteger, nullable=True),
+        sa.Column("seed_hash", sa.String(64), nullable=True),
+        sa.Column("refreshed_us", sa.BigInteger, nullable=True),
+        sa.Column("refresh_count", sa.Integer, nullable=False, default=0),
+    )
+    engine = sa.create_engine(url)
+    try:
+        old.create_all(engine)
+    finally:
+        engine.dispose()
+
+
+def test_a_token_table_without_the_credentials_hash_is_upgraded_on_first_use(
+    emulator, make_hook, database_url
+):
+    _tokens_table_of_an_older_release(database_url)
+
+    hook = make_hook(state_db_uri=database_url)
+    hook.get_account_summary()
+    again = make_hook(state_db_uri=database_url)
+    again.get_account_summary()
+
+    columns = {c["name"] for c in sa.inspect(hook.state.engine).get_columns(tokens_table.name)}
+    assert "credentials_hash" in columns
+    assert stored_row(hook).credentials_hash == credentials_hash(emulator.client_id, DEMO_CLIENT_SECRET)
+    assert (hook.tokens.refreshes, again.tokens.refreshes) == (1, 0)
+
+
+def test_a_token_stored_by_an_older_release_is_refreshed_once_then_reused(emulator, make_hook):
+    hook = make_hook()
+    hook.get_account_summary()
+    with hook.state.engine.begin() as conn:  # as the release before the hash left it
+        conn.execute(tokens_table.update().values(credentials_hash=None))
+
+    upgraded = make_hook()
+    upgraded.get_account_summary()
+    after = make_hook()
+    after.get_account_summary()
+
+    assert (upgraded.tokens.refreshes, after.tokens.refreshes) == (1, 0)

@@ -51,6 +51,13 @@ tokens_table = sa.Table(
     sa.Column("access_token", sa.Text, nullable=True, comment="encrypted with Fernet when a key is set"),
     sa.Column("access_expires_us", sa.BigInteger, nullable=True),
     sa.Column("seed_hash", sa.String(64), nullable=True, comment="sha256 of the connection's refresh token"),
+    # Added after the first release: older tables get it on first use (_add_missing_columns).
+    sa.Column(
+        "credentials_hash",
+        sa.String(64),
+        nullable=True,
+        comment="sha256 of the API key and secret the access token was obtained with",
+    ),
     sa.Column("refreshed_us", sa.BigInteger, nullable=True),
     sa.Column("refresh_count", sa.Integer, nullable=False, default=0),
 )
@@ -100,6 +107,7 @@ class TokenRow:
     access_expires_us: int | None
     seed_hash: str | None
     refresh_count: int
+    credentials_hash: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> TokenRow:
@@ -109,6 +117,7 @@ class TokenRow:
             access_expires_us=row.access_expires_us,
             seed_hash=row.seed_hash,
             refresh_count=row.refresh_count or 0,
+            credentials_hash=row.credentials_hash,
         )
 
     def __repr__(self) -> str:  # never show token values, even encrypted
@@ -144,8 +153,39 @@ def _make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=2, max_overflow=2)
 
 
+def _missing_columns(engine: Engine) -> list[sa.Column[Any]]:
+    inspector = sa.inspect(engine)
+    missing = []
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing += [c for c in table.columns if c.name not in present]
+    return missing
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring a table made by an older release up to date: ``ALTER TABLE ... ADD COLUMN``.
+
+    Only nullable columns are ever added, so old rows stay valid (a NULL reads as "unknown"). The
+    state tables are created by ``create_all``, not migrated with Alembic like the bookkeeping
+    schema: they hold a cache and counters that any release can read, and this one step is all an
+    upgrade needs.
+    """
+    for column in _missing_columns(engine):
+        column_type = column.type.compile(dialect=engine.dialect)
+        ddl = f"ALTER TABLE {column.table.name} ADD COLUMN {column.name} {column_type}"
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(ddl))
+        except sa.exc.DatabaseError:
+            # Another process added it between our look and our ALTER; anything else is real.
+            still_missing = {(c.table.name, c.name) for c in _missing_columns(engine)}
+            if (column.table.name, column.name) in still_missing:
+                raise
+
+
 def get_engine(url: str) -> Engine:
-    """One engine per state database per process, with the tables created on first use."""
+    """One engine per state database per process, with the tables created (or brought up to date)
+    on first use."""
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
@@ -155,6 +195,7 @@ def get_engine(url: str) -> Engine:
             except sa.exc.DatabaseError:
                 # Another process created the tables between our check and our CREATE.
                 metadata.create_all(engine, checkfirst=True)
+            _add_missing_columns(engine)
             _engines[url] = engine
         return engine
 

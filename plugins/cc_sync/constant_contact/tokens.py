@@ -10,7 +10,11 @@ next one. The rules this module keeps:
 - the token endpoint's own limit (1 request/s) is kept through the shared limiter;
 - when the connection's ``refresh_token`` is not the one the store was seeded from (a person ran
   the authorization again), the store starts over from the connection's token. Only a SHA-256 of
-  the seed is kept to tell.
+  the seed is kept to tell;
+- a stored access token is used only by the API key and secret that obtained it (a SHA-256 of the
+  two is kept beside it, never the secret): after the connection's secret changes, the first call
+  does a real refresh, so a wrong secret fails at once as ``invalid_client`` instead of riding on
+  a cached token for up to 24 hours.
 
 Tokens are encrypted at rest with Airflow's Fernet key when ``[core] fernet_key`` is set, and no
 token ever reaches a log line, an exception message or a ``repr``.
@@ -27,7 +31,7 @@ import requests
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from cc_sync.constant_contact.errors import ConstantContactAuthError, ConstantContactError
-from cc_sync.constant_contact.state import MICROS, SharedState, now_us
+from cc_sync.constant_contact.state import MICROS, SharedState, TokenRow, now_us
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,11 @@ def _warn_once(message: str) -> None:
 
 def seed_hash(refresh_token: str) -> str:
     return hashlib.sha256(refresh_token.encode()).hexdigest()
+
+
+def credentials_hash(client_id: str, client_secret: str) -> str:
+    """SHA-256 of the API key and its secret: tells a changed secret without storing it."""
+    return hashlib.sha256(f"{client_id}\0{client_secret}".encode()).hexdigest()
 
 
 def token_store_key(client_id: str, seed_refresh_token: str) -> str:
@@ -163,6 +172,7 @@ class TokenManager:
         self._client_secret = client_secret
         self._seed = seed_refresh_token
         self._seed_hash = seed_hash(seed_refresh_token)
+        self._credentials_hash = credentials_hash(client_id, client_secret)
         self.token_url = token_url
         self.session = session or requests.Session()
         self.timeout = timeout
@@ -178,7 +188,7 @@ class TokenManager:
         if self._cached and self._cached.valid():
             return self._cached.value
         row = self.state.read_token(self.token_key)
-        if row and row.seed_hash == self._seed_hash and row.access_token and row.access_expires_us:
+        if row and self._may_use_stored_access_token(row):
             cached = _CachedToken(self.cipher.decrypt(row.access_token), row.access_expires_us / MICROS)
             if cached.valid():
                 self._cached = cached
@@ -203,11 +213,11 @@ class TokenManager:
                     )
                 current_refresh = self._seed
             else:
-                if row.access_token and row.access_expires_us:
+                if not force and self._may_use_stored_access_token(row):
                     stored = _CachedToken(
                         self.cipher.decrypt(row.access_token), row.access_expires_us / MICROS
                     )
-                    if not force and stored.valid() and stored.value != rejected_access_token:
+                    if stored.valid() and stored.value != rejected_access_token:
                         self._cached = stored
                         return stored.value
                 current_refresh = self.cipher.decrypt(row.refresh_token) if row.refresh_token else self._seed
@@ -225,6 +235,7 @@ class TokenManager:
                 access_token=self.cipher.encrypt(access),
                 access_expires_us=int(expires_at * MICROS),
                 seed_hash=self._seed_hash,
+                credentials_hash=self._credentials_hash,
                 refreshed_us=now_us(),
                 refresh_count=row.refresh_count + 1,
             )
@@ -238,6 +249,19 @@ class TokenManager:
             int(expires_at - time.time()),
         )
         return access
+
+    def _may_use_stored_access_token(self, row: TokenRow) -> bool:
+        """The stored access token belongs to this authorization and to these credentials.
+
+        A row written before the credentials hash existed (NULL) counts as other credentials: one
+        refresh after the upgrade, rather than trusting a token whose secret was never checked.
+        """
+        return bool(
+            row.seed_hash == self._seed_hash
+            and row.credentials_hash == self._credentials_hash
+            and row.access_token
+            and row.access_expires_us
+        )
 
     def _call_token_endpoint(self, refresh_token: str) -> dict[str, str]:
         """POST the refresh grant; transient failures are retried, a refused token is not."""

@@ -355,7 +355,12 @@ class _LineList(list):  # type: ignore[type-arg]
     item_lines: list[int]
 
 
-class _LineLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it: the send-list DAG reads the mapping for its
+# form each time its file is parsed, and the C parser takes a fraction of the pure-Python one's time.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _LineLoader(_SafeLoader):  # type: ignore[misc, valid-type]
     """SafeLoader that keeps node positions and refuses duplicate keys (a field mapped twice)."""
 
 

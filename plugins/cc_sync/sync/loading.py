@@ -13,6 +13,7 @@ run takes them up again.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -38,6 +39,7 @@ from cc_sync.fields import (
 )
 from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.member_db.hook import MemberDatabaseHook
+from cc_sync.progress import Progress
 from cc_sync.timeutil import parse_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ REASON = "reason"
 # The import needs a list; with `cc_scope: all_contacts` the sync still keeps its people on one.
 FALLBACK_LIST_NAME = "Synced members"
 MEMBER_BATCH = 2_000
+# A contact written one by one costs a GET (to merge into: a PUT nulls what it is not sent) and a PUT.
+CALLS_PER_PUT = 2
 # Contacts created by an import are found again by created_after, from a little before it began.
 CREATED_LOOKBACK = timedelta(minutes=2)
 FAILED_COLUMNS = (MEMBER_ID, CONTACT_ID, "side", REASON)
@@ -197,8 +201,13 @@ def load_constant_contact(
     main_list_name: str | None,
     journal: Journal,
     leaving_scope: pd.DataFrame | None = None,
+    progress_clock: Callable[[], float] = time.monotonic,
 ) -> LoadResult:
-    """Imports (updates and new contacts), then one GET + PUT per email change or unsubscribe."""
+    """Imports (updates and new contacts), then one GET + PUT per email change or unsubscribe.
+
+    The imports log each request sent and each poll of its activity (the hook); the PUTs log
+    their progress (:class:`~cc_sync.progress.Progress`, timed by ``progress_clock``).
+    """
     result = LoadResult()
     calls_before = hook.api_calls
     bulk = with_integer_fields(pd.concat([plan.cc_creates, plan.cc_updates], ignore_index=True))
@@ -277,7 +286,17 @@ def load_constant_contact(
     failures = []
     done_puts = 0
     custom_field_ids: dict[str, str] | None = None
-    for record in puts.to_dict("records"):  # plain dicts: no per-contact pandas work in this loop
+    progress = Progress(
+        "Constant Contact contacts written one by one (GET + PUT)",
+        total=len(puts),
+        unit="contacts",
+        per_call=1 / CALLS_PER_PUT,
+        calls=lambda: hook.api_calls,
+        logger=log,
+        clock=progress_clock,
+    )
+    records = puts.to_dict("records")  # plain dicts: no per-contact pandas work in this loop
+    for record in progress.track(records) if records else records:
         contact_id = str(record[CONTACT_ID])
         step = f"cc_put:{contact_id}"
         if journal.done(step):
@@ -409,15 +428,18 @@ def load_member_database(
     *,
     journal: Journal,
     on_batch_written: Callable[[int], None] | None = None,
+    progress_clock: Callable[[], float] = time.monotonic,
 ) -> LoadResult:
-    """Member writes in batches, each one transaction with the optimistic check, journaled."""
+    """Member writes in batches, each one transaction with the optimistic check, journaled; their
+    progress logged (:class:`~cc_sync.progress.Progress`, timed by ``progress_clock``)."""
     result = LoadResult()
     writes = member_writes(plan)
     skipped: list[str] = []
     rejected = []
-    for number, start in enumerate(range(0, len(writes), MEMBER_BATCH)):
+    progress = Progress("Member rows written", total=len(writes), logger=log, clock=progress_clock)
+    batches = [writes.iloc[start : start + MEMBER_BATCH] for start in range(0, len(writes), MEMBER_BATCH)]
+    for number, batch in enumerate(progress.track(batches, size=len) if batches else batches):
         step = f"members:{number}"
-        batch = writes.iloc[start : start + MEMBER_BATCH]
         if journal.done(step):
             already_skipped = set((journal.detail(step) or {}).get("skipped") or [])
             ids = batch[MEMBER_ID].astype(str)
