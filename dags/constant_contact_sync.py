@@ -14,6 +14,8 @@ sides agreed on after the last successful sync):
   a blank never wipes a value; an opt-out on either side opts out both, and is never undone.
 - **load** writes CC in bulk (a PUT only for email changes and unsubscribes), the members in
   batched transactions with an optimistic check, then the base, the change log and the watermarks.
+- **tags** (when the mapping has `tags:`) keeps member columns as CC tags with the bulk tagging
+  activities; a `two_way` column takes a tag changed in CC back (both changed: a review item).
 
 A **dry run** stops after the plan and writes nothing. The **guard rail** stops, before any write, a
 run that would unsubscribe, unlink or change more than `max_change_share` of the linked people.
@@ -50,12 +52,16 @@ def _window(key: str) -> str:
 
 
 def _outcome(ti, params: dict) -> job.Outcome:
-    """The run's counts (from load.record) and its API calls, summed over the tasks that call CC."""
+    """The run's counts (from load.record, then tags) and its API calls, summed over the tasks that
+    call CC. A run whose tags task did not finish has not succeeded."""
     counts = ti.xcom_pull(task_ids="load.record")
+    tagged = ti.xcom_pull(task_ids="tags")
+    if counts is not None:
+        counts = None if tagged is None else {**counts, **tagged["counts"]}
     calls = [
         ti.xcom_pull(task_ids=t, key=API_CALLS_KEY) for t in ("extract.contacts", "load.constant_contact")
     ]
-    calls += [(ti.xcom_pull(task_ids=t) or {}).get("api_calls") for t in ("link", "open_window")]
+    calls += [(ti.xcom_pull(task_ids=t) or {}).get("api_calls") for t in ("link", "open_window", "tags")]
     return job.Outcome.recorded(counts, dry_run=params["dry_run"], api_calls=sum(int(c or 0) for c in calls))
 
 
@@ -165,6 +171,14 @@ with DAG(
             member_result=member_result,
         )
 
+    @task(multiple_outputs=False, show_return_value_in_logs=False, pool=settings.CC_POOL)
+    def tags(contacts, counts: dict, run_id: str | None = None) -> dict:  # counts: after load.record
+        """Keep the mapping's tag columns as CC tags (bulk tagging activities); a two-way column
+        takes a tag changed in CC back. Never subscribes or unsubscribes anyone."""
+        from cc_sync.tags import step
+
+        return job.leased(run_id, step.sync_tags, contacts, run_id=run_id)
+
     @task(outlets=[CONTACTS_SYNCED])
     def publish(counts: dict) -> None:
         """Tell downstream DAGs that contacts changed (skipped, emitting nothing, when none did)."""
@@ -205,4 +219,5 @@ with DAG(
         cc_written >> members_written
         counts = record(plan, window, linked, cc_written.output, members_written.output)
     go >> load
-    job.finish(_outcome, after=[waited, publish(counts), go])
+    tagged = tags(contacts.output, counts)
+    job.finish(_outcome, after=[waited, publish(counts), tagged, go])
