@@ -25,6 +25,7 @@ PARTS = {
     "send_list": "bench.bench_send_list",
     "activity": "bench.bench_activity",
     "events": "bench.bench_events",
+    "tags": "bench.bench_tags",
     "undo": "bench.bench_undo",
     "console": "bench.bench_console",
     "airflow": "bench.bench_airflow",
