@@ -111,6 +111,7 @@ def test_tags_follow_the_membership_type_and_a_rerun_writes_nothing(tagged: Sync
     assert world.bookkeeping.get_changes(third["run_id"]).empty
 
 
+@pytest.mark.all_dialects
 def test_a_tag_changed_in_cc_is_written_back_and_both_changed_is_a_conflict(tagged: SyncWorld) -> None:
     world, admin = tagged, tagged.emulator.admin
     first = world.sync()
