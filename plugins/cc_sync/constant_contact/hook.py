@@ -866,7 +866,9 @@ class ConstantContactHook(BaseHook):
     def tagging_requests(
         self, path: str, contact_ids: Sequence[str], tag_ids: Sequence[str]
     ) -> list[ActivityRequest]:
-        """A tagging activity's requests, 500 contact ids each (items: positions in the ids)."""
+        """A tagging activity's requests, 500 contact ids each (items: positions in the ids); send them
+        with :meth:`run_activities`, several tags' together so their polls overlap. Tagging changes no
+        permission to send: an unsubscribed contact is tagged and stays unsubscribed."""
         if not tag_ids or len(tag_ids) > MAX_TAGS_PER_TAGGING_ACTIVITY:
             raise ValueError(f"a tagging activity takes 1 to {MAX_TAGS_PER_TAGGING_ACTIVITY} tag ids")
         ids = list(dict.fromkeys(contact_ids))
@@ -881,31 +883,6 @@ class ConstantContactHook(BaseHook):
                 )
             )
         return requests
-
-    def add_taggings(
-        self,
-        contact_ids: Sequence[str],
-        tag_ids: Sequence[str],
-        *,
-        resubmit_failed: int = 0,
-    ) -> list[Activity]:
-        """Tag contacts (``contacts_taggings_add``), 500 contact ids per activity, and wait for them.
-
-        Tagging changes no permission to send: an unsubscribed contact is tagged and stays
-        unsubscribed."""
-        requests = self.tagging_requests(TAGGINGS_ADD_PATH, contact_ids, tag_ids)
-        return self.run_activities(requests, resubmit_failed=resubmit_failed)
-
-    def remove_taggings(
-        self,
-        contact_ids: Sequence[str],
-        tag_ids: Sequence[str],
-        *,
-        resubmit_failed: int = 0,
-    ) -> list[Activity]:
-        """Untag contacts (``contacts_taggings_remove``), 500 contact ids per activity, and wait."""
-        requests = self.tagging_requests(TAGGINGS_REMOVE_PATH, contact_ids, tag_ids)
-        return self.run_activities(requests, resubmit_failed=resubmit_failed)
 
     # -- campaigns and tracking reports (scope campaign_data) -----------------------------------
 
