@@ -102,9 +102,10 @@ def test_tags_follow_the_membership_type_and_a_rerun_writes_nothing(tagged: Sync
     assert sorted(tag_changes["new_value"]) == sorted([new_type, opted_new])
 
     # The same again: nothing to tag, untag or write; the tags task reads the tag list only.
-    calls_before = _tagging_calls(world)
+    calls_before, all_before = _tagging_calls(world), admin.counters()["api_calls"]
     third = world.sync()
     assert third["state"] == "success", third["tasks"]
+    assert third["api_calls"] == admin.counters()["api_calls"] - all_before, "the tags' call is counted"
     counts = third["counts"]
     assert (counts["tags_added"], counts["tags_removed"], counts["member_columns_written"]) == (0, 0, 0)
     assert _tagging_calls(world) - calls_before == 1, "one GET /contact_tags, no tagging activity"
