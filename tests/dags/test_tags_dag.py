@@ -128,11 +128,19 @@ def test_a_tag_changed_in_cc_is_written_back_and_both_changed_is_a_conflict(tagg
     member_type, cc_other = [t for t in TYPES if t != world.member(both)["membership_type"]]
     admin.edit_contact(world.contact_of(both)["contact_id"], {"taggings": [tag_ids[f"Member: {cc_other}"]]})
     world.edit_member(both, membership_type=member_type)
+    # A type too long for the member column (VARCHAR(40)): not written, said in the counts.
+    too_long = int(people[4]["member_id"])
+    too_long_type = world.member(too_long)["membership_type"]
+    api = ApiClient(world.emulator, admin.issue_access_token())
+    long_tag = api.post("/contact_tags", json={"name": "Member: " + "x" * 41}).json()["tag_id"]
+    admin.edit_contact(world.contact_of(too_long)["contact_id"], {"taggings": [long_tag]})
 
     second = world.sync()
     assert second["state"] == "success", second["tasks"]
     assert second["counts"]["member_columns_written"] == 1
     assert second["counts"]["tag_conflicts"] == 1
+    assert second["counts"]["member_columns_stale"] == 1
+    assert world.member(too_long)["membership_type"] == too_long_type
     assert world.member(from_cc)["membership_type"] == cc_type
     assert _tags_of(world, from_cc) == {f"Member: {cc_type}"}
     assert _tags_of(world, both) == {f"Member: {cc_other}"}, "a conflict writes nothing"

@@ -147,6 +147,18 @@ def write_member_columns(res: SyncResources, plan: TagPlan) -> set[tuple[str, st
             writes[MEMBER_ID], writes[TAG_COLUMN], writes[OLD_VALUE], writes[NEW_VALUE], strict=True
         ):
             target = table.c[column]
+            limit = getattr(target.type, "length", None)
+            if new is not None and limit is not None and len(new) > limit:
+                # The column cannot hold CC's value: left as it is (and the base too), said in the log.
+                log.warning(
+                    "Member %s: the tag value for %s is %d characters, the column holds %d; not written",
+                    member_id,
+                    column,
+                    len(new),
+                    limit,
+                )
+                stale.add((member_id, column))
+                continue
             values: dict[str, Any] = {column: new}
             if last_modified is not None:
                 values[last_modified.name] = hook._bind_time(now, last_modified)
