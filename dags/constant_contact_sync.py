@@ -56,7 +56,7 @@ def _outcome(ti, params: dict) -> job.Outcome:
     call CC. A run whose tags task did not finish has not succeeded."""
     counts = ti.xcom_pull(task_ids="load.record")
     tagged = ti.xcom_pull(task_ids="tags")
-    if counts is not None:
+    if counts is not None:  # (a dry run's counts, tags' included, are in its run record)
         counts = None if tagged is None else {**counts, **tagged["counts"]}
     calls = [
         ti.xcom_pull(task_ids=t, key=API_CALLS_KEY) for t in ("extract.contacts", "load.constant_contact")
@@ -171,13 +171,19 @@ with DAG(
             member_result=member_result,
         )
 
-    @task(multiple_outputs=False, show_return_value_in_logs=False, pool=settings.CC_POOL)
-    def tags(contacts, counts: dict, run_id: str | None = None) -> dict:  # counts: after load.record
+    # none_failed: after load.record, and on a dry run (load skipped) too, to plan and report only.
+    @task(
+        multiple_outputs=False,
+        show_return_value_in_logs=False,
+        pool=settings.CC_POOL,
+        trigger_rule="none_failed",
+    )
+    def tags(contacts, counts: dict | None, params: dict, run_id: str | None = None) -> dict:
         """Keep the mapping's tag columns as CC tags (bulk tagging activities); a two-way column
         takes a tag changed in CC back. Never subscribes or unsubscribes anyone."""
         from cc_sync.tags import step
 
-        return job.leased(run_id, step.sync_tags, contacts, run_id=run_id)
+        return job.leased(run_id, step.sync_tags, contacts, run_id=run_id, dry_run=params["dry_run"])
 
     @task(outlets=[CONTACTS_SYNCED])
     def publish(counts: dict) -> None:

@@ -147,3 +147,17 @@ def test_a_tag_changed_in_cc_is_written_back_and_both_changed_is_a_conflict(tagg
     assert world.member(both)["membership_type"] == member_type
     reviews = world.reviews("tag_conflict")
     assert reviews["member_id"].tolist() == [str(both)]
+
+
+def test_a_dry_run_reports_the_tags_it_would_write_and_writes_none(tagged: SyncWorld) -> None:
+    world = tagged
+    people = _in_scope_linked(world)
+    dry = world.sync(dry_run=True)
+    assert dry["state"] == "success", dry["tasks"]
+    assert dry["status"] == "dry_run"
+    assert dry["tasks"]["tags"] == "success"
+    assert dry["counts"]["tags_added"] == len(people)
+    assert _tag_ids(world) == {}, "no tag created"
+    assert not any(c.get("taggings") for c in world.emulator.admin.all_contacts())
+    with world.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM ccsync_tag_base")).scalar_one() == 0

@@ -67,9 +67,10 @@ def read_linked_members(res: SyncResources) -> pd.DataFrame:
 
 
 def sync_tags(
-    res: SyncResources, contacts: pd.DataFrame | None, *, run_id: str | None = None
+    res: SyncResources, contacts: pd.DataFrame | None, *, run_id: str | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Plan and write the tags; returns ``{"counts": ..., "api_calls": n}``."""
+    """Plan and write the tags; returns ``{"counts": ..., "api_calls": n}``. A dry run plans, adds
+    the plan's counts to the run record (beside the sync's planned changes) and writes nothing else."""
     rules = res.mapping.tags
     if not rules:
         log.info("The mapping has no tags: nothing to do")
@@ -94,6 +95,11 @@ def sync_tags(
             len(plan.refused),
             ", ".join(plan.refused[MEMBER_ID].astype(str).head(20)),
         )
+    if dry_run:
+        if run_id is not None:
+            record = res.bookkeeping.get_run(run_id) or {}
+            res.bookkeeping.set_run_counts(run_id, {**(record.get("counts") or {}), **plan.counts()})
+        return {"counts": plan.counts(), "api_calls": cc.api_calls - calls_before}
     tags_by_name = cc.get_or_create_tags(plan.tags_needed(), known=tags_by_name)
     write_taggings(res, plan, {name: tag.tag_id for name, tag in tags_by_name.items()})
     stale = write_member_columns(res, plan)
