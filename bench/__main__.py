@@ -27,6 +27,7 @@ PARTS = {
     "activity": "bench.bench_activity",
     "events": "bench.bench_events",
     "list_rules": "bench.bench_list_rules",
+    "tags": "bench.bench_tags",
     "undo": "bench.bench_undo",
     "console": "bench.bench_console",
     "airflow": "bench.bench_airflow",

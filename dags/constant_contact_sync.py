@@ -14,6 +14,8 @@ sides agreed on after the last successful sync):
   a blank never wipes a value; an opt-out on either side opts out both, and is never undone.
 - **load** writes CC in bulk (a PUT only for email changes and unsubscribes), the members in
   batched transactions with an optimistic check, then the base, the change log and the watermarks.
+- **tags** (when the mapping has `tags:`) keeps member columns as CC tags with the bulk tagging
+  activities; a `two_way` column takes a tag changed in CC back (both changed: a review item).
 
 **list_rules** (after the load, and on a dry run too) keeps each list the mapping's `list_rules` bind
 to a segment equal to it: the segment's linked, subscribed members added, everyone else taken off
@@ -54,17 +56,19 @@ def _window(key: str) -> str:
 
 
 def _outcome(ti, params: dict) -> job.Outcome:
-    """The run's counts (from load.record) and its API calls, summed over the tasks that call CC."""
+    """The run's counts (from load.record, then tags) and its API calls, summed over the tasks that
+    call CC. A run whose tags task did not finish has not succeeded."""
     counts = ti.xcom_pull(task_ids="load.record")
     rules = ti.xcom_pull(task_ids="list_rules") or {}
-    if counts is not None:
-        counts = {**counts, **{k: v for k, v in rules.items() if k.startswith("list_rule")}}
+    tagged = ti.xcom_pull(task_ids="tags")
+    if counts is not None:  # (a dry run's counts, tags' included, are in its run record)
+        rule_counts = {k: v for k, v in rules.items() if k.startswith("list_rule")}
+        counts = None if tagged is None else {**counts, **tagged["counts"], **rule_counts}
     calls = [
         ti.xcom_pull(task_ids=t, key=API_CALLS_KEY) for t in ("extract.contacts", "load.constant_contact")
     ]
-    calls += [
-        (ti.xcom_pull(task_ids=t) or {}).get("api_calls") for t in ("link", "open_window", "list_rules")
-    ]
+    steps = ("link", "open_window", "list_rules", "tags")
+    calls += [(ti.xcom_pull(task_ids=t) or {}).get("api_calls") for t in steps]
     return job.Outcome.recorded(counts, dry_run=params["dry_run"], api_calls=sum(int(c or 0) for c in calls))
 
 
@@ -189,6 +193,20 @@ with DAG(
             max_share=params["max_change_share"],
         )
 
+    # none_failed: after load.record, and on a dry run (load skipped) too, to plan and report only.
+    @task(
+        multiple_outputs=False,
+        show_return_value_in_logs=False,
+        pool=settings.CC_POOL,
+        trigger_rule="none_failed",
+    )
+    def tags(contacts, counts: dict | None, params: dict, run_id: str | None = None) -> dict:
+        """Keep the mapping's tag columns as CC tags (bulk tagging activities); a two-way column
+        takes a tag changed in CC back. Never subscribes or unsubscribes anyone."""
+        from cc_sync.tags import step
+
+        return job.leased(run_id, step.sync_tags, contacts, run_id=run_id, dry_run=params["dry_run"])
+
     @task(outlets=[CONTACTS_SYNCED])
     def publish(counts: dict) -> None:
         """Tell downstream DAGs that contacts changed (skipped, emitting nothing, when none did)."""
@@ -233,4 +251,5 @@ with DAG(
     # Not directly downstream of the guard: a dry run's short circuit skips only its direct
     # downstream tasks (the load), and none_failed then runs the rules' plan.
     counts >> ruled
-    job.finish(_outcome, after=[waited, publish(counts), go, ruled])
+    tagged = tags(contacts.output, counts)
+    job.finish(_outcome, after=[waited, publish(counts), go, ruled, tagged])

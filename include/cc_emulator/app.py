@@ -447,10 +447,12 @@ def create_app(settings: EmulatorSettings | None = None) -> FastAPI:
     from include.cc_emulator.campaign_routes import add_campaign_routes
     from include.cc_emulator.event_routes import add_event_routes
     from include.cc_emulator.exports import add_export_routes
+    from include.cc_emulator.tag_routes import add_tag_routes
 
     add_campaign_routes(app)
     add_event_routes(app)
     add_export_routes(app)
+    add_tag_routes(app)
 
     app.include_router(admin_router)
     return app

@@ -88,6 +88,8 @@ MAX_PHONES = 3
 MAX_ADDRESSES = 3
 MAX_CUSTOM_FIELDS_PER_CONTACT = 25
 MAX_LISTS_PER_CONTACT = 50
+MAX_TAGS_PER_CONTACT = 50
+MAX_TAG_NAME = 255
 MAX_EMAIL_LENGTH = 80
 MAX_IMPORT_EMAIL_LENGTH = 50
 MAX_CUSTOM_FIELD_VALUE = 255
@@ -262,6 +264,7 @@ class AccountStore:
         self.lists: dict[str, dict[str, Any]] = {}
         self.list_members: dict[str, set[str]] = {}
         self.custom_fields: dict[str, dict[str, Any]] = {}
+        self.tags: dict[str, dict[str, Any]] = {}
         self.resubscribes = 0
         self.seed_sequence = 0
 
@@ -764,6 +767,83 @@ class AccountStore:
             return len(members)
         return sum(1 for cid in members if contact_status(self.contacts[cid]) in ACTIVE_PERMISSIONS)
 
+    # ----------------------------------------------------------------------------- tags
+
+    def create_tag(self, body: dict[str, Any], *, at: str | None = None) -> dict[str, Any]:
+        at = at or now_timestamp()
+        name = self._tag_name(body)
+        if any(tag["name"] == name for tag in self.tags.values()):
+            raise conflict(f"A tag named {name!r} already exists")
+        tag = {"tag_id": new_id(), "name": name, "created_at": at, "updated_at": at}
+        if isinstance(body.get("tag_source"), str) and body["tag_source"]:
+            tag["tag_source"] = body["tag_source"]
+        self.tags[tag["tag_id"]] = tag
+        return tag
+
+    def get_tag(self, tag_id: str) -> dict[str, Any]:
+        tag = self.tags.get(tag_id)
+        if tag is None:
+            raise not_found(f"Tag {tag_id}")
+        return tag
+
+    def rename_tag(self, tag_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        tag = self.get_tag(tag_id)
+        name = self._tag_name(body)
+        if any(t["name"] == name and tid != tag_id for tid, t in self.tags.items()):
+            raise conflict(f"A tag named {name!r} already exists")
+        tag.update(name=name, updated_at=now_timestamp())
+        return tag
+
+    def delete_tag(self, tag_id: str) -> int:
+        """Un-assign the tag from every contact and drop it; answers how many contacts had it."""
+        self.get_tag(tag_id)
+        untagged = self.remove_taggings(self.tagged_with([tag_id]), [tag_id])
+        del self.tags[tag_id]
+        return untagged
+
+    def tag_count(self, tag_id: str) -> int:
+        return sum(1 for contact in self.contacts.values() if tag_id in contact.get("taggings", ()))
+
+    def tagged_with(self, tag_ids: Iterable[str]) -> list[str]:
+        wanted = set(tag_ids)
+        return [cid for cid in self.order if not wanted.isdisjoint(self.contacts[cid].get("taggings", ()))]
+
+    # Tagging changes no permission and no personal field, so neither the contact's ``updated_at``
+    # nor its consent moves: an unsubscribed contact is tagged like any other.
+    def add_taggings(self, contact_ids: Iterable[str], tag_ids: list[str]) -> int:
+        tagged = 0
+        for cid in contact_ids:
+            contact = self.contacts.get(cid)
+            if contact is None:
+                continue
+            old = contact.get("taggings") or []
+            new = list(dict.fromkeys([*old, *tag_ids]))[:MAX_TAGS_PER_CONTACT]
+            if new != old:
+                contact["taggings"] = new
+                tagged += 1
+        return tagged
+
+    def remove_taggings(self, contact_ids: Iterable[str], tag_ids: list[str]) -> int:
+        drop = set(tag_ids)
+        untagged = 0
+        for cid in contact_ids:
+            contact = self.contacts.get(cid)
+            if contact is None:
+                continue
+            old = contact.get("taggings") or []
+            new = [tid for tid in old if tid not in drop]
+            if len(new) != len(old):
+                contact["taggings"] = new
+                untagged += 1
+        return untagged
+
+    @staticmethod
+    def _tag_name(body: dict[str, Any]) -> str:
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_TAG_NAME:
+            raise validation_error(f"name is required, 1 to {MAX_TAG_NAME} characters")
+        return name
+
     # ----------------------------------------------------------------------------- custom fields
 
     def create_custom_field(self, body: dict[str, Any], *, limit: int) -> dict[str, Any]:
@@ -990,6 +1070,7 @@ class AccountStore:
             "contacts": [self.contacts[cid] for cid in self.order],
             "lists": list(self.lists.values()),
             "custom_fields": list(self.custom_fields.values()),
+            "tags": list(self.tags.values()),
             "resubscribes": self.resubscribes,
             "seed_sequence": self.seed_sequence,
         }
@@ -1002,6 +1083,8 @@ class AccountStore:
             store.list_members[contact_list["list_id"]] = set()
         for custom_field in data.get("custom_fields", []):
             store.custom_fields[custom_field["custom_field_id"]] = custom_field
+        for tag in data.get("tags", []):
+            store.tags[tag["tag_id"]] = tag
         for contact in data.get("contacts", []):
             store._index_new(contact)
         store.resubscribes = int(data.get("resubscribes", 0))

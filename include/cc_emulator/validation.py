@@ -294,6 +294,25 @@ LIST_MEMBERSHIPS = Obj(
     },
     required=("list_ids", "source"),
 )
+# TagPost / TagPut: a name of 1 to 255 characters (the store refuses a blank one); tag_source on POST.
+TAG_INPUT = Obj({"name": Str(max_length=255), "tag_source": TEXT}, required=("name",))
+# TagAddRemoveContacts: one source (mutually exclusive, checked with the account), the tags to apply.
+TAGGING = Obj(
+    {
+        "source": Obj(
+            {
+                "contact_ids": Arr(UUID, max_items=500),
+                "list_ids": Arr(UUID, max_items=50),
+                "tag_ids": Arr(UUID, max_items=50),
+                "all_active_contacts": Bool(),
+                "new_subscriber": Bool(),
+            }
+        ),
+        "exclude": _EXCLUDE,
+        "tag_ids": Arr(UUID, max_items=50),
+    },
+    required=("source", "tag_ids"),
+)
 CONTACT_DELETE = Obj({"contact_ids": Arr(UUID, max_items=500), "list_ids": Arr(UUID, max_items=50)})
 LIST_DELETE = Obj({"list_ids": Arr(UUID, max_items=100)}, required=("list_ids",))
 # ListInput names name and favorite; the emulator keeps the description CC's UI sets, as a string.
@@ -429,6 +448,11 @@ QUERY_RULES: dict[str, dict[str, Param]] = {
         "include_sms_membership_count": Param(type="boolean"),
     },
     "GET /v3/contact_lists/{list_id}": {"include_membership_count": _MEMBERSHIP_COUNT},
+    "GET /v3/contact_tags": {
+        "limit": Param(type="integer", minimum=1, maximum=500),
+        "include_count": Param(type="boolean"),
+    },
+    "GET /v3/contact_tags/{tag_id}": {"include_count": Param(type="boolean")},
     "GET /v3/contact_custom_fields": {"limit": Param(type="integer", minimum=1, maximum=100)},
     "GET /v3/account/summary": {"extra_fields": Param(csv=True, enum=("physical_address", "company_logo"))},
     "GET /v3/emails": {

@@ -60,6 +60,7 @@ UPDATED_AT = "updated_at"  # the side's last-modified time of the record (UTC, t
 OPTED_OUT = "opted_out"  # bool: the person may not be emailed (CC unsubscribed / member opt-out flag)
 OPTED_OUT_AT = "opted_out_at"  # when the opt-out happened, if known
 DELETED = "deleted"  # bool: CC contact deleted (status=deleted); members are never deleted by the sync
+TAG_IDS = "tag_ids"  # CC contacts: the contact's tag ids, sorted and comma-separated ("" for none)
 
 
 def is_custom_field(name: str) -> bool:

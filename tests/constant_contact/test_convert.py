@@ -8,7 +8,15 @@ import pandas as pd
 import pytest
 
 from cc_sync.constant_contact.convert import contacts_to_frame, frame_to_import_rows, merge_contact_for_put
-from cc_sync.fields import CANONICAL_FIELDS, CONTACT_ID, DELETED, OPTED_OUT, OPTED_OUT_AT, UPDATED_AT
+from cc_sync.fields import (
+    CANONICAL_FIELDS,
+    CONTACT_ID,
+    DELETED,
+    OPTED_OUT,
+    OPTED_OUT_AT,
+    TAG_IDS,
+    UPDATED_AT,
+)
 
 CF_ID = "9a1c3e1e-0000-4000-8000-000000000001"
 LIST_ID = "0b5b0d6c-0000-4000-8000-0000000000aa"
@@ -53,9 +61,21 @@ def contact(**overrides):
     return base
 
 
+@pytest.mark.parametrize(
+    ("taggings", "expected"), [(None, ""), ([], ""), (["t2", "t1"], "t1,t2"), (["t1"], "t1")]
+)
+def test_tag_ids_are_the_contacts_taggings_sorted_and_comma_separated(taggings, expected):
+    item = contact()
+    if taggings is not None:
+        item["taggings"] = taggings
+    assert contacts_to_frame([item], {})[TAG_IDS].tolist() == [expected]
+
+
 def test_frame_has_every_canonical_column_typed():
     frame = contacts_to_frame([contact()], {CF_ID: "colour"})
-    expected = [CONTACT_ID, *CANONICAL_FIELDS, "cf:colour", UPDATED_AT, OPTED_OUT, OPTED_OUT_AT, DELETED]
+    expected = [
+        CONTACT_ID, *CANONICAL_FIELDS, "cf:colour", UPDATED_AT, OPTED_OUT, OPTED_OUT_AT, DELETED, TAG_IDS
+    ]  # fmt: skip
     assert list(frame.columns) == expected
     assert frame["email"].dtype == "string"
     assert frame["birthday_month"].dtype == "Int64"

@@ -47,6 +47,7 @@ UNDOCUMENTED_QUERY_PARAMETERS = {
     # description: "/v3/contact_tags?limit=1&cursor=..."), without listing it as a parameter.
     ("get", "/contacts"): {"cursor"},
     ("get", "/emails"): {"cursor"},
+    ("get", "/contact_tags"): {"cursor"},
     **{
         ("get", f"/reports/email_reports/{{campaign_activity_id}}/tracking/{kind}"): {"cursor"}
         for kind in ("sends", "opens", "clicks", "bounces", "optouts")
@@ -389,6 +390,37 @@ def _run_scenario(emulator: EmulatorHandle) -> list[Exchange]:
         ids={"event_id": event["event_id"]},
         json={"order_ticket_keys": keys},
     )
+    # tags: CRUD, paging, the bulk tagging activities, a tag's delete activity
+    chapter = r.call("POST", "/contact_tags", json={"name": "Chapter: North", "tag_source": "sync"})["tag_id"]
+    committee = r.call("POST", "/contact_tags", json={"name": "Committee: Finance"})["tag_id"]
+    r.call("POST", "/contact_tags", json={"name": "Chapter: North"})  # 409
+    r.call("POST", "/contact_tags", json={"name": "   "})  # 400: a blank name
+    tags_page = r.call("GET", "/contact_tags", params={"limit": 1, "include_count": "true"})
+    r.call("GET", "/contact_tags", url=emulator.base_url + tags_page["_links"]["next"]["href"])
+    r.call("GET", "/contact_tags/{tag_id}", ids={"tag_id": chapter}, params={"include_count": "true"})
+    r.call("GET", "/contact_tags/{tag_id}", ids={"tag_id": "00000000-0000-0000-0000-000000000000"})  # 404
+    r.call("PUT", "/contact_tags/{tag_id}", ids={"tag_id": committee}, json={"name": "Committee: Budget"})
+    r.call("PUT", "/contact_tags/{tag_id}", ids={"tag_id": committee}, json={"name": "Chapter: North"})  # 409
+    tagged = r.call(
+        "POST",
+        "/activities/contacts_taggings_add",
+        json={"source": {"list_ids": [members]}, "tag_ids": [chapter, committee]},
+    )
+    r.wait(tagged["activity_id"])
+    untagged = r.call(
+        "POST",
+        "/activities/contacts_taggings_remove",
+        json={"source": {"tag_ids": [committee]}, "tag_ids": [committee]},
+    )
+    r.wait(untagged["activity_id"])
+    r.call(
+        "POST",
+        "/activities/contacts_taggings_add",
+        json={"source": {"contact_ids": [cid]}, "tag_ids": ["00000000-0000-0000-0000-000000000000"]},
+    )  # 400
+    r.call("GET", "/contacts", params={"include": "taggings", "limit": 5})
+    tag_delete = r.call("DELETE", "/contact_tags/{tag_id}", ids={"tag_id": committee})
+    r.wait(tag_delete["activity_id"])
     # auth error
     r.session.headers["Authorization"] = "Bearer expired"
     r.call("GET", "/contacts")

@@ -13,6 +13,7 @@ from cc_sync.member_db.mapping import (
     LeavingScope,
     MappingError,
     NamePart,
+    TagDirection,
     load_mapping,
     parse_mapping,
 )
@@ -261,3 +262,54 @@ def test_list_rules_bind_a_segment_to_a_list() -> None:
 def test_a_bad_list_rule_names_its_line(rules: str, message: str) -> None:
     with pytest.raises(MappingError, match=message):
         parse(SEGMENTED + rules)
+
+
+def test_tags_give_each_column_its_prefix_and_direction() -> None:
+    tags = 'tags:\n  membership_type: {prefix: "Member: ", direction: two_way}\n  chapter:\n'
+    mapping = parse_mapping(BASE + tags, source="m.yaml")
+    membership, chapter = mapping.tags["membership_type"], mapping.tags["chapter"]
+    assert (membership.prefix, membership.direction) == ("Member: ", TagDirection.TWO_WAY)
+    assert (chapter.prefix, chapter.direction) == ("chapter: ", TagDirection.TO_CC)
+    assert membership.tag_name("Gold") == "Member: Gold"
+    assert membership.value_of("Member: Gold") == "Gold"
+    assert membership.value_of("chapter: North") is None
+    assert membership.value_of("Member: ") is None
+
+
+@pytest.mark.parametrize(
+    ("tags", "line", "words"),
+    [
+        pytest.param("  a: {direction: sideways}\n", 10, "tags.a.direction must be one of", id="direction"),
+        pytest.param(
+            "  a: {prefix: ''}\n", 10, "tags.a.prefix must be a non-empty string", id="empty-prefix"
+        ),
+        pytest.param("  a: {colour: red}\n", 10, "unknown key 'colour' in tags.a", id="unknown-key"),
+        pytest.param(
+            "  a: {prefix: 'X'}\n  b: {prefix: 'X: '}\n",
+            11,
+            "overlaps tags.a.prefix",
+            id="overlapping-prefix",
+        ),
+        pytest.param("  company: {direction: two_way}\n", 10, "cannot also be mapped", id="two-way-field"),
+        pytest.param("  member_id: {}\n", 10, "member id column cannot be a tag", id="member-id"),
+        pytest.param("  - membership_type\n", 9, "tags (a mapping", id="not-a-mapping"),
+    ],
+)
+def test_bad_tags_name_the_line(tags: str, line: int, words: str) -> None:
+    with pytest.raises(MappingError) as err:
+        parse_mapping(BASE + "tags:\n" + tags, source="m.yaml")
+    assert f"m.yaml, line {line}:" in str(err.value)
+    assert words in str(err.value)
+
+
+def test_a_tag_column_must_exist_in_the_table(members_url: str) -> None:
+    from tests.member_db.conftest import DEMO_MAPPING
+
+    text = DEMO_MAPPING.read_text(encoding="utf-8") + "tags:\n  chapter: {}\n"
+    mapping = parse_mapping(text, source="demo.yaml")
+    engine = sa.create_engine(members_url)
+    try:
+        with pytest.raises(MappingError, match=r"column 'chapter' \(tags.chapter\) does not exist"):
+            mapping.validate_against(engine)
+    finally:
+        engine.dispose()

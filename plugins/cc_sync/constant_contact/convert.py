@@ -24,6 +24,7 @@ from cc_sync.fields import (
     DELETED,
     OPTED_OUT,
     OPTED_OUT_AT,
+    TAG_IDS,
     UPDATED_AT,
     FieldKind,
     custom_field_name,
@@ -98,7 +99,8 @@ def contacts_to_frame(contacts: Iterable[dict[str, Any]], custom_fields: Mapping
         ``cf:<name>`` column. Values of custom fields not in the mapping are ignored.
     :return: columns ``contact_id``, every canonical field, the ``cf:`` columns, then
         ``updated_at`` (the later of the contact's and its email address's ``updated_at``: an
-        opt-out only changes the latter), ``opted_out``, ``opted_out_at`` and ``deleted``.
+        opt-out only changes the latter), ``opted_out``, ``opted_out_at``, ``deleted`` and
+        ``tag_ids`` (the contact's ``taggings``, sorted and comma-separated).
     """
     cf_columns = {cf_id: f"{CUSTOM_FIELD_PREFIX}{name}" for cf_id, name in custom_fields.items()}
     contacts = contacts if isinstance(contacts, list) else list(contacts)
@@ -144,6 +146,8 @@ def contacts_to_frame(contacts: Iterable[dict[str, Any]], custom_fields: Mapping
     frame[OPTED_OUT] = pd.array(unsubscribed, dtype="bool")
     frame[OPTED_OUT_AT] = _timestamps(opted_out_at).array
     frame[DELETED] = pd.array(deleted, dtype="bool")
+    # A text column, not a list one: it travels through the XCom store and the engine like any other.
+    frame[TAG_IDS] = pd.array([",".join(sorted(c.get("taggings") or ())) for c in contacts], dtype="string")
     return frame
 
 

@@ -76,6 +76,7 @@ from cc_sync.constant_contact.models import (
     ImportResult,
     QuotaUsage,
     RowError,
+    Tag,
 )
 from cc_sync.constant_contact.state import SharedState, next_utc_midnight
 from cc_sync.constant_contact.tokens import TokenManager, token_store_key
@@ -84,7 +85,11 @@ from cc_sync.timeutil import parse_utc
 
 PAGE_SIZE = 500
 MAX_IDS_PER_MEMBERSHIP_ACTIVITY = 500
-CONTACT_INCLUDES = ("custom_fields", "list_memberships", "phone_numbers", "street_addresses")
+CONTACT_INCLUDES = ("custom_fields", "list_memberships", "phone_numbers", "street_addresses", "taggings")
+MAX_IDS_PER_TAGGING_ACTIVITY = 500
+MAX_TAGS_PER_TAGGING_ACTIVITY = 50
+TAGGINGS_ADD_PATH = "activities/contacts_taggings_add"
+TAGGINGS_REMOVE_PATH = "activities/contacts_taggings_remove"
 # Polling a bulk activity: the first look after about a second, then no more than one call every
 # two seconds, spacing out further for long activities (each poll is a call from the daily budget).
 FIRST_POLL_AFTER_SECONDS = 1.0
@@ -902,6 +907,67 @@ class ConstantContactHook(BaseHook):
             )
         self.log.info("Export of list %s: %d contact(s)", list_id, len(rows))
         return rows
+
+    # -- tags ----------------------------------------------------------------------------------
+
+    def iter_tags(self) -> Iterator[Tag]:
+        """Every tag of the account (``GET /v3/contact_tags``, 500 a page)."""
+        for item in self.paginate("contact_tags", "tags", {"limit": PAGE_SIZE}):
+            try:
+                yield Tag.from_api(item)
+            except (KeyError, TypeError) as exc:
+                raise ConstantContactMalformedResponse("GET", "/v3/contact_tags", repr(exc)) from None
+
+    def create_tag(self, name: str) -> Tag:
+        """``POST /v3/contact_tags``; a name taken already is a 409 (see :meth:`get_or_create_tags`)."""
+        body = self._expect_dict("POST", "contact_tags", json_body={"name": name})
+        try:
+            return Tag.from_api(body)
+        except (KeyError, TypeError) as exc:
+            raise ConstantContactMalformedResponse("POST", "/v3/contact_tags", repr(exc)) from None
+
+    def get_or_create_tags(
+        self, names: Iterable[str], known: Mapping[str, Tag] | None = None
+    ) -> dict[str, Tag]:
+        """``name`` -> tag for each name, creating those the account lacks (one call each).
+
+        :param known: the account's tags by name when the caller read them already (else one read).
+        """
+        by_name = dict(known) if known is not None else {tag.name: tag for tag in self.iter_tags()}
+        for name in dict.fromkeys(names):
+            if name in by_name:
+                continue
+            try:
+                by_name[name] = self.create_tag(name)
+            except ConstantContactApiError as exc:
+                if exc.status != 409:
+                    raise
+                # Made by someone else between our read and our POST.
+                by_name.update({tag.name: tag for tag in self.iter_tags()})
+                if name not in by_name:
+                    raise
+        return by_name
+
+    def tagging_requests(
+        self, path: str, contact_ids: Sequence[str], tag_ids: Sequence[str]
+    ) -> list[ActivityRequest]:
+        """A tagging activity's requests, 500 contact ids each (items: positions in the ids); send them
+        with :meth:`run_activities`, several tags' together so their polls overlap. Tagging changes no
+        permission to send: an unsubscribed contact is tagged and stays unsubscribed."""
+        if not tag_ids or len(tag_ids) > MAX_TAGS_PER_TAGGING_ACTIVITY:
+            raise ValueError(f"a tagging activity takes 1 to {MAX_TAGS_PER_TAGGING_ACTIVITY} tag ids")
+        ids = list(dict.fromkeys(contact_ids))
+        positions = {contact_id: n for n, contact_id in reversed(list(enumerate(contact_ids)))}
+        requests = []
+        for i in range(0, len(ids), MAX_IDS_PER_TAGGING_ACTIVITY):
+            part = ids[i : i + MAX_IDS_PER_TAGGING_ACTIVITY]
+            body = {"source": {"contact_ids": part}, "tag_ids": list(tag_ids)}
+            requests.append(
+                ActivityRequest(
+                    path, json.dumps(body, separators=(",", ":")).encode(), tuple(positions[c] for c in part)
+                )
+            )
+        return requests
 
     # -- campaigns and tracking reports (scope campaign_data) -----------------------------------
 

@@ -78,6 +78,18 @@ class ContactList:
 
 
 @dataclass(frozen=True)
+class Tag:
+    """A contact tag (``GET /v3/contact_tags``): names are unique in an account."""
+
+    tag_id: str
+    name: str
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> Tag:
+        return cls(tag_id=data["tag_id"], name=data["name"])
+
+
+@dataclass(frozen=True)
 class CustomField:
     custom_field_id: str
     name: str

@@ -42,6 +42,8 @@ __all__ = [
     "NamePart",
     "OptOut",
     "SoftDelete",
+    "TagDirection",
+    "TagRule",
     "load_mapping",
 ]
 
@@ -192,6 +194,35 @@ class EventAttendance:
     line: int = 0
 
 
+class TagDirection(StrEnum):
+    """Which way a tag rule syncs: member column -> CC tags only, or CC tag changes written back too."""
+
+    TO_CC = "to_cc"
+    TWO_WAY = "two_way"
+
+
+MAX_TAG_NAME = 255  # CC's limit on a tag's name (TagPost.name)
+
+
+@dataclass(frozen=True)
+class TagRule:
+    """A member column kept as Constant Contact tags: the value ``v`` is the tag ``prefix + v``."""
+
+    column: str
+    prefix: str
+    direction: TagDirection = TagDirection.TO_CC
+    line: int = 0
+
+    def tag_name(self, value: str) -> str:
+        return f"{self.prefix}{value}"
+
+    def value_of(self, tag_name: str) -> str | None:
+        """The column value a tag stands for, or None when the tag is not this rule's."""
+        if tag_name.startswith(self.prefix) and len(tag_name) > len(self.prefix):
+            return tag_name[len(self.prefix) :]
+        return None
+
+
 @dataclass(frozen=True)
 class ListRule:
     """A named segment the scheduled sync keeps a Constant Contact list equal to (``list_rules``)."""
@@ -222,6 +253,7 @@ class MemberMapping:
     schema: str | None = None
     event_attendance: EventAttendance | None = None
     list_rules: tuple[ListRule, ...] = ()
+    tags: dict[str, TagRule] = field(default_factory=dict)  # member column -> its tag rule
     lines: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
@@ -302,6 +334,8 @@ class MemberMapping:
         for seg_name, conds in self.segments.items():
             for cond in conds:
                 need(cond.column, f"segment {seg_name}", cond.line)
+        for rule in self.tags.values():
+            need(rule.column, f"tags.{rule.column}", rule.line)
 
     def _at(self, key: str, message: str) -> str:
         return self._at_line(self.lines.get(key, 0), message)
@@ -410,6 +444,7 @@ _TOP_LEVEL_KEYS = {
     "bookkeeping",
     "event_attendance",
     "list_rules",
+    "tags",
 }
 _FIELD_KEYS = {"column", "direction", "owner", "blank_overwrites", "holds"}
 
@@ -726,6 +761,9 @@ class _Reader:
         list_rules = self.list_rules(
             root.get("list_rules"), lines.get("list_rules", 0), segments, main_list=cc_scope.main_list
         )
+        tags: dict[str, TagRule] = {}
+        if root.get("tags") is not None:
+            tags = self.tags(root["tags"], lines["tags"], member_id, fields)
 
         schema = root.get("schema")
         return MemberMapping(
@@ -748,6 +786,7 @@ class _Reader:
             schema=schema,
             event_attendance=event_attendance,
             list_rules=list_rules,
+            tags=tags,
             lines=lines,
         )
 
@@ -785,6 +824,53 @@ class _Reader:
                 raise self.fail(item_line, f"list {target!r} has two list rules; a list takes one rule")
             rules.append(ListRule(segment=segment, list_ref=target, line=item_line))
         return tuple(rules)
+
+    def tags(
+        self, value: Any, line: int, member_id: str, fields: dict[str, FieldMapping]
+    ) -> dict[str, TagRule]:
+        """``tags: {column: {prefix, direction}}``: each member column named once, its prefix its own.
+
+        A tag is read back into a value by its prefix, so no prefix may start another one; a
+        two-way column may not also be a synced field (two writers of one column)."""
+        node = self.mapping_at(value, line, "tags (a mapping of member column -> {prefix, direction})")
+        field_columns = {fm.column for fm in fields.values()}
+        rules: dict[str, TagRule] = {}
+        for column, spec in node.items():
+            where = node.key_lines.get(column, line)
+            column = self.text_at(column, where, "a tags column")
+            if column == member_id:
+                raise self.fail(where, f"tags.{column}: the member id column cannot be a tag")
+            if spec is None:  # `chapter:` alone: the defaults
+                spec = _LineDict()
+                spec.key_lines = {}
+            spec = self.mapping_at(spec, where, f"tags.{column}")
+            self.check_keys(spec, {"prefix", "direction"}, f"tags.{column}")
+            prefix = spec.get("prefix", f"{column}: ")
+            if not isinstance(prefix, str) or not prefix or len(prefix) >= MAX_TAG_NAME:
+                raise self.fail(
+                    spec.key_lines.get("prefix", where),
+                    f"tags.{column}.prefix must be a non-empty string shorter than {MAX_TAG_NAME}, "
+                    f"got {prefix!r}",
+                )
+            direction = self.enum_at(
+                TagDirection,
+                spec.get("direction", TagDirection.TO_CC.value),
+                spec.key_lines.get("direction", where),
+                f"tags.{column}.direction",
+            )
+            if direction is TagDirection.TWO_WAY and column in field_columns:
+                raise self.fail(
+                    where, f"tags.{column}: a two_way tag column cannot also be mapped under fields"
+                )
+            for other in rules.values():
+                if prefix.startswith(other.prefix) or other.prefix.startswith(prefix):
+                    raise self.fail(
+                        where,
+                        f"tags.{column}.prefix {prefix!r} overlaps tags.{other.column}.prefix "
+                        f"{other.prefix!r}: a tag could not be read back to one column",
+                    )
+            rules[column] = TagRule(column=column, prefix=prefix, direction=direction, line=where)
+        return rules
 
     def event_attendance(self, value: Any, line: int) -> EventAttendance:
         node = self.mapping_at(value, line, "event_attendance (a mapping with table, registration_id, ...)")

@@ -21,6 +21,8 @@ ID_LENGTH = 64  # member ids (as text) and CC contact ids (UUIDs, 36)
 RUN_ID_LENGTH = 250  # Airflow run ids are at most 250 characters
 KEY_LENGTH = 40  # sha1 hex of a natural key
 EMAIL_HINT_LENGTH = 100
+TAG_COLUMN_LENGTH = 100  # a member column's name
+TAG_NAME_LENGTH = 255  # CC's limit on a tag name, so on any value a tag is named from
 UPSERT_BATCH = 5_000
 
 
@@ -31,6 +33,7 @@ class ReviewKind(StrEnum):
     EMAIL_COLLISION = "email_collision"
     SHARED_EMAIL = "shared_email"
     EVENT_REGISTRANT = "event_registrant"  # registered for an event, matches no member
+    TAG_CONFLICT = "tag_conflict"  # a two-way tag column changed in both places since the last run
 
 
 class ReviewStatus(StrEnum):
@@ -345,6 +348,18 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Column("updated_at", UtcDateTime(), nullable=False),
         sa.Index(f"{prefix}ix_event_registrations_event", "event_id"),
         sa.Index(f"{prefix}ix_event_registrations_member", "member_id"),
+    )
+    # The tags' base (cc_sync.tags): per linked member and tag column, the value both sides agreed
+    # on after the last tags run (NULL: no tag). The three-way merge of a two-way column reads it.
+    sa.Table(
+        f"{prefix}tag_base",
+        md,
+        _id("member_id", primary_key=True),
+        sa.Column("tag_column", sa.String(TAG_COLUMN_LENGTH), primary_key=True),
+        _id("contact_id"),
+        sa.Column("value", sa.String(TAG_NAME_LENGTH)),
+        sa.Column("run_id", sa.String(RUN_ID_LENGTH)),
+        sa.Column("saved_at", UtcDateTime(), nullable=False),
     )
     return md
 
