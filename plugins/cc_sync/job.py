@@ -8,7 +8,8 @@ A job is a DAG whose tasks are plain functions of a job package (``cc_sync.sync`
 3. steps run through :func:`leased`: the run's hooks, the lease renewed while the step works.
 4. :func:`finish`: a teardown that closes the run record with its :class:`Outcome`, gives the
    lease back, and writes the run summary (:mod:`cc_sync.summary`) to its log (not the DAG run's
-   note: a task cannot write it in Airflow 3.3, README "The Airflow UI").
+   note: a task cannot write it in Airflow 3.3, README "The Airflow UI"); then it deletes the
+   run's XCom objects (:mod:`cc_sync.xcom_retention`: they hold email addresses).
 
 This module is imported by the DAG files when they are parsed, so it imports only Airflow's SDK
 and :mod:`cc_sync.settings`; pandas, SQLAlchemy and requests come in when a task runs.
@@ -169,6 +170,7 @@ def close(
     from cc_sync import summary
     from cc_sync.member_db.bookkeeping import RunStatus
     from cc_sync.sync.lease import give_back
+    from cc_sync.xcom_retention import delete_run_xcom
 
     try:
         bookkeeping = res.bookkeeping
@@ -188,13 +190,18 @@ def close(
             give_back(res, run_id)
         usage = res.cc.quota_usage()
         report = {"status": status.value, "api_calls_today": usage.used, "api_budget": usage.budget, **counts}
+        dag_id = getattr(dag_run, "dag_id", None) or (record or {}).get("dag_id")
         text = summary.render(
-            dag_id=getattr(dag_run, "dag_id", None) or (record or {}).get("dag_id"),
+            dag_id=dag_id,
             run_id=run_id,
             report=report,
             extra=outcome.extra,
         )
         log.info("Run summary:\n%s", text)
+        if status in (RunStatus.SUCCESS, RunStatus.DRY_RUN) and dag_id:
+            # Last: the record is closed, so what the console and the undo need is in the
+            # bookkeeping; the run's XCom files (full email addresses) are no longer needed.
+            delete_run_xcom(dag_id, run_id)
         return report
     finally:
         res.close()
