@@ -144,7 +144,7 @@ def start(name: str, args: list[str], env: dict[str, str] | None = None) -> Comp
     return Component(name, process)
 
 
-def start_stack(queue: str) -> list[Component]:
+def start_stack(queue: str, workers: tuple[str, ...] = WORKERS) -> list[Component]:
     """Scheduler, API server, DAG processor and the two Celery workers (each its own free port for
     its log server: two on one machine cannot share one)."""
     from include.cc_emulator.testing import free_port
@@ -154,7 +154,7 @@ def start_stack(queue: str) -> list[Component]:
         start("scheduler", ["scheduler"]),
         start("dag-processor", ["dag-processor"]),
     ]
-    for worker in WORKERS:
+    for worker in workers:
         worker_env = {
             "CC_SYNC_WORKER_NAME": worker,
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
@@ -373,9 +373,17 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="run the sync, a backfill and a send list, then stop"
     )
     parser.add_argument("--emulator-port", type=int, default=local_setup.DEFAULT_EMULATOR_PORT)
+    parser.add_argument(
+        "--executor",
+        choices=("celery", "local"),
+        default="celery",
+        help="local: the same stack on the scheduler's LocalExecutor, no Celery worker (for bench_celery)",
+    )
     args = parser.parse_args(argv)
     metadata_db = os.environ.get("CC_SYNC_CELERY_METADATA_DB") or DEFAULT_METADATA_DB
     queue = os.environ.get("CC_SYNC_CELERY_QUEUE") or DEFAULT_QUEUE
+    if args.executor == "local":
+        os.environ["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
     for key, value in celery_env(
         metadata_db, os.environ.get("CC_SYNC_CELERY_BROKER") or DEFAULT_BROKER, queue
     ).items():
@@ -393,9 +401,14 @@ def main(argv: list[str] | None = None) -> int:
             ensure_database(metadata_db)
             local_setup.migrate_airflow_db()
             local_setup.import_settings_into_airflow(emulator_url)
-            components = start_stack(queue)
+            components = start_stack(queue, WORKERS if args.executor == "celery" else ())
             wait_until_healthy(api, components)
-            print(f"Airflow (CeleryExecutor, workers {', '.join(WORKERS)}) is up: {api.base_url}")
+            running = (
+                f"CeleryExecutor, workers {', '.join(WORKERS)}"
+                if args.executor == "celery"
+                else "LocalExecutor"
+            )
+            print(f"Airflow ({running}) is up: {api.base_url}")
             print(f"  log in as 'admin'; the password is in {password_file()}")
             print(f"  each component's output: {LOG_DIR}\nCtrl-C stops Airflow and the emulator.", flush=True)
             if args.check:
