@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from include.airflow_celery import REQUESTS_PER_SECOND, WORKERS
+from include.airflow_celery import DEFAULT_BROKER, REQUESTS_PER_SECOND, WORKERS
 from include.airflow_env import PROJECT_ROOT
 from include.cc_emulator.testing import free_port
 from tests.ci import skip_or_fail
@@ -40,7 +40,19 @@ def metadata_db() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture
+def redis_broker() -> None:
+    """The broker the stack uses (127.0.0.1:6379): skipped (failed in CI) when it does not answer."""
+    import redis
+
+    try:
+        redis.Redis.from_url(DEFAULT_BROKER, socket_connect_timeout=3).ping()
+    except redis.RedisError as error:
+        skip_or_fail(f"Redis does not answer at {DEFAULT_BROKER}: {error}")
+
+
 @pytest.mark.timeout(1800)
+@pytest.mark.usefixtures("redis_broker")
 def test_sync_backfill_and_send_list_run_on_two_celery_workers(tmp_path: Path, metadata_db: str) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "CC_SYNC"))}
     env |= {
