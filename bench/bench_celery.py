@@ -50,13 +50,15 @@ def _tree_pss(root: psutil.Process) -> int:
 
 
 def _workers(stack: psutil.Process, executor: str) -> dict[str, psutil.Process]:
+    from include.airflow_celery import WORKERS
+
     """The processes whose trees run tasks: each Celery worker, or the LocalExecutor's scheduler."""
     found: dict[str, psutil.Process] = {}
     for proc in stack.children():
         command = " ".join(proc.cmdline())
-        if executor == "celery" and "celery" in command:
-            name = next((w for w in ("worker-1", "worker-2") if w in command), command[:40])
-            found[name] = proc
+        worker = next((name for name in WORKERS if f"--celery-hostname {name}@" in command), None)
+        if executor == "celery" and worker:
+            found[worker] = proc
         elif executor == "local" and command.endswith("airflow scheduler"):
             found["scheduler"] = proc
     return found
