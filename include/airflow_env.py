@@ -2,16 +2,16 @@
 
 `make` targets run commands through ``python -m include.airflow_env CMD ...``, and
 ``tests/conftest.py`` calls :func:`airflow_env` before importing Airflow, so the demo, the UI and
-the tests all see the same settings: AIRFLOW_HOME inside the project, examples off, the project's
-dags/ and plugins/, and the common-io object-storage XCom backend on a local folder.
+the tests all see the same settings: AIRFLOW_HOME ($AIRFLOW_HOME, else the project's .airflow),
+examples off, the project's dags/ and plugins/, and the common-io object-storage XCom backend.
 A deployment overrides any of these by setting the variable itself (``setdefault`` semantics).
 
 What several machines must share (README "Run on several workers") is taken from the deployment
 when it sets it, in the environment (``AIRFLOW__SECTION__KEY``, or its ``_CMD``/``_SECRET`` forms)
 or in ``$AIRFLOW_HOME/airflow.cfg``: the XCom object-storage path, the Fernet key and the API's JWT
-secret. Only when it does not do the project's one-machine defaults apply, kept under AIRFLOW_HOME
-(``$AIRFLOW_HOME`` when set, else the project's ``.airflow``): an environment variable would
-override airflow.cfg, so a value the deployment wrote there must not be shadowed by ours.
+secret. Only when it does not do the project's one-machine defaults apply, kept under AIRFLOW_HOME:
+an environment variable would override airflow.cfg, so a value the deployment wrote there must not
+be shadowed by ours.
 """
 
 from __future__ import annotations
