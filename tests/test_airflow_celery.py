@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import sqlalchemy as sa
 
@@ -89,3 +92,44 @@ def test_sync_backfill_and_send_list_run_on_two_celery_workers(tmp_path: Path, m
     assert len(writes) >= 2
     assert writes[-1] > 0
     assert writes[:-1] == [0] * (len(writes) - 1)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.usefixtures("redis_broker")
+def test_sigterm_stops_every_component_and_the_emulator(tmp_path: Path, metadata_db: str) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "CC_SYNC"))}
+    env |= {
+        "CC_SYNC_VAR_DIR": str(tmp_path / "var"),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "CC_SYNC_AIRFLOW_PORT": str(free_port()),
+        "CC_SYNC_LOG_SERVER_PORT": str(free_port()),
+        "CC_SYNC_CELERY_METADATA_DB": metadata_db,
+        "CC_SYNC_CELERY_QUEUE": f"cc_sync_test_{uuid.uuid4().hex[:8]}",
+    }
+    command = [sys.executable, "-m", "include.airflow_env", "python", "-m", "include.airflow_celery",
+               "--emulator-port", str(free_port())]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        output = []
+        for line in process.stdout or []:
+            output.append(line)
+            if line.startswith("Airflow (CeleryExecutor"):
+                break
+        assert any(line.startswith("Airflow (CeleryExecutor") for line in output), "".join(output)
+        tree = psutil.Process(process.pid).children(recursive=True)
+        names = " ".join(" ".join(proc.cmdline()) for proc in tree)
+        # The emulator, the API server, the scheduler, the DAG processor and both workers.
+        assert "cc_emulator" in names
+        assert all(f"--celery-hostname {worker}@" in names for worker in WORKERS), names
+
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=240)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Stopping Airflow and the emulator" in rest, rest[-3000:]
+    time.sleep(1)
+    left = [proc for proc in tree if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE]
+    assert left == []
