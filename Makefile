@@ -27,6 +27,7 @@ help:
 	@echo "make test-all-dialects  every DAG scenario on SQLite, PostgreSQL and MariaDB"
 	@echo "make airflow      start the Airflow UI (airflow standalone) with the project's DAGs on"
 	@echo "                  127.0.0.1:$(AIRFLOW_PORT); AIRFLOW_PORT=, EMULATOR_PORT=, LOG_SERVER_PORT= move them"
+	@echo "make airflow EXECUTOR=celery  the same on CeleryExecutor: Redis, PostgreSQL metadata DB, two workers"
 	@echo "make emulator     serve the Constant Contact v3 emulator on 127.0.0.1:$(EMULATOR_PORT)"
 	@echo "make sample-data  create the demo member database (MEMBERS=$(MEMBERS))"
 	@echo "make migrate      migrate the sync's bookkeeping tables in the member database"
@@ -76,9 +77,12 @@ demo: venv
 emulator: venv
 	$(PY) -m include.cc_emulator --port $(EMULATOR_PORT) --state-file var/emulator-state.json
 
+# EXECUTOR=celery: the CeleryExecutor on Redis with two workers and a PostgreSQL metadata DB
+# (include/airflow_celery.py); otherwise airflow standalone (LocalExecutor, include/airflow_ui.py).
+AIRFLOW_MODULE = $(if $(filter celery,$(EXECUTOR)),include.airflow_celery,include.airflow_ui)
 airflow: venv
 	CC_SYNC_AIRFLOW_PORT=$(AIRFLOW_PORT) CC_SYNC_LOG_SERVER_PORT=$(LOG_SERVER_PORT) \
-		$(AF) python -m include.airflow_ui --emulator-port $(EMULATOR_PORT)
+		$(AF) python -m $(AIRFLOW_MODULE) --emulator-port $(EMULATOR_PORT)
 
 sample-data: venv
 	$(AF) python -m include.sample_data --members $(MEMBERS)

@@ -31,6 +31,7 @@ PARTS = {
     "undo": "bench.bench_undo",
     "console": "bench.bench_console",
     "airflow": "bench.bench_airflow",
+    "celery": "bench.bench_celery",
 }
 OUT_DIR = Path(__file__).resolve().parent
 

@@ -2,15 +2,25 @@
 
 `make` targets run commands through ``python -m include.airflow_env CMD ...``, and
 ``tests/conftest.py`` calls :func:`airflow_env` before importing Airflow, so the demo, the UI and
-the tests all see the same settings: AIRFLOW_HOME inside the project, examples off, the project's
-dags/ and plugins/, and the common-io object-storage XCom backend on a local folder.
+the tests all see the same settings: AIRFLOW_HOME ($AIRFLOW_HOME, else the project's .airflow),
+examples off, the project's dags/ and plugins/, and the common-io object-storage XCom backend.
 A deployment overrides any of these by setting the variable itself (``setdefault`` semantics).
+
+What several machines must share (README "Run on several workers") is taken from the deployment
+when it sets it, in the environment (``AIRFLOW__SECTION__KEY``, or its ``_CMD``/``_SECRET`` forms)
+or in ``$AIRFLOW_HOME/airflow.cfg``: the XCom object-storage path, the Fernet key and the API's JWT
+secret. Only when it does not do the project's one-machine defaults apply, kept under AIRFLOW_HOME:
+an environment variable would override airflow.cfg, so a value the deployment wrote there must not
+be shadowed by ours.
 """
 
 from __future__ import annotations
 
+import configparser
 import os
+import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -20,8 +30,9 @@ VAR_DIR = Path(os.environ.get("CC_SYNC_VAR_DIR") or PROJECT_ROOT / "var")
 
 
 def airflow_env(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = None) -> dict[str, str]:
-    """Return the Airflow settings for this project as environment variables."""
-    home = airflow_home or project_root / ".airflow"
+    """Return the Airflow settings for this project as environment variables (without those the
+    deployment sets itself: :data:`SHARED_SETTINGS`)."""
+    home = airflow_home or default_airflow_home(project_root)
     api_port = os.environ.get("CC_SYNC_AIRFLOW_PORT", "8080")
     # The scheduler's and the triggerer's log servers (8793/8794 by default). Airflow 3.3.2 binds
     # them to every interface and has no setting for the address (utils/serve_logs/core.py runs
@@ -35,14 +46,11 @@ def airflow_env(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = N
         # Diffs between tasks travel through object storage, never the metadata DB; a deployment
         # with several machines points this at s3://conn_id@bucket/path or gs://... instead.
         "AIRFLOW__CORE__XCOM_BACKEND": "airflow.providers.common.io.xcom.backend.XComObjectStorageBackend",
-        "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_PATH": f"file://{home / 'xcom'}",
         "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_THRESHOLD": "4096",
         "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_COMPRESSION": "gzip",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         # The connection form's Test button (off by default): ours names the Constant Contact account.
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-        # Encrypts connection passwords, variables and the hook's stored OAuth tokens at rest.
-        "AIRFLOW__CORE__FERNET_KEY": fernet_key(home),
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": api_port,
         # Workers reach the execution API through base_url; it must follow the port (notes/airflow3.md).
@@ -56,6 +64,51 @@ def airflow_env(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = N
         "PYTHONPATH": os.pathsep.join(
             p for p in (str(project_root), str(project_root / "plugins"), os.environ.get("PYTHONPATH")) if p
         ),
+    } | local_shared_settings(home)
+
+
+# What every machine of a deployment must agree on: (section, key) -> the one-machine default,
+# made from AIRFLOW_HOME. The XCom path: a worker reads the diffs another wrote. The Fernet key:
+# connection passwords, variables and the hook's stored OAuth tokens, encrypted at rest. The JWT
+# secret: the API server signs the tokens the workers' task runners present to the execution API.
+SHARED_SETTINGS: dict[tuple[str, str], Callable[[Path], str]] = {
+    ("common.io", "xcom_objectstorage_path"): lambda home: f"file://{home / 'xcom'}",
+    ("core", "fernet_key"): lambda home: fernet_key(home),
+    ("api_auth", "jwt_secret"): lambda home: jwt_secret(home),
+}
+
+
+def default_airflow_home(project_root: Path = PROJECT_ROOT) -> Path:
+    """$AIRFLOW_HOME when the deployment sets it, else the project's own ``.airflow`` folder."""
+    configured = os.environ.get("AIRFLOW_HOME")
+    return Path(configured).expanduser() if configured else project_root / ".airflow"
+
+
+def env_name(section: str, key: str) -> str:
+    """Airflow's environment variable for ``[section] key`` (``common.io`` -> ``COMMON_IO``)."""
+    return f"AIRFLOW__{section.upper().replace('.', '_')}__{key.upper()}"
+
+
+def deployment_sets(section: str, key: str, home: Path) -> bool:
+    """True when the environment or ``home``'s airflow.cfg gives ``[section] key`` a value (plain,
+    ``_cmd`` or ``_secret``); an empty value (as Airflow writes a fresh airflow.cfg) is no value."""
+    forms = (key, f"{key}_cmd", f"{key}_secret")
+    if any(os.environ.get(env_name(section, form)) for form in forms):
+        return True
+    config_file = Path(os.environ.get("AIRFLOW_CONFIG") or home / "airflow.cfg")
+    if not config_file.is_file():
+        return False
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.read(config_file)
+    return any(parser.get(section, form, fallback="").strip() for form in forms)
+
+
+def local_shared_settings(home: Path) -> dict[str, str]:
+    """The one-machine defaults of :data:`SHARED_SETTINGS` the deployment does not set itself."""
+    return {
+        env_name(section, key): default(home)
+        for (section, key), default in SHARED_SETTINGS.items()
+        if not deployment_sets(section, key, home)
     }
 
 
@@ -68,14 +121,28 @@ def local_parallelism() -> int:
 
 def fernet_key(home: Path) -> str:
     """This installation's Fernet key, made once and kept beside the metadata DB (never in git)."""
-    key_file = home / "fernet.key"
-    if not key_file.exists():
+
+    def new_key() -> str:
         from cryptography.fernet import Fernet
 
-        home.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(Fernet.generate_key().decode())
-        key_file.chmod(0o600)
-    return key_file.read_text().strip()
+        return Fernet.generate_key().decode()
+
+    return _kept_secret(home / "fernet.key", new_key)
+
+
+def jwt_secret(home: Path) -> str:
+    """This installation's JWT signing secret, made once and kept beside the metadata DB: every
+    Airflow process started from it (API server, scheduler, workers) signs and checks with it."""
+    return _kept_secret(home / "jwt_secret", lambda: secrets.token_urlsafe(32))
+
+
+def _kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret in ``path`` (owner-only), made by ``make`` the first time."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(make())
+    return path.read_text().strip()
 
 
 def apply(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = None) -> None:

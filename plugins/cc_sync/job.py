@@ -11,7 +11,8 @@ A job is a DAG whose tasks are plain functions of a job package (``cc_sync.sync`
    XCom ``run_summary``. A task cannot set its own DAG run's note in Airflow 3.3 (the execution
    API reads notes, never writes them); the listener :mod:`cc_sync.run_note`, running where the
    run's state changes (the scheduler, or the API server for a run marked by hand), copies that
-   XCom into the note.
+   XCom into the note. Last, it deletes the run's other XCom objects
+   (:mod:`cc_sync.xcom_retention`: they hold email addresses).
 
 This module is imported by the DAG files when they are parsed, so it imports only Airflow's SDK
 and :mod:`cc_sync.settings`; pandas, SQLAlchemy and requests come in when a task runs.
@@ -182,6 +183,7 @@ def close(
     from cc_sync import summary
     from cc_sync.member_db.bookkeeping import RunStatus
     from cc_sync.sync.lease import give_back
+    from cc_sync.xcom_retention import delete_run_xcom
 
     try:
         bookkeeping = res.bookkeeping
@@ -201,8 +203,9 @@ def close(
             give_back(res, run_id)
         usage = res.cc.quota_usage()
         report = {"status": status.value, "api_calls_today": usage.used, "api_budget": usage.budget, **counts}
+        dag_id = getattr(dag_run, "dag_id", None) or (record or {}).get("dag_id")
         text = summary.render(
-            dag_id=getattr(dag_run, "dag_id", None) or (record or {}).get("dag_id"),
+            dag_id=dag_id,
             run_id=run_id,
             report=report,
             extra=outcome.extra,
@@ -210,6 +213,11 @@ def close(
         log.info("Run summary:\n%s", text)
         if ti is not None:
             ti.xcom_push(key=summary.XCOM_KEY, value=text)
+        if status in (RunStatus.SUCCESS, RunStatus.DRY_RUN) and dag_id:
+            # Last: the record is closed, so what the console and the undo need is in the
+            # bookkeeping; the run's XCom files (full email addresses) are no longer needed. This
+            # task's own (the summary, counts and ids only) stay for the run's note.
+            delete_run_xcom(dag_id, run_id, keep_task_ids=(FINISH_TASK_ID,))
         return report
     finally:
         res.close()

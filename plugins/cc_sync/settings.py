@@ -18,6 +18,8 @@ seen. This module imports only the standard library: DAG files read it at parse 
 - ``CC_SYNC_VAR_DIR``: where local runs keep their world, demo DB and emulator (./var).
 - ``CC_SYNC_MEMBER_DB_URL``: ``make migrate``'s database when the mapping names none (the demo's).
 - ``CC_SYNC_MIGRATIONS_DIR``: the bookkeeping tables' Alembic migrations (include/migrations).
+- ``CC_SYNC_XCOM_RETENTION``: ``delete`` (default) a run's XCom objects, which hold email
+  addresses, once it finished and its record is closed; ``keep`` them (:mod:`cc_sync.xcom_retention`).
 
 ``include/airflow_env.py`` (``CC_SYNC_VAR_DIR``, ``CC_SYNC_AIRFLOW_PORT``) and
 ``include/local_setup.py`` (``CC_SYNC_EMULATOR_PORT``) read their own: they set Airflow up, before
@@ -30,6 +32,7 @@ import importlib
 import logging
 import os
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +122,24 @@ def member_db_url() -> str:
 
 def migrations_dir() -> Path:
     return Path(os.environ.get("CC_SYNC_MIGRATIONS_DIR") or PROJECT_ROOT / "include" / "migrations")
+
+
+class XComRetention(StrEnum):
+    """``CC_SYNC_XCOM_RETENTION``: what becomes of a finished run's XCom objects."""
+
+    DELETE = "delete"
+    KEEP = "keep"
+
+
+def xcom_retention() -> XComRetention:
+    """What becomes of a finished run's XCom objects (:mod:`cc_sync.xcom_retention`); an unknown
+    value is refused with the ones allowed, rather than guessed."""
+    value = (os.environ.get("CC_SYNC_XCOM_RETENTION") or XComRetention.DELETE.value).strip().lower()
+    try:
+        return XComRetention(value)
+    except ValueError:
+        allowed = ", ".join(r.value for r in XComRetention)
+        raise ValueError(f"CC_SYNC_XCOM_RETENTION={value!r} is not one of: {allowed}") from None
 
 
 def on_failure(context: Any) -> None:

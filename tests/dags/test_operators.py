@@ -139,7 +139,11 @@ def test_member_extract_reads_the_scope_or_what_changed(synced: SyncWorld) -> No
     assert changed[MEMBER_ID].astype(int).tolist() == [member_id]
 
 
-def test_load_operators_write_the_plan_and_return_the_load_xcom(synced: SyncWorld) -> None:
+def test_load_operators_write_the_plan_and_return_the_load_xcom(
+    synced: SyncWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The operators below read the finished run's plan: kept (deleted by default once it finished).
+    monkeypatch.setenv("CC_SYNC_XCOM_RETENTION", "keep")
     member_id = _linked_member(synced)
     contact_id = synced.contact_of(member_id)["contact_id"]
     synced.edit_member(member_id, job_title="Sexton")

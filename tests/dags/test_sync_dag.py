@@ -284,7 +284,11 @@ def test_a_second_sync_waits_for_the_lease(synced: SyncWorld) -> None:
 
 
 @pytest.mark.all_dialects
-def test_a_cleared_and_rerun_load_writes_nothing_twice(synced: SyncWorld) -> None:
+def test_a_cleared_and_rerun_load_writes_nothing_twice(
+    synced: SyncWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The re-run reads the finished run's plan: kept (a finished run's XComs are deleted by default).
+    monkeypatch.setenv("CC_SYNC_XCOM_RETENTION", "keep")
     from cc_sync.sync.loading import Journal, load_constant_contact, load_member_database
     from cc_sync.sync.resources import SyncResources
     from cc_sync.sync.xcom import plan_from_xcom

@@ -327,6 +327,9 @@ class SendPlan:
 
     @classmethod
     def from_xcom(cls, value: Mapping[str, Any]) -> SendPlan:
+        from cc_sync.xcom_retention import require_stored
+
+        require_stored(value, "The send plan")
         return cls(
             list_ref=value["list_ref"],
             mode=SendMode(value["mode"]),

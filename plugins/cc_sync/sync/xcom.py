@@ -31,6 +31,9 @@ def plan_to_xcom(plan: SyncPlan) -> dict[str, Any]:
 
 
 def plan_from_xcom(value: dict[str, Any]) -> SyncPlan:
+    from cc_sync.xcom_retention import require_stored
+
+    require_stored(value, "The sync plan")
     kwargs: dict[str, Any] = dict(value.get(_SCALARS) or {})
     names = {f.name for f in fields(SyncPlan)}
     for name, frame in value.items():

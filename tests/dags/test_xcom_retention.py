@@ -1,0 +1,100 @@
+"""Personal data at rest (cc_sync.xcom_retention): once a sync has finished and its record is
+closed, no XCom object of the run holds an email address; ``CC_SYNC_XCOM_RETENTION=keep`` keeps
+them. Real dag.test() runs, the object-storage XCom backend on this session's local folder."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dags.conftest import DAG_ID, SyncWorld
+
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+
+
+def run_xcom_files(run_id: str) -> list[Path]:
+    """The run's files under the object-storage XCom path (the backend's base/dag_id/run_id/...)."""
+    base = Path(os.environ["AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_PATH"].removeprefix("file://"))
+    return [path for path in (base / DAG_ID / run_id).rglob("*") if path.is_file()]
+
+
+def emails_in(path: Path) -> set[str]:
+    """The email addresses in one XCom file, read as the backend reads it (DataFrames are parquet
+    inside the JSON, so the raw bytes show no address)."""
+    import pandas as pd
+    from airflow.utils.json import XComDecoder
+
+    with gzip.open(path, "rt") if path.suffix == ".gz" else path.open() as f:
+        value = json.load(f, cls=XComDecoder)
+    found: set[str] = set()
+
+    def scan(item: Any) -> None:
+        if isinstance(item, pd.DataFrame):
+            for column in item.columns:
+                found.update(EMAIL.findall(" ".join(map(str, item[column].dropna()))))
+        elif isinstance(item, dict):
+            for nested in item.values():
+                scan(nested)
+        elif isinstance(item, (list, tuple)):
+            for nested in item:
+                scan(nested)
+        elif isinstance(item, str):
+            found.update(EMAIL.findall(item))
+
+    scan(value)
+    return found
+
+
+def test_a_finished_sync_leaves_no_xcom_object_with_an_email(world: SyncWorld) -> None:
+    run = world.sync()
+
+    assert run["state"] == "success", run["tasks"]
+    # What the console and the undo read is in the bookkeeping: the run record, its change log.
+    assert run["status"] == "success"
+    assert len(world.bookkeeping.get_changes(run["run_id"])) > 0
+    leftovers = {str(path): emails_in(path) for path in run_xcom_files(run["run_id"])}
+    assert not {path: found for path, found in leftovers.items() if found}
+    assert not leftovers
+
+
+def test_a_cleared_task_of_a_finished_run_is_told_to_clear_the_whole_run(world: SyncWorld) -> None:
+    from cc_sync.errors import NotRetryableError
+    from cc_sync.sync.xcom import plan_from_xcom
+    from tests.dags.test_sync_dag import _xcom
+
+    run = world.sync()
+
+    with pytest.raises(NotRetryableError, match="Clear the whole run"):
+        plan_from_xcom(_xcom(run["run_id"], "resolve"))
+
+
+def test_keep_keeps_the_runs_xcom_objects(world: SyncWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC_SYNC_XCOM_RETENTION", "keep")
+
+    run = world.sync()
+
+    assert run["state"] == "success", run["tasks"]
+    files = run_xcom_files(run["run_id"])
+    # The extracts and the plan: member and contact rows with their full addresses.
+    assert any(emails_in(path) for path in files), files
+
+
+def test_a_dry_run_is_cleaned_too(world: SyncWorld) -> None:
+    run = world.sync(dry_run=True)
+
+    assert run["status"] == "dry_run", run
+    assert run_xcom_files(run["run_id"]) == []
+
+
+def test_an_unknown_retention_is_refused_with_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cc_sync import settings
+
+    monkeypatch.setenv("CC_SYNC_XCOM_RETENTION", "forever")
+    with pytest.raises(ValueError, match="'forever' is not one of: delete, keep"):
+        settings.xcom_retention()

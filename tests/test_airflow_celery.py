@@ -1,0 +1,135 @@
+"""`make airflow EXECUTOR=celery` end to end (include/airflow_celery.py): the CeleryExecutor on
+Redis with two workers, a PostgreSQL metadata database of the test's own, the sync and a send-list
+driven through the REST API. In its own folders, ports, database and Celery queue."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import sqlalchemy as sa
+
+from include.airflow_celery import DEFAULT_BROKER, REQUESTS_PER_SECOND, WORKERS
+from include.airflow_env import PROJECT_ROOT
+from include.cc_emulator.testing import free_port
+from tests.ci import skip_or_fail
+from tests.conftest import POSTGRES_ADMIN_URL, _server_answers
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+@pytest.fixture
+def metadata_db() -> Iterator[str]:
+    """A PostgreSQL database name of the test's own for Airflow's metadata (dropped afterwards);
+    the stack creates it."""
+    reason = _server_answers(POSTGRES_ADMIN_URL)
+    if reason:
+        skip_or_fail(f"PostgreSQL does not answer: {reason}")
+    name = f"ccsync_airflow_{uuid.uuid4().hex[:10]}"
+    server = sa.make_url(POSTGRES_ADMIN_URL)
+    yield server.set(drivername="postgresql+psycopg2", database=name).render_as_string(hide_password=False)
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture
+def redis_broker() -> None:
+    """The broker the stack uses (127.0.0.1:6379): skipped (failed in CI) when it does not answer."""
+    import redis
+
+    try:
+        redis.Redis.from_url(DEFAULT_BROKER, socket_connect_timeout=3).ping()
+    except redis.RedisError as error:
+        skip_or_fail(f"Redis does not answer at {DEFAULT_BROKER}: {error}")
+
+
+@pytest.mark.timeout(1800)
+@pytest.mark.usefixtures("redis_broker")
+def test_sync_backfill_and_send_list_run_on_two_celery_workers(tmp_path: Path, metadata_db: str) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "CC_SYNC"))}
+    env |= {
+        "CC_SYNC_VAR_DIR": str(tmp_path / "var"),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "CC_SYNC_AIRFLOW_PORT": str(free_port()),
+        "CC_SYNC_LOG_SERVER_PORT": str(free_port()),
+        "CC_SYNC_CELERY_METADATA_DB": metadata_db,
+        "CC_SYNC_CELERY_QUEUE": f"cc_sync_test_{uuid.uuid4().hex[:8]}",
+        # A failure shows at once instead of after two retries 2 minutes apart.
+        "CC_SYNC_TASK_RETRIES": "0",
+    }
+    command = [sys.executable, "-m", "include.airflow_env", "python", "-m", "include.airflow_celery",
+               "--check", "--emulator-port", str(free_port())]  # fmt: skip
+
+    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1700)
+
+    logs = tmp_path / "var" / "airflow-celery"
+    tails = (
+        "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(logs.glob("*.log")))
+        if logs.exists()
+        else ""
+    )
+    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}\n{tails}"
+    assert "PROBLEM" not in result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("Figures: ")]
+    figures = json.loads(line.removeprefix("Figures: "))
+    # What --check checked, as figures: both workers ran tasks, the limit held across them, the
+    # emulator's day count is the hook's, and only the first sync run wrote anything.
+    assert set(WORKERS) <= set(figures["task_instances_per_worker"])
+    assert figures["busiest_second"] <= REQUESTS_PER_SECOND
+    assert figures["emulator_day_count"] == figures["recorded_calls_today"]
+    writes = sorted(rows for _, rows in figures["sync_runs"].values())
+    assert len(writes) >= 2
+    assert writes[-1] > 0
+    assert writes[:-1] == [0] * (len(writes) - 1)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.usefixtures("redis_broker")
+def test_sigterm_stops_every_component_and_the_emulator(tmp_path: Path, metadata_db: str) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "CC_SYNC"))}
+    env |= {
+        "CC_SYNC_VAR_DIR": str(tmp_path / "var"),
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "CC_SYNC_AIRFLOW_PORT": str(free_port()),
+        "CC_SYNC_LOG_SERVER_PORT": str(free_port()),
+        "CC_SYNC_CELERY_METADATA_DB": metadata_db,
+        "CC_SYNC_CELERY_QUEUE": f"cc_sync_test_{uuid.uuid4().hex[:8]}",
+    }
+    command = [sys.executable, "-m", "include.airflow_env", "python", "-m", "include.airflow_celery",
+               "--emulator-port", str(free_port())]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        output = []
+        for line in process.stdout or []:
+            output.append(line)
+            if line.startswith("Airflow (CeleryExecutor"):
+                break
+        assert any(line.startswith("Airflow (CeleryExecutor") for line in output), "".join(output)
+        tree = psutil.Process(process.pid).children(recursive=True)
+        names = " ".join(" ".join(proc.cmdline()) for proc in tree)
+        # The emulator, the API server, the scheduler, the DAG processor and both workers.
+        assert "cc_emulator" in names
+        assert all(f"--celery-hostname {worker}@" in names for worker in WORKERS), names
+
+        process.send_signal(signal.SIGTERM)
+        rest = process.communicate(timeout=240)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Stopping Airflow and the emulator" in rest, rest[-3000:]
+    time.sleep(1)
+    left = [proc for proc in tree if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE]
+    assert left == []
