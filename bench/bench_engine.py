@@ -18,7 +18,6 @@ import json
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ for path in (str(ROOT), str(ROOT / "plugins")):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+from bench.measure import PeakRss  # noqa: E402
 from cc_sync.engine import default_policies, plan_sync  # noqa: E402
 
 TEXT_FIELDS = (
@@ -117,31 +117,6 @@ def make_frames(n: int, change_share: float = 0.01, seed: int = 7) -> dict[str, 
         "directory": directory,
         "contacts_keyed": contacts.merge(links, on="contact_id"),
     }
-
-
-class PeakRss:
-    """Sample the process's resident set every few milliseconds; ``peak`` is the high-water mark."""
-
-    def __init__(self, interval: float = 0.005) -> None:
-        self._process = psutil.Process()
-        self._interval = interval
-        self._stop = threading.Event()
-        self.peak = self._process.memory_info().rss
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self._process.memory_info().rss)
-            time.sleep(self._interval)
-
-    def __enter__(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._process.memory_info().rss)
 
 
 def _best_of(repeats: int, action: Any) -> tuple[float, Any]:

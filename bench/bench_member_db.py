@@ -24,7 +24,6 @@ import os
 import shutil
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -94,43 +93,15 @@ def _postgres_url(members: int) -> tuple[str | None, str | None]:
     return sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False), None
 
 
-class _PeakRss:
-    """The highest RSS of this process while the block runs, sampled every 5 ms.
-
-    Not ``ru_maxrss``: a spawned child starts by fork + exec, and Linux keeps the parent's
-    high-water mark across both, so a child of a large parent would report the parent's peak.
-    """
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._process = psutil.Process()
-        self.peak = self._process.memory_info().rss
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._process.memory_info().rss)
-
-    def __enter__(self) -> _PeakRss:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._process.memory_info().rss)
-
-
 def _extract_in_child(url: str, read_path: str, queue: Any) -> None:
     _paths()
+    from bench.measure import PeakRss
     from cc_sync.member_db.hook import MemberDatabaseHook
 
     hook = MemberDatabaseHook.from_url(url, MAPPING, read_path=read_path)
     hook.table  # noqa: B018 (reflect before the clock starts)
     rows = 0
-    with _PeakRss() as peak:
+    with PeakRss() as peak:
         started, cpu_started = time.perf_counter(), time.process_time()
         for chunk in hook.extract_members(chunksize=50_000):
             rows += len(chunk)
