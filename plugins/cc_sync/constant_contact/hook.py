@@ -176,6 +176,25 @@ def _csv_rows(text: str) -> list[dict[str, str]]:
     return [dict(zip(columns, row, strict=False)) for row in reader if row]
 
 
+def _contact_id_requests(
+    path: str, contact_ids: Sequence[str], target_key: str, targets: Sequence[str], per_request: int
+) -> list[ActivityRequest]:
+    """Requests of a bulk activity over contact ids (membership or tagging): ``per_request`` ids
+    each, duplicates sent once; each request's items are the ids' first positions in ``contact_ids``."""
+    ids = list(dict.fromkeys(contact_ids))
+    positions = {contact_id: n for n, contact_id in reversed(list(enumerate(contact_ids)))}
+    requests = []
+    for i in range(0, len(ids), per_request):
+        part = ids[i : i + per_request]
+        body = {"source": {"contact_ids": part}, target_key: list(targets)}
+        requests.append(
+            ActivityRequest(
+                path, json.dumps(body, separators=(",", ":")).encode(), tuple(positions[c] for c in part)
+            )
+        )
+    return requests
+
+
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ConstantContactApiError):
         return exc.is_retryable
@@ -784,18 +803,7 @@ class ConstantContactHook(BaseHook):
         """A membership activity's requests, 500 contact ids each (items: positions in the ids)."""
         if not list_ids or len(list_ids) > 50:
             raise ValueError("a membership activity takes 1 to 50 list ids")
-        ids = list(dict.fromkeys(contact_ids))
-        positions = {contact_id: n for n, contact_id in reversed(list(enumerate(contact_ids)))}
-        requests = []
-        for i in range(0, len(ids), MAX_IDS_PER_MEMBERSHIP_ACTIVITY):
-            part = ids[i : i + MAX_IDS_PER_MEMBERSHIP_ACTIVITY]
-            body = {"source": {"contact_ids": part}, "list_ids": list(list_ids)}
-            requests.append(
-                ActivityRequest(
-                    path, json.dumps(body, separators=(",", ":")).encode(), tuple(positions[c] for c in part)
-                )
-            )
-        return requests
+        return _contact_id_requests(path, contact_ids, "list_ids", list_ids, MAX_IDS_PER_MEMBERSHIP_ACTIVITY)
 
     def _membership_activities(
         self,
@@ -956,18 +964,7 @@ class ConstantContactHook(BaseHook):
         permission to send: an unsubscribed contact is tagged and stays unsubscribed."""
         if not tag_ids or len(tag_ids) > MAX_TAGS_PER_TAGGING_ACTIVITY:
             raise ValueError(f"a tagging activity takes 1 to {MAX_TAGS_PER_TAGGING_ACTIVITY} tag ids")
-        ids = list(dict.fromkeys(contact_ids))
-        positions = {contact_id: n for n, contact_id in reversed(list(enumerate(contact_ids)))}
-        requests = []
-        for i in range(0, len(ids), MAX_IDS_PER_TAGGING_ACTIVITY):
-            part = ids[i : i + MAX_IDS_PER_TAGGING_ACTIVITY]
-            body = {"source": {"contact_ids": part}, "tag_ids": list(tag_ids)}
-            requests.append(
-                ActivityRequest(
-                    path, json.dumps(body, separators=(",", ":")).encode(), tuple(positions[c] for c in part)
-                )
-            )
-        return requests
+        return _contact_id_requests(path, contact_ids, "tag_ids", tag_ids, MAX_IDS_PER_TAGGING_ACTIVITY)
 
     # -- campaigns and tracking reports (scope campaign_data) -----------------------------------
 
