@@ -99,7 +99,7 @@ def _run(dag: Any, emulator: Any, **conf: Any) -> dict[str, Any]:
     return {"seconds": round(seconds, 1), "api_calls": emulator.admin.counters()["api_calls"] - calls_before}
 
 
-def _edit_share(db_url: str, emulator: Any, bookkeeping: Any, count: int, seed: int = 5) -> None:
+def edit_share(db_url: str, emulator: Any, bookkeeping: Any, count: int, seed: int = 5) -> None:
     """Edit ``count`` linked people: half on the member side, half in CC (different fields)."""
     import sqlalchemy as sa
 
@@ -148,14 +148,14 @@ def sync_scenario(
         time.sleep(4)
         result["zero_change"] = _run(dag, emulator)
         count = edits if edits is not None else max(1, members // 100)
-        _edit_share(db_url, emulator, bookkeeping, count)
+        edit_share(db_url, emulator, bookkeeping, count)
         result["incremental"] = {"people_edited": count, **_run(dag, emulator)}
         time.sleep(4)
         result["incremental_echo"] = _run(dag, emulator)
         if faulted:
             # The same share of edits again, with Constant Contact failing the run's import
             # activity once: the load resends it inside the task (issue 10), no task retry.
-            _edit_share(db_url, emulator, bookkeeping, count, seed=6)
+            edit_share(db_url, emulator, bookkeeping, count, seed=6)
             emulator.admin.set_faults(activity_fail_count=1)
             result["incremental_faulted"] = {"people_edited": count, **_run(dag, emulator)}
             emulator.admin.clear_faults()

@@ -34,7 +34,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]
 
 from bench.airflow_setup import project_dag  # noqa: E402  (after the path set-up)
-from bench.bench_sync import _edit_share  # noqa: E402
+from bench.bench_sync import edit_share  # noqa: E402
 from cc_sync.timeutil import utcnow  # noqa: E402
 
 REALISTIC_WORLD = (
@@ -141,9 +141,9 @@ def realistic_scenario(members: int, dag: Any, work: Path) -> dict[str, Any]:
         time.sleep(4)
         result["echo"] = _run(dag, emulator, bookkeeping)
         count = max(1, members // 100)
-        _edit_share(db_url, emulator, bookkeeping, count)
+        edit_share(db_url, emulator, bookkeeping, count)
         result["incremental"] = {"people_edited": count, **_run(dag, emulator, bookkeeping)}
-        # Half the edits were made in CC (_edit_share): those contacts are what the run must read.
+        # Half the edits were made in CC (edit_share): those contacts are what the run must read.
         result["incremental"] |= references(result["incremental"], count - count // 2, extra_read_pages=2)
         engine.dispose()
     return result

@@ -23,7 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]
 
 from bench.airflow_setup import project_dag  # noqa: E402  (after the path set-up)
-from bench.bench_sync import _edit_share, _run, build_world  # noqa: E402
+from bench.bench_sync import edit_share, _run, build_world  # noqa: E402
 
 IMPORT_ROWS = 40_000
 PAGE = 500
@@ -69,7 +69,7 @@ def scenario(members: int, people: int, work: Path) -> dict[str, Any]:
         time.sleep(4)
         _run(sync_dag, emulator)  # the echo of the initial sync
         linked = len(bookkeeping.get_links())
-        _edit_share(db_url, emulator, bookkeeping, people)
+        edit_share(db_url, emulator, bookkeeping, people)
         before = emulator.admin.counters()["api_calls"]
         bad = sync_dag.test(
             run_conf={"dry_run": False, "full_reconcile": False, "allow_mass_change": True,
