@@ -23,7 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]
 
 from bench.airflow_setup import project_dag  # noqa: E402  (after the path set-up)
-from bench.bench_sync import edit_share, _run, build_world  # noqa: E402
+from bench.bench_sync import _run, build_world, edit_share  # noqa: E402
 
 IMPORT_ROWS = 40_000
 PAGE = 500
