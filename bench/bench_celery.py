@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,9 +51,9 @@ def _tree_pss(root: psutil.Process) -> int:
 
 
 def _workers(stack: psutil.Process, executor: str) -> dict[str, psutil.Process]:
+    """The processes whose trees run tasks: each Celery worker, or the LocalExecutor's scheduler."""
     from include.airflow_celery import WORKERS
 
-    """The processes whose trees run tasks: each Celery worker, or the LocalExecutor's scheduler."""
     found: dict[str, psutil.Process] = {}
     for proc in stack.children():
         command = " ".join(proc.cmdline())
@@ -79,8 +80,27 @@ class PeakSampler(threading.Thread):
                 self.peaks[name] = max(self.peaks[name], _tree_pss(proc))
 
 
-def initial_sync(executor: str, members: int) -> dict[str, Any]:
-    """Seconds of one initial sync of ``members`` under ``executor`` and each worker's peak PSS (MB)."""
+def _clean_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "CC_SYNC"))}
+
+
+def member_database(members: int, folder: Path) -> Path:
+    """A SQLite member database of ``members`` sample members, generated once for every executor."""
+    path = folder / f"members_{members}.db"
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        subprocess.run(
+            [sys.executable, "-m", "include.sample_data", "--members", str(members), "--db-url",
+             f"sqlite:///{partial}"],
+            cwd=PROJECT_ROOT, env=_clean_env(), check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        partial.rename(path)
+    return path
+
+
+def initial_sync(executor: str, members_db: Path) -> dict[str, Any]:
+    """Seconds of one initial sync of the members in ``members_db`` under ``executor``, and each
+    worker's peak PSS (MB); the database is copied, so every executor starts from the same members."""
     import sqlalchemy as sa
 
     from include.airflow_ui import SYNC_DAG_ID, AirflowApi, unpause
@@ -91,7 +111,7 @@ def initial_sync(executor: str, members: int) -> dict[str, Any]:
     var_dir.mkdir()
     database = f"ccsync_bench_{executor}_{uuid.uuid4().hex[:8]}"
     metadata_db = sa.make_url(POSTGRES_URL).set(drivername="postgresql+psycopg2", database=database)
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "CC_SYNC"))}
+    env = _clean_env()
     port = free_port()
     env |= {
         "CC_SYNC_VAR_DIR": str(var_dir),
@@ -104,11 +124,7 @@ def initial_sync(executor: str, members: int) -> dict[str, Any]:
     }
     # The members before the stack starts: an existing member database gets no seeded contacts, so
     # the sync's first run creates every member in the empty account.
-    subprocess.run(
-        [sys.executable, "-m", "include.sample_data", "--members", str(members), "--db-url",
-         f"sqlite:///{var_dir / 'members.db'}"],
-        cwd=PROJECT_ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    shutil.copyfile(members_db, var_dir / "members.db")
     command = [sys.executable, "-m", "include.airflow_env", "python", "-m", "include.airflow_celery",
                "--executor", executor, "--emulator-port", str(free_port())]  # fmt: skip
     with (work / "stack.log").open("w") as log:
@@ -161,18 +177,40 @@ def _parse(stamp: str) -> float:
     return datetime.fromisoformat(stamp).timestamp()
 
 
-def run(results: dict[str, Any], *, quick: bool = False, members: int | None = None) -> None:
+def run(
+    results: dict[str, Any],
+    *,
+    quick: bool = False,
+    members: int | None = None,
+    executors: tuple[str, ...] = ("celery", "local"),
+    members_folder: Path | None = None,
+) -> None:
+    """Adds each executor's figures to ``results`` as soon as its run ends, so a later executor's
+    failure (or a time limit) does not lose an earlier one's."""
     members = members or (10_000 if quick else 100_000)
-    for executor in ("celery", "local"):
-        figures = initial_sync(executor, members)
-        results[f"initial_sync_{members}_{executor}_seconds"] = figures["seconds"]
-        for worker, megabytes in figures["peak_pss_mb"].items():
-            results[f"initial_sync_{members}_{executor}_{worker}_peak_pss_mb"] = megabytes
+    with tempfile.TemporaryDirectory(prefix="ccsync-bench-members-") as scratch:
+        members_db = member_database(members, members_folder or Path(scratch))
+        for executor in executors:
+            figures = initial_sync(executor, members_db)
+            results[f"initial_sync_{members}_{executor}_seconds"] = figures["seconds"]
+            for worker, megabytes in figures["peak_pss_mb"].items():
+                results[f"initial_sync_{members}_{executor}_{worker}_peak_pss_mb"] = megabytes
+            print(json.dumps({executor: figures}), flush=True)
 
 
 if __name__ == "__main__":  # python -m bench.bench_celery [--members N]: print the figures
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--executor", action="append", choices=("celery", "local"),
+                        help="repeat for several (default: celery, then local)")  # fmt: skip
+    parser.add_argument("--members-folder", type=Path,
+                        help="keeps the generated members here for the next call")  # fmt: skip
+    arguments = parser.parse_args()
     figures: dict[str, Any] = {}
-    run(figures, members=parser.parse_args().members)
+    run(
+        figures,
+        members=arguments.members,
+        executors=tuple(arguments.executor or ("celery", "local")),
+        members_folder=arguments.members_folder,
+    )
     print(json.dumps(figures, indent=1))
