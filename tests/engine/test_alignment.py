@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from bench.bench_engine import FIELDS, make_frames
 from cc_sync.engine import default_policies, plan_sync
-from cc_sync.engine.align import duplicated
-from cc_sync.engine.link import _count_per_key
+from cc_sync.engine.align import duplicated, shared_codes
 
 N = 2_000
 
@@ -98,13 +97,25 @@ def test_duplicated_agrees_with_pandas(values: list[str | None]) -> None:
 
 
 @given(
-    st.lists(st.sampled_from(["x", "y", "z"]), max_size=30),
-    st.lists(st.sampled_from(["x", "y", "w"]), max_size=10),
+    st.lists(st.sampled_from(["x", "y", "z", None]), max_size=30),
+    st.lists(st.sampled_from(["x", "y", "w", None]), max_size=10),
+    st.booleans(),
 )
-def test_count_per_key_agrees_with_value_counts(counted: list[str], probe: list[str]) -> None:
-    counts = pd.Series(counted, dtype=object).value_counts()
-    expected = [int(counts.get(key, 0)) for key in probe]
-    got = _count_per_key(
-        pd.Series(counted, dtype="string[pyarrow]"), pd.Series(probe, dtype="string[pyarrow]")
+def test_shared_codes_are_equal_exactly_where_the_values_are(
+    left: list[str | None], right: list[str | None], object_dtype: bool
+) -> None:
+    """Across columns: one code per distinct value, -1 for NA, whatever each column's dtype."""
+    dtype = object if object_dtype else "string[pyarrow]"
+    (left_codes, right_codes), size = shared_codes(
+        pd.Series(left, dtype="string[pyarrow]"), pd.Series(right, dtype=dtype)
     )
-    assert got.tolist() == expected
+    values = left + right
+    codes = np.concatenate([left_codes, right_codes]).tolist()
+    assert size == len({v for v in values if v is not None})
+    for value, code in zip(values, codes, strict=True):
+        assert (code == -1) == (value is None)
+        assert code < size
+    for i, (a, code_a) in enumerate(zip(values, codes, strict=True)):
+        for b, code_b in zip(values[i:], codes[i:], strict=True):
+            if a is not None and b is not None:
+                assert (code_a == code_b) == (a == b)

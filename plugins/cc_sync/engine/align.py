@@ -49,6 +49,22 @@ def is_in(values: pd.Series, candidates: pd.Series) -> np.ndarray:
     return pc.fill_null(pc.is_in(array, value_set=value_set), False).to_numpy(zero_copy_only=False)
 
 
+def shared_codes(*columns: pd.Series) -> tuple[list[np.ndarray], int]:
+    """Each column's values as codes into one dictionary they share (-1 for NA), and its size.
+
+    One hash pass over every column at once: counting keys, membership between the columns and
+    lookups by key then become integer array work (``np.bincount``, indexing), where each
+    ``is_in`` / ``index_in`` would hash a million strings again.
+    """
+    arrays = [to_arrow(column, contiguous=True) for column in columns]
+    text = pa.large_string() if any(pa.types.is_large_string(a.type) for a in arrays) else pa.string()
+    arrays = [a if a.type == text else a.cast(text) for a in arrays]
+    encoded = pc.dictionary_encode(pa.concat_arrays(arrays))
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    bounds = np.cumsum([len(a) for a in arrays])[:-1]
+    return list(np.split(codes, bounds)), len(encoded.dictionary)
+
+
 def is_identity(pos: np.ndarray, length: int) -> bool:
     return len(pos) == length and bool((pos == np.arange(length)).all())
 

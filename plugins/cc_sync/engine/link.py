@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cc_sync.engine.align import duplicated, is_in, positions, take_column, to_arrow
+from cc_sync.engine.align import duplicated, is_in, shared_codes, take_column, to_arrow
 from cc_sync.engine.model import (
     DETAIL,
     FIELD,
@@ -71,24 +71,6 @@ def _strings(array: pa.Array) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(array.cast(pa.large_string())))
 
 
-def _count_per_key(counted: pd.Series, probe: pd.Series) -> np.ndarray:
-    """How many times each ``probe`` key occurs in ``counted`` (0 when never; NA keys never count).
-
-    Arrow's hash kernels: a pandas groupby + map turns a million keys into Python objects twice.
-    """
-    if len(probe) == 0 or len(counted) == 0:
-        return np.zeros(len(probe), dtype=np.int64)
-    encoded = to_arrow(counted, contiguous=True).dictionary_encode()  # one hash pass
-    unique = encoded.dictionary
-    totals = np.bincount(encoded.indices.drop_null().to_numpy(zero_copy_only=False), minlength=len(unique))
-    probe_keys = to_arrow(probe, contiguous=True)
-    if probe_keys.type != unique.type:
-        probe_keys = probe_keys.cast(unique.type)
-    where = pc.index_in(probe_keys, value_set=unique)
-    found = where.fill_null(-1).to_numpy(zero_copy_only=False)
-    return np.where(found >= 0, totals[np.maximum(found, 0)], 0)
-
-
 def _reviews(frame: pd.DataFrame, kind: ReviewKind, detail: pd.Series | str) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -138,51 +120,66 @@ def find_links(
             pd.Series([], dtype="string[pyarrow]"),
             empty_frame(REJECTED_COLUMNS),
         )
-    members = unlinked.reset_index(drop=True)
+    # Only the columns linking reads: filtering a member frame of every mapped field, a million
+    # rows at a first sync, cost more than the linking itself.
+    wanted = (MEMBER_ID, EMAIL, FIRST_NAME, LAST_NAME, OPTED_OUT, CREATABLE)
+    members = unlinked[[c for c in wanted if c in unlinked.columns]].reset_index(drop=True)
     members[_KEY] = normalise_email(members[EMAIL]) if EMAIL in members else pd.NA
     no_email = members[_KEY].isna().to_numpy()
     rejected = [_rejected(members[no_email], RejectReason.NO_EMAIL, EMAIL, "the member has no email address")]
     members = members[~no_email].reset_index(drop=True)
     keys = members[_KEY]
 
-    # Households: every member (linked or not) on each email this run looks at.
-    linked = linked_members[[MEMBER_ID, EMAIL]].copy()
-    linked[_KEY] = normalise_email(linked[EMAIL])
-    linked = linked[is_in(linked[_KEY], keys)]
-    everyone = pd.concat([members[[MEMBER_ID, _KEY]], linked[[MEMBER_ID, _KEY]]], ignore_index=True)
-    everyone = everyone[~duplicated(everyone[MEMBER_ID])]
+    # Every email key of this run in one dictionary: the members', the linked members' and the
+    # contacts'. Households, contacts per key and the lookup of each member's contact are then
+    # counts and indexing on integer codes.
+    pool = contact_pool.reset_index(drop=True)
+    linked_keys, pool_keys = normalise_email(linked_members[EMAIL]), normalise_email(pool[EMAIL])
+    (member_code, linked_code, pool_code), n_keys = shared_codes(keys, linked_keys, pool_keys)
+    looked_at = np.zeros(n_keys + 1, dtype=bool)  # the extra slot answers for code -1 (no email)
+    looked_at[member_code] = True
 
-    pool = contact_pool.copy()
-    pool[_KEY] = normalise_email(pool[EMAIL])
-    pool = pool[is_in(pool[_KEY], keys)]
+    # Households: every member (linked or not) on each email this run looks at.
+    linked_here = looked_at[linked_code]
+    everyone_ids = pd.concat(
+        [members[MEMBER_ID], linked_members[MEMBER_ID].reset_index(drop=True)[linked_here]], ignore_index=True
+    )
+    everyone_codes = np.concatenate([member_code, linked_code[linked_here]])
+    everyone_codes = everyone_codes[~duplicated(everyone_ids)]
+    n_members = np.maximum(np.bincount(everyone_codes, minlength=n_keys)[member_code], 1)
+
+    in_pool = looked_at[pool_code]
     deleted = (
         pool[DELETED].fillna(False).astype(bool).to_numpy() if DELETED in pool else np.zeros(len(pool), bool)
     )
-    deleted_keys = set(pool.loc[deleted, _KEY])
-    live = pool[~deleted]
-    live = live[~duplicated(live[CONTACT_ID])]
-    one_contact = live[_count_per_key(live[_KEY], live[_KEY]) == 1]
-    one_contact = one_contact.assign(
-        **{_NAME: _name_key(one_contact), "_contact_name": _display_name(one_contact)}
-    )
+    deleted_key = np.zeros(n_keys, dtype=bool)
+    deleted_key[pool_code[in_pool & deleted]] = True
+    live_rows = np.flatnonzero(in_pool & ~deleted)
+    live_rows = live_rows[~duplicated(pool[CONTACT_ID].iloc[live_rows])]
+    live_code = pool_code[live_rows]
+    per_key = np.bincount(live_code, minlength=n_keys)
+    n_contacts = per_key[member_code]
+    # Each key is held by at most one contact here, so a lookup by code does what a left merge would.
+    one_contact_rows = live_rows[per_key[live_code] == 1]
+    row_of_key = np.full(n_keys + 1, -1, dtype=np.int64)
+    row_of_key[pool_code[one_contact_rows]] = one_contact_rows
+    found = row_of_key[member_code]  # the contact's row in the pool, or -1
+    matched_contact = _strings(take_column(to_arrow(pool[CONTACT_ID], contiguous=True), found))
+    contact_linked = is_in(matched_contact, linked_contact_ids)
 
-    n_members = np.maximum(_count_per_key(everyone[_KEY], keys), 1)
-    n_contacts = _count_per_key(live[_KEY], keys)
-    # Each key is held by at most one contact here, so a lookup by position does what a left merge
-    # would, without hashing both frames' keys again.
-    found = positions(members[_KEY], one_contact[_KEY])
-    matched = pd.DataFrame(
-        {
-            column: _strings(take_column(to_arrow(one_contact[column], contiguous=True), found))
-            for column in (CONTACT_ID, _NAME, "_contact_name")
-        }
-    )
-    contact_linked = is_in(matched[CONTACT_ID].astype("string[pyarrow]"), linked_contact_ids)
-    same_name = (_name_key(members) == matched[_NAME]).fillna(False).to_numpy(dtype=bool)
+    # Names only where they decide: a member whose email one contact holds.
+    same_name = np.zeros(len(members), dtype=bool)
+    one = np.flatnonzero(found >= 0)
+    if len(one):
+        member_names = to_arrow(_name_key(members.iloc[one]), contiguous=True)
+        contact_names = to_arrow(_name_key(pool.iloc[found[one]]), contiguous=True)
+        same_name[one] = pc.fill_null(pc.equal(member_names, contact_names), False).to_numpy(
+            zero_copy_only=False
+        )
 
     apart = np.zeros(len(members), bool)
     if kept_apart:
-        pair_contacts = matched[CONTACT_ID].astype("string").fillna("")
+        pair_contacts = matched_contact.fillna("")
         apart = np.array(
             [(str(m), str(c)) in kept_apart for m, c in zip(members[MEMBER_ID], pair_contacts, strict=True)],
             dtype=bool,
@@ -193,10 +190,10 @@ def find_links(
     link = ~household & (n_contacts == 1) & ~contact_linked & same_name & ~apart
     near = ~household & (n_contacts == 1) & ~contact_linked & ~same_name & ~apart
     nobody = ~household & (n_contacts == 0)
-    revived = nobody & is_in(keys, pd.Series(sorted(deleted_keys), dtype="string[pyarrow]"))
+    revived = nobody & deleted_key[member_code]
     create = nobody & ~revived
 
-    with_contact = members.assign(**{CONTACT_ID: matched[CONTACT_ID].to_numpy()})
+    with_contact = members.assign(**{CONTACT_ID: matched_contact.to_numpy()})
     reviews = [
         _reviews(with_contact[household], ReviewKind.SHARED_EMAIL, "several members share this email"),
         _reviews(members[ambiguous], ReviewKind.AMBIGUOUS, "several CC contacts hold this email"),
@@ -207,7 +204,7 @@ def find_links(
             "member '"
             + _display_name(members[near])
             + "' vs contact '"
-            + matched.loc[near, "_contact_name"].astype("string[pyarrow]").fillna("")
+            + _display_name(pool.iloc[found[near]]).reset_index(drop=True).to_numpy()
             + "'",
         ),
         _reviews(members[revived], ReviewKind.DELETED_IN_CC, "the email belongs to a deleted CC contact"),
