@@ -34,6 +34,14 @@ def as_string(values: pd.Series) -> pd.Series:
     return values.astype(STRING)
 
 
+def constant_text(value: str | None, length: int) -> pd.arrays.ArrowStringArray:
+    """``value`` (or NA) ``length`` times as Arrow text, without a Python object per row."""
+    if value is None:
+        return pd.arrays.ArrowStringArray(pa.nulls(length, pa.large_string()))
+    single = pa.array([value], pa.large_string())
+    return pd.arrays.ArrowStringArray(pc.take(single, pa.array(np.zeros(length, dtype=np.int64))))
+
+
 def _unicode_fold(text: pd.Series) -> pd.Series:
     """NFKC + casefold on non-ASCII values, ``lower`` (the same thing for ASCII) on the rest."""
     folded = text.str.lower()
