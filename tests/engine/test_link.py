@@ -57,6 +57,24 @@ def test_household_email_shared_by_members_goes_to_review() -> None:
     assert set(plan.reviews["kind"]) == {ReviewKind.SHARED_EMAIL.value}
 
 
+@pytest.mark.parametrize("contact_first", ["Anne", "Zoë"], ids=["ascii", "non-ascii"])
+def test_household_of_several_members_on_one_contact_goes_to_review(contact_first: str) -> None:
+    """The contact is looked up once per household member: the same contact row several times, and a
+    non-ASCII name takes the slow normalisation path, which aligns on labels."""
+    world = World()
+    world.add_member("m1", first_name="Zoë", last_name="Smith", email="home@example.org")
+    world.add_member("m2", first_name="Tom", last_name="Smith", email="home@example.org")
+    world.add_member("m3", first_name="Ève", last_name="Smith", email="HOME@example.org")
+    world.add_member("m4", first_name="Ana", last_name="Brontë", email="ana@example.org")
+    world.add_contact("c1", first_name=contact_first, last_name="Smith", email="home@example.org")
+    world.add_contact("c2", first_name="Ana", last_name="Brontë", email="ana@example.org")
+    plan = world.sync()
+    assert plan.new_links.values.tolist() == [["m4", "c2", LinkRule.NAME_EMAIL.value]]
+    assert plan.cc_creates.empty
+    assert sorted(plan.reviews["member_id"]) == ["m1", "m2", "m3"]
+    assert set(plan.reviews["kind"]) == {ReviewKind.SHARED_EMAIL.value}
+
+
 def test_household_without_a_contact_is_not_created_twice() -> None:
     world = World()
     world.add_member("m1", first_name="Anne", last_name="Smith", email="home@example.org")

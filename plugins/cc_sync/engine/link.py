@@ -171,8 +171,9 @@ def find_links(
     same_name = np.zeros(len(members), dtype=bool)
     one = np.flatnonzero(found >= 0)
     if len(one):
-        member_names = to_arrow(_name_key(members.iloc[one]), contiguous=True)
-        contact_names = to_arrow(_name_key(pool.iloc[found[one]]), contiguous=True)
+        # A contact is repeated here when several members (a household) hold its email.
+        member_names = to_arrow(_name_key(members.iloc[one].reset_index(drop=True)), contiguous=True)
+        contact_names = to_arrow(_name_key(pool.iloc[found[one]].reset_index(drop=True)), contiguous=True)
         same_name[one] = pc.fill_null(pc.equal(member_names, contact_names), False).to_numpy(
             zero_copy_only=False
         )
@@ -204,7 +205,7 @@ def find_links(
             "member '"
             + _display_name(members[near])
             + "' vs contact '"
-            + _display_name(pool.iloc[found[near]]).reset_index(drop=True).to_numpy()
+            + _display_name(pool.iloc[found[near]].reset_index(drop=True)).to_numpy()
             + "'",
         ),
         _reviews(members[revived], ReviewKind.DELETED_IN_CC, "the email belongs to a deleted CC contact"),
