@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -163,6 +163,41 @@ def test_change_log_is_idempotent(books: Bookkeeping) -> None:
     assert len(log) == 2
     assert log["new_value"].tolist() == ["Anne", "Chair"]
     assert log["old_value"].isna().tolist() == [False, True]
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        datetime(2026, 11, 1, 8, 30, 0, 123456, tzinfo=UTC),
+        datetime(2026, 11, 1, 8, 30, tzinfo=UTC),  # no microseconds: still six digits in the literal
+        datetime(2026, 11, 1, 10, 30, 0, 5, tzinfo=timezone(timedelta(hours=2))),
+    ],
+    ids=["microseconds", "whole-second", "another-zone"],
+)
+def test_a_bulk_timestamp_written_as_a_literal_reads_back_the_same_instant(
+    books: Bookkeeping, stamp: datetime
+) -> None:
+    """The change log, links, base and directory write their one-per-insert timestamp as SQL text."""
+    import cc_sync.member_db.bookkeeping as bookkeeping_module
+
+    changes = pd.DataFrame(
+        {"run_id": RUN, "direction": "to_cc", "member_id": ["1"], "contact_id": ["c-1"], "field": "city",
+         "old_value": None, "new_value": "Lyon", "reason": "member side changed"}
+    )  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bookkeeping_module, "utcnow", lambda: stamp)
+        books.append_changes(changes)
+        link = {"member_id": ["1"], "contact_id": ["c-1"], "rule": "r", "run_id": RUN}
+        books.upsert_links(pd.DataFrame(link))
+        books.upsert_directory(pd.DataFrame({"contact_id": ["c-1"], "email": ["a@example.org"]}))
+    with books.engine.connect() as conn:
+        written = [
+            conn.execute(sa.select(books.changes.c.changed_at)).scalar_one(),
+            conn.execute(sa.select(books.links.c.linked_at)).scalar_one(),
+            conn.execute(sa.select(books.cc_directory.c.seen_at)).scalar_one(),
+        ]
+    assert written == [stamp] * 3
+    assert all(value.tzinfo == UTC for value in written)
 
 
 def test_review_queue_one_open_item_per_key(books: Bookkeeping) -> None:

@@ -81,8 +81,13 @@ def upsert(
     rows: Sequence[Mapping[str, Any]],
     key_columns: Sequence[str],
     update_columns: Sequence[str] | None = None,
+    *,
+    timestamps: Mapping[str, datetime] | None = None,
 ) -> None:
     """Insert ``rows``; where the key exists, update ``update_columns`` (or leave the row as it is).
+
+    ``timestamps``: columns with one value for every row, written as SQL literals
+    (:func:`~cc_sync.member_db.schema.timestamp_literal`) rather than bound and converted per row.
 
     The one place that chooses the dialect's form: ``INSERT ... ON CONFLICT`` on PostgreSQL and
     SQLite, ``INSERT ... ON DUPLICATE KEY UPDATE`` on MariaDB/MySQL (which needs no conflict target:
@@ -95,9 +100,10 @@ def upsert(
     dialect = conn.dialect.name
     for start in range(0, len(rows), UPSERT_BATCH):
         batch = list(rows[start : start + UPSERT_BATCH])
+        constants = {name: schema.timestamp_literal(value) for name, value in (timestamps or {}).items()}
         if dialect in ("postgresql", "sqlite"):
             module = postgresql if dialect == "postgresql" else sqlite
-            stmt = module.insert(table)
+            stmt = module.insert(table).values(**constants)
             if update_columns:
                 stmt = stmt.on_conflict_do_update(
                     index_elements=list(key_columns),
@@ -106,7 +112,7 @@ def upsert(
             else:
                 stmt = stmt.on_conflict_do_nothing(index_elements=list(key_columns))
         elif dialect in ("mysql", "mariadb"):
-            stmt = mysql.insert(table)
+            stmt = mysql.insert(table).values(**constants)
             # With nothing to update, re-assigning the key is MySQL's no-op "do nothing".
             cols = update_columns or [key_columns[0]]
             stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in cols})
@@ -245,9 +251,9 @@ class Bookkeeping:
         data = frame.copy()
         data[MEMBER_ID] = data[MEMBER_ID].astype(str)
         data[CONTACT_ID] = data[CONTACT_ID].astype(str)
-        if "linked_at" not in data:
-            data["linked_at"] = utcnow()
-        rows = _records(data, [MEMBER_ID, CONTACT_ID, "rule", "linked_at", "run_id"])
+        timestamps = {} if "linked_at" in data else {"linked_at": utcnow()}
+        columns = [MEMBER_ID, CONTACT_ID, "rule", "run_id", *([] if timestamps else ["linked_at"])]
+        rows = _records(data, columns)
         new_member_of = dict(zip(data[CONTACT_ID], data[MEMBER_ID], strict=True))
         contact_ids = list(new_member_of)
         # A contact moving to another member: drop its old link first (the contact id is unique).
@@ -262,7 +268,8 @@ class Bookkeeping:
             stale = [member for member, contact in held if new_member_of[contact] != member]
             if stale:
                 conn.execute(self.links.delete().where(self.links.c.member_id.in_(stale)))
-        upsert(conn, self.links, rows, [MEMBER_ID], [CONTACT_ID, "rule", "linked_at", "run_id"])
+        updated = [CONTACT_ID, "rule", "linked_at", "run_id"]
+        upsert(conn, self.links, rows, [MEMBER_ID], updated, timestamps=timestamps)
         return len(rows)
 
     def get_links(self) -> pd.DataFrame:
@@ -346,7 +353,6 @@ class Bookkeeping:
                 if OPTED_OUT in data
                 else False,
                 "member_hash": data["member_hash"].to_numpy() if "member_hash" in data else None,
-                "saved_at": now,
                 "run_id": run_id,
             }
         )
@@ -357,6 +363,7 @@ class Bookkeeping:
             rows,
             [MEMBER_ID],
             [CONTACT_ID, "field_values", OPTED_OUT, "member_hash", "saved_at", "run_id"],
+            timestamps={"saved_at": now},
         )
         return len(rows)
 
@@ -488,9 +495,8 @@ class Bookkeeping:
         cols = ["run_id", "direction", MEMBER_ID, CONTACT_ID, "field"]
         data = data.reindex(columns=[*cols, "old_value", "new_value", "reason"])
         data["change_key"] = natural_keys(data[cols])
-        data["changed_at"] = utcnow()
         rows = _records(data, data.columns)
-        upsert(conn, self.changes, rows, ["change_key"])
+        upsert(conn, self.changes, rows, ["change_key"], timestamps={"changed_at": utcnow()})
         return len(rows)
 
     def save_planned_changes(self, run_id: str, frame: pd.DataFrame) -> int:
@@ -708,7 +714,6 @@ class Bookkeeping:
         data["updated_at"] = (
             pd.to_datetime(contacts["updated_at"], utc=True).to_numpy() if "updated_at" in contacts else None
         )
-        data["seen_at"] = utcnow()
         rows = _records(data, data.columns)
         with self.engine.begin() as conn:
             upsert(
@@ -726,6 +731,7 @@ class Bookkeeping:
                     "updated_at",
                     "seen_at",
                 ],
+                timestamps={"seen_at": utcnow()},
             )
         return len(rows)
 

@@ -108,6 +108,16 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+def timestamp_literal(value: datetime) -> sa.ColumnElement[Any]:
+    """``value`` as SQL text, naive UTC as :class:`UtcDateTime` stores it, for a column that holds
+    one value in every row of a bulk insert: the database writes it, where a bound value is
+    converted per row (seconds for the million rows of a first sync's change log)."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: bookkeeping timestamps must be timezone-aware")
+    naive = value.astimezone(UTC).replace(tzinfo=None)
+    return sa.literal_column(f"'{naive.strftime('%Y-%m-%d %H:%M:%S.%f')}'", type_=UtcDateTime())
+
+
 def _id(name: str, nullable: bool = False, **kw: Any) -> sa.Column[Any]:
     return sa.Column(name, sa.String(ID_LENGTH), nullable=nullable, **kw)
 
