@@ -37,6 +37,17 @@ def test_budget_counts_every_call_and_stops_before_the_reserve(state):
     assert state.usage("app-2", 10, 3).used == 1
 
 
+def test_a_sqlite_state_file_keeps_a_write_ahead_log(tmp_path):
+    """Two commits per API call: the rollback journal cost twice the CPU (README, API budget)."""
+    state = SharedState(f"sqlite:///{tmp_path / 'state.db'}")
+    state.reserve_call("app", rate_per_second=None, budget=10, reserve=0)
+    with state.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    assert (tmp_path / "state.db-wal").exists()
+    dispose_engines()
+
+
 def test_budget_is_shared_by_two_state_objects_on_one_database(state):
     other = SharedState(state.url)
     state.reserve_call("app", rate_per_second=None, budget=3, reserve=0)

@@ -147,10 +147,22 @@ def _make_engine(url: str) -> Engine:
     if sa.make_url(url).get_backend_name() == "sqlite":
         # Every state transaction writes (a limiter slot, a count, a token): it takes SQLite's write
         # lock when it begins, and waits longer for it than a member database does.
-        return create_engine(
+        engine = create_engine(
             url, sqlite_begin="IMMEDIATE", connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
         )
+        sa.event.listen(engine, "connect", _write_ahead_log, insert=True)
+        return engine
     return create_engine(url, pool_size=2, max_overflow=2)
+
+
+def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
+    """Two commits per API call (the budget count before it, the API log after it) cost 3 ms of
+    CPU each with SQLite's rollback journal, which creates, syncs and deletes a file per commit;
+    with a write-ahead log and NORMAL sync, under 1.5 ms. This file is the sync's own (never a
+    member database), local to the workers that share it; a power cut may forget the last
+    counted calls, never corrupt the file."""
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def _missing_columns(engine: Engine) -> list[sa.Column[Any]]:
