@@ -235,3 +235,64 @@ def test_the_one_by_one_writes_log_their_progress(emulator, make_hook, bookkeepi
     assert f"about {CALLS_PER_PUT * (6 - first_done)} more expected" in lines[0]
     assert lines[-1].startswith("Constant Contact contacts written one by one (GET + PUT): 6 of 6 contacts")
     assert lines[-1].endswith("12 API call(s); about 0 more expected")
+
+
+def test_one_by_one_writes_are_journaled_even_when_the_loop_stops_between_batches(
+    emulator, make_hook, bookkeeping, monkeypatch
+) -> None:
+    """Seven GET + PUTs; the worker dies at the sixth GET. The five written are journaled (the
+    batch is flushed on the way out), so the retry writes only the last two."""
+    seeded = emulator.admin.seed_contacts(
+        contacts=[{"email": f"batch{i}@example.org", "first_name": "B"} for i in range(7)]
+    )
+    puts = pd.DataFrame(
+        {CONTACT_ID: seeded, MEMBER_ID: [f"b{i}" for i in range(7)], "job_title": ["Warden"] * 7}
+    )
+    hook = make_hook()
+    real_get, got = hook.get_contact, []
+
+    def get_until_killed(contact_id: str) -> Any:
+        if len(got) == 5:
+            raise WorkerKilled("killed in the middle of the one-by-one writes")
+        got.append(contact_id)
+        return real_get(contact_id)
+
+    monkeypatch.setattr(hook, "get_contact", get_until_killed)
+    with pytest.raises(WorkerKilled):
+        _load(hook, bookkeeping, SyncPlan(cc_puts=puts), "run-b")
+    journaled = {s for s in bookkeeping.done_steps("run-b") if s.startswith("cc_put:")}
+    assert journaled == {f"cc_put:{c}" for c in seeded[:5]}
+
+    puts_before = _count(emulator, "PUT /v3/contacts/{contact_id}")
+    result = _load(make_hook(), bookkeeping, SyncPlan(cc_puts=puts), "run-b")
+    assert result.counts["cc_puts"] == 2
+    assert _count(emulator, "PUT /v3/contacts/{contact_id}") - puts_before == 2
+
+
+@pytest.mark.parametrize(
+    ("marks", "seconds_apart", "commits"),
+    [(120, 0.0, [50, 50, 20]), (3, 0.0, [3]), (4, 3.0, [3, 1])],
+    ids=["by-count", "one-short-batch", "by-time"],
+)
+def test_soon_marks_are_committed_in_batches(
+    bookkeeping, monkeypatch, marks: int, seconds_apart: float, commits: list[int]
+) -> None:
+    """A commit per BATCH marks, or once the oldest unwritten mark is BATCH_SECONDS old; flush()
+    writes the rest. Every mark counts as done at once for this journal."""
+    committed: list[int] = []
+    real = bookkeeping.mark_steps_done
+
+    def counted(run_id: str, steps: list[str]) -> None:
+        committed.append(len(steps))
+        real(run_id, steps)
+
+    monkeypatch.setattr(bookkeeping, "mark_steps_done", counted)
+    now = [0.0]
+    journal = Journal(bookkeeping, "run-s", clock=lambda: now[0])
+    for i in range(marks):
+        now[0] = i * seconds_apart
+        journal.mark_soon(f"cc_put:{i}")
+        assert journal.done(f"cc_put:{i}")
+    journal.flush()
+    assert committed == commits
+    assert len(bookkeeping.done_steps("run-s")) == marks

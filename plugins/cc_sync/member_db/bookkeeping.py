@@ -794,6 +794,15 @@ class Bookkeeping:
         with self.engine.begin() as conn:
             upsert(conn, self.load_steps, [row], ["run_id", "step"], ["detail", "done_at"])
 
+    def mark_steps_done(self, run_id: str, steps: Sequence[str]) -> None:
+        """Several steps without detail done, in one transaction (:meth:`mark_step_done` of each)."""
+        if not steps:
+            return
+        rows = [{"run_id": run_id, "step": step, "detail": None} for step in steps]
+        with self.engine.begin() as conn:
+            key, updated = ["run_id", "step"], ["detail", "done_at"]
+            upsert(conn, self.load_steps, rows, key, updated, timestamps={"done_at": utcnow()})
+
     def step_detail(self, run_id: str, step: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             raw = conn.execute(

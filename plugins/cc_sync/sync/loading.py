@@ -111,21 +111,52 @@ class LoadResult:
 
 
 class Journal:
-    """Steps of one run's load already done (kept in the bookkeeping, so retries see them)."""
+    """Steps of one run's load already done (kept in the bookkeeping, so retries see them).
 
-    def __init__(self, bookkeeping: Bookkeeping, run_id: str) -> None:
+    A bulk request is marked at once (sent twice, it would be written twice). A contact's GET +
+    PUT is marked in batches (:meth:`mark_soon`): a commit per contact cost as much CPU as the
+    calls themselves, and a load killed between two batches only does its last few contacts
+    again on the retry, a GET and a PUT that write the same values.
+    """
+
+    BATCH = 50  # contacts per journal commit
+    BATCH_SECONDS = 5.0  # or this long since the oldest unwritten mark
+
+    def __init__(
+        self, bookkeeping: Bookkeeping, run_id: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._bookkeeping = bookkeeping
         self._run_id = run_id
         self._done = bookkeeping.done_steps(run_id)
         self._details: dict[str, dict[str, Any] | None] = {}
+        self._pending: list[str] = []
+        self._oldest_pending = 0.0
+        self._clock = clock
 
     def done(self, step: str) -> bool:
         return step in self._done
 
     def mark(self, step: str, detail: dict[str, Any] | None = None) -> None:
+        self.flush()
         self._bookkeeping.mark_step_done(self._run_id, step, detail)
         self._done.add(step)
         self._details[step] = detail
+
+    def mark_soon(self, step: str) -> None:
+        """Mark ``step`` done with the next batch (:attr:`BATCH` marks or :attr:`BATCH_SECONDS`)."""
+        if not self._pending:
+            self._oldest_pending = self._clock()
+        self._pending.append(step)
+        self._done.add(step)
+        self._details[step] = None
+        if len(self._pending) >= self.BATCH or self._clock() - self._oldest_pending >= self.BATCH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the marks :meth:`mark_soon` holds."""
+        if self._pending:
+            self._bookkeeping.mark_steps_done(self._run_id, self._pending)
+            self._pending = []
 
     def detail(self, step: str) -> dict[str, Any] | None:
         if step not in self._details:
@@ -283,9 +314,7 @@ def load_constant_contact(
         result.counts["cc_created_linked"] = len(result.created_links)
 
     puts = plan.cc_puts
-    failures = []
-    done_puts = 0
-    custom_field_ids: dict[str, str] | None = None
+    failures: list[dict[str, Any]] = []
     progress = Progress(
         "Constant Contact contacts written one by one (GET + PUT)",
         total=len(puts),
@@ -296,6 +325,44 @@ def load_constant_contact(
         clock=progress_clock,
     )
     records = puts.to_dict("records")  # plain dicts: no per-contact pandas work in this loop
+    try:
+        done_puts = _put_one_by_one(hook, records, journal, progress, failures)
+    finally:
+        journal.flush()  # what was written is journaled, whatever stopped the loop
+    result.add_failures(pd.DataFrame(failures, columns=list(FAILED_COLUMNS)))
+    result.counts.update({"cc_puts": done_puts, "cc_failed": len(result.failed)})
+    if (
+        leaving_scope is not None
+        and len(leaving_scope)
+        and main_list_name
+        and not journal.done(LEAVING_SCOPE_DONE)
+    ):
+        main_list = hook.get_list_by_name(main_list_name)
+        if main_list is not None:
+            activities = hook.remove_list_memberships(
+                leaving_scope[CONTACT_ID].astype(str).tolist(),
+                [main_list.list_id],
+                resume=journal.accepted_activities(),
+                on_accepted=journal.activity_accepted,
+                resubmit_failed=ACTIVITY_RESENDS,
+            )
+            _require_success(activities, "removal from the main list")
+        journal.mark(LEAVING_SCOPE_DONE, {"removed": len(leaving_scope)})
+        result.counts["cc_removed_from_list"] = len(leaving_scope)
+    result.counts["api_calls"] = hook.api_calls - calls_before
+    return result
+
+
+def _put_one_by_one(
+    hook: ConstantContactHook,
+    records: list[dict[str, Any]],
+    journal: Journal,
+    progress: Progress,
+    failures: list[dict[str, Any]],
+) -> int:
+    """GET + PUT each contact an import cannot write; refusals go to ``failures``. The PUTs done."""
+    done_puts = 0
+    custom_field_ids: dict[str, str] | None = None
     for record in progress.track(records) if records else records:
         contact_id = str(record[CONTACT_ID])
         step = f"cc_put:{contact_id}"
@@ -334,30 +401,9 @@ def load_constant_contact(
         except ValueError as exc:  # merge_contact_for_put refused (e.g. it would re-subscribe)
             failures.append(_failed(record.get(MEMBER_ID), contact_id, "cc", str(exc)))
             continue
-        journal.mark(step)
+        journal.mark_soon(step)
         done_puts += 1
-    result.add_failures(pd.DataFrame(failures, columns=list(FAILED_COLUMNS)))
-    result.counts.update({"cc_puts": done_puts, "cc_failed": len(result.failed)})
-    if (
-        leaving_scope is not None
-        and len(leaving_scope)
-        and main_list_name
-        and not journal.done(LEAVING_SCOPE_DONE)
-    ):
-        main_list = hook.get_list_by_name(main_list_name)
-        if main_list is not None:
-            activities = hook.remove_list_memberships(
-                leaving_scope[CONTACT_ID].astype(str).tolist(),
-                [main_list.list_id],
-                resume=journal.accepted_activities(),
-                on_accepted=journal.activity_accepted,
-                resubmit_failed=ACTIVITY_RESENDS,
-            )
-            _require_success(activities, "removal from the main list")
-        journal.mark(LEAVING_SCOPE_DONE, {"removed": len(leaving_scope)})
-        result.counts["cc_removed_from_list"] = len(leaving_scope)
-    result.counts["api_calls"] = hook.api_calls - calls_before
-    return result
+    return done_puts
 
 
 def _require_success(activities: list[Activity], what: str) -> None:
