@@ -104,6 +104,36 @@ def references(run: dict[str, Any], contacts_read: int, *, extra_read_pages: int
     }
 
 
+def put_loop_cpu(emulator: Any, bookkeeping: Any, count: int = 1_000) -> dict[str, Any]:
+    """The load's one-by-one path alone: ``count`` contacts each given a new job title by GET +
+    PUT (journaled, in batches), through the hook as a task makes it; CPU of this process."""
+    import pandas as pd
+
+    from cc_sync.constant_contact.hook import ConstantContactHook
+    from cc_sync.engine import SyncPlan
+    from cc_sync.fields import CONTACT_ID, MEMBER_ID
+    from cc_sync.sync.loading import Journal, load_constant_contact
+
+    ids = emulator.admin.seed_contacts(
+        contacts=[{"email": f"put.bench{i}@example.org", "first_name": "Put"} for i in range(count)]
+    )
+    puts = pd.DataFrame(
+        {CONTACT_ID: ids, MEMBER_ID: [f"put-bench-{i}" for i in range(count)], "job_title": "Bench warden"}
+    )
+    hook = ConstantContactHook()
+    cpu, started = _cpu_seconds(), time.perf_counter()
+    result = load_constant_contact(
+        hook, SyncPlan(cc_puts=puts), main_list_name=None, journal=Journal(bookkeeping, "bench-put-loop")
+    )
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
+    return {
+        "puts": result.counts["cc_puts"],
+        "api_calls": result.counts["api_calls"],
+        "seconds": round(seconds, 1),
+        "cpu_seconds_per_1000": round(cpu * 1000 / max(1, result.counts["cc_puts"]), 2),
+    }
+
+
 def realistic_scenario(members: int, dag: Any, work: Path) -> dict[str, Any]:
     import sqlalchemy as sa
 
@@ -145,6 +175,7 @@ def realistic_scenario(members: int, dag: Any, work: Path) -> dict[str, Any]:
         result["incremental"] = {"people_edited": count, **_run(dag, emulator, bookkeeping)}
         # Half the edits were made in CC (edit_share): those contacts are what the run must read.
         result["incremental"] |= references(result["incremental"], count - count // 2, extra_read_pages=2)
+        result["put_loop"] = put_loop_cpu(emulator, bookkeeping, 200 if members < 50_000 else 1_000)
         engine.dispose()
     return result
 
@@ -181,6 +212,11 @@ def run(results: dict[str, Any], *, quick: bool = False) -> None:
     results["incremental_1pct_minimum_api_calls"] = incremental["minimum"]
     results["incremental_1pct_naive_api_calls"] = incremental["naive"]
     results["incremental_1pct_ratio_to_minimum"] = round(incremental["api_calls"] / incremental["minimum"], 3)
+    put_loop = scenario["put_loop"]
+    results["put_loop_contacts"] = put_loop["puts"]
+    results["put_loop_api_calls"] = put_loop["api_calls"]
+    results["put_loop_seconds"] = put_loop["seconds"]
+    results["put_loop_cpu_seconds_per_1000_puts"] = put_loop["cpu_seconds_per_1000"]
     results["incremental_1pct_calls_by_endpoint"] = ", ".join(
         f"{k}: {v}" for k, v in sorted(incremental["endpoints"].items())
     )
