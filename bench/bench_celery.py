@@ -10,7 +10,8 @@ while it ran: PSS (pages shared between forked processes counted once) of a Cele
 process tree, or of the scheduler's tree for the LocalExecutor, sampled every half second.
 
 ``python -m include.airflow_env python -m bench.bench_celery --members 1000000`` measures the
-issue's million (not run here: the machine is shared; `make bench` runs 100,000, ``--quick`` 10,000).
+issue's million (about an hour for both on this machine, so `make bench` runs 100,000 and
+``--quick`` 10,000; README "Benchmarks" has the million's figures).
 """
 
 from __future__ import annotations
