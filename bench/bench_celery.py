@@ -9,9 +9,9 @@ figures are that run's duration (the scheduler's start to end) and the peak memo
 while it ran: PSS (pages shared between forked processes counted once) of a Celery worker's whole
 process tree, or of the scheduler's tree for the LocalExecutor, sampled every half second.
 
-``python -m include.airflow_env python -m bench.bench_celery --members 1000000`` measures the
-issue's million (about an hour for both on this machine, so `make bench` runs 100,000 and
-``--quick`` 10,000; README "Benchmarks" has the million's figures).
+`make bench` measures the issue's million (about an hour for both executors on this machine;
+``--quick`` 10,000); ``python -m include.airflow_env python -m bench.bench_celery --members N``
+any other size (100,000: README "Benchmarks").
 """
 
 from __future__ import annotations
@@ -188,15 +188,17 @@ def run(
 ) -> None:
     """Adds each executor's figures to ``results`` as soon as its run ends, so a later executor's
     failure (or a time limit) does not lose an earlier one's."""
-    members = members or (10_000 if quick else 100_000)
-    with tempfile.TemporaryDirectory(prefix="ccsync-bench-members-") as scratch:
-        members_db = member_database(members, members_folder or Path(scratch))
-        for executor in executors:
-            figures = initial_sync(executor, members_db)
-            results[f"initial_sync_{members}_{executor}_seconds"] = figures["seconds"]
-            for worker, megabytes in figures["peak_pss_mb"].items():
-                results[f"initial_sync_{members}_{executor}_{worker}_peak_pss_mb"] = megabytes
-            print(json.dumps({executor: figures}), flush=True)
+    members = members or (10_000 if quick else 1_000_000)
+    # Kept between runs, like the member-DB benchmark's tables: a million members take minutes.
+    folder = members_folder or PROJECT_ROOT / "var" / "bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    members_db = member_database(members, folder)
+    for executor in executors:
+        figures = initial_sync(executor, members_db)
+        results[f"initial_sync_{members}_{executor}_seconds"] = figures["seconds"]
+        for worker, megabytes in figures["peak_pss_mb"].items():
+            results[f"initial_sync_{members}_{executor}_{worker}_peak_pss_mb"] = megabytes
+        print(json.dumps({executor: figures}), flush=True)
 
 
 if __name__ == "__main__":  # python -m bench.bench_celery [--members N]: print the figures
@@ -205,7 +207,7 @@ if __name__ == "__main__":  # python -m bench.bench_celery [--members N]: print 
     parser.add_argument("--executor", action="append", choices=("celery", "local"),
                         help="repeat for several (default: celery, then local)")  # fmt: skip
     parser.add_argument("--members-folder", type=Path,
-                        help="keeps the generated members here for the next call")  # fmt: skip
+                        help="where the generated members are kept (default var/bench)")  # fmt: skip
     arguments = parser.parse_args()
     figures: dict[str, Any] = {}
     run(
