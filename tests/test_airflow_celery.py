@@ -96,6 +96,21 @@ def test_sync_backfill_and_send_list_run_on_two_celery_workers(tmp_path: Path, m
 
 @pytest.mark.timeout(600)
 @pytest.mark.usefixtures("redis_broker")
+def _command_line(proc: psutil.Process) -> str:
+    """A process's command line; "" for a short-lived helper that ended (or is a zombie) meanwhile."""
+    try:
+        return " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return ""
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+
+
 def test_sigterm_stops_every_component_and_the_emulator(tmp_path: Path, metadata_db: str) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "CC_SYNC"))}
     env |= {
@@ -119,7 +134,7 @@ def test_sigterm_stops_every_component_and_the_emulator(tmp_path: Path, metadata
                 break
         assert any(line.startswith("Airflow (CeleryExecutor") for line in output), "".join(output)
         tree = psutil.Process(process.pid).children(recursive=True)
-        names = " ".join(" ".join(proc.cmdline()) for proc in tree)
+        names = " ".join(_command_line(proc) for proc in tree)
         # The emulator, the API server, the scheduler, the DAG processor and both workers.
         assert "cc_emulator" in names
         assert all(f"--celery-hostname {worker}@" in names for worker in WORKERS), names
@@ -131,5 +146,5 @@ def test_sigterm_stops_every_component_and_the_emulator(tmp_path: Path, metadata
             process.kill()
     assert "Stopping Airflow and the emulator" in rest, rest[-3000:]
     time.sleep(1)
-    left = [proc for proc in tree if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE]
+    left = [proc for proc in tree if _alive(proc)]
     assert left == []
