@@ -40,7 +40,6 @@ EMAIL = "email"
 FIRST_NAME = "first_name"
 LAST_NAME = "last_name"
 _KEY = "_email_key"
-_NAME = "_name_key"
 CREATABLE = "creatable"  # column of the unlinked frame: may this member be created in CC?
 
 
