@@ -785,20 +785,16 @@ class Bookkeeping:
             )
 
     def mark_step_done(self, run_id: str, step: str, detail: Mapping[str, Any] | None = None) -> None:
-        row = {
-            "run_id": run_id,
-            "step": step,
-            "detail": json.dumps(detail, default=str) if detail is not None else None,
-            "done_at": utcnow(),
-        }
-        with self.engine.begin() as conn:
-            upsert(conn, self.load_steps, [row], ["run_id", "step"], ["detail", "done_at"])
+        self._mark_steps(run_id, {step: json.dumps(detail, default=str) if detail is not None else None})
 
     def mark_steps_done(self, run_id: str, steps: Sequence[str]) -> None:
         """Several steps without detail done, in one transaction (:meth:`mark_step_done` of each)."""
-        if not steps:
+        self._mark_steps(run_id, dict.fromkeys(steps))
+
+    def _mark_steps(self, run_id: str, details: Mapping[str, str | None]) -> None:
+        if not details:
             return
-        rows = [{"run_id": run_id, "step": step, "detail": None} for step in steps]
+        rows = [{"run_id": run_id, "step": step, "detail": detail} for step, detail in details.items()]
         with self.engine.begin() as conn:
             key, updated = ["run_id", "step"], ["detail", "done_at"]
             upsert(conn, self.load_steps, rows, key, updated, timestamps={"done_at": utcnow()})

@@ -112,9 +112,7 @@ def timestamp_literal(value: datetime) -> sa.ColumnElement[Any]:
     """``value`` as SQL text, naive UTC as :class:`UtcDateTime` stores it, for a column that holds
     one value in every row of a bulk insert: the database writes it, where a bound value is
     converted per row (seconds for the million rows of a first sync's change log)."""
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: bookkeeping timestamps must be timezone-aware")
-    naive = value.astimezone(UTC).replace(tzinfo=None)
+    naive = UtcDateTime().process_bind_param(value, dialect=None)  # refuses a naive datetime
     return sa.literal_column(f"'{naive.strftime('%Y-%m-%d %H:%M:%S.%f')}'", type_=UtcDateTime())
 
 
