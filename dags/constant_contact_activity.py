@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
 from cc_sync import activity, job, settings
 
@@ -58,7 +58,7 @@ with DAG(
     },
 ) as dag:
 
-    @task(pool=settings.CC_POOL, multiple_outputs=False)
+    @job.step(pool=settings.CC_POOL)
     def account_summary(run_id: str | None = None) -> dict:
         """Open the run record; log the Constant Contact account this run talks to (one API call,
         the email masked)."""
@@ -71,7 +71,7 @@ with DAG(
             res.close()
         return {**account.__dict__, "api_calls": calls}
 
-    @task(pool=settings.CC_POOL, multiple_outputs=False)
+    @job.step(pool=settings.CC_POOL)
     def pull_activity(params: dict, dag_run=None, run_id: str | None = None, **context) -> dict:
         """Read new tracking events of the window's campaigns and store them per member."""
         from cc_sync.activity import pull

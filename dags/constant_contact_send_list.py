@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param
 
 from cc_sync import job, settings
 from cc_sync.member_db.mapping import ConditionOp
@@ -130,19 +130,19 @@ with DAG(
 ) as dag:
     waited = job.wait_for_lease("Wait until no sync or other send is writing links.")
 
-    @task(multiple_outputs=False, show_return_value_in_logs=False)
+    @job.step(show_return_value_in_logs=False)
     def plan(params: dict, run_id: str | None = None) -> dict:
         """Read the segment and what is known of CC; decide who is sent and who is skipped, and why."""
         from cc_sync.send_list import send
 
         return job.leased(run_id, send.start_and_plan, run_id=run_id, dag_id=DAG_ID, choices=params)
 
-    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    @job.short_circuit_step(ignore_downstream_trigger_rules=False)
     def go(params: dict) -> bool:
         """A dry run stops here: the plan's counts are the report."""
         return not params["dry_run"]
 
-    @task(pool=settings.CC_POOL, multiple_outputs=False, show_return_value_in_logs=False)
+    @job.step(pool=settings.CC_POOL, show_return_value_in_logs=False)
     def send(planned: dict, run_id: str | None = None) -> dict:
         """Import the segment into the list, link the members, and (replace) take off the others."""
         from cc_sync.send_list import send

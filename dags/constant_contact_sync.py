@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, TaskGroup, task
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, TaskGroup
 
 from cc_sync import job, settings
 from cc_sync.operators.constant_contact import (
@@ -105,7 +105,7 @@ with DAG(
 ) as dag:
     waited = job.wait_for_lease("Wait until no other sync (scheduled, manual or backfill) is running.")
 
-    @task(multiple_outputs=False)
+    @job.step()
     def open_window(params: dict, run_id: str | None = None) -> dict:
         """Decide what to read: the initial sync, a full reconcile, or changes since the watermarks."""
         from cc_sync.sync import steps
@@ -122,7 +122,7 @@ with DAG(
             dry_run=params["dry_run"],
         )
 
-    @task(multiple_outputs=False, show_return_value_in_logs=False)
+    @job.step(show_return_value_in_logs=False)
     def compare(members, contacts, window: dict, run_id: str | None = None) -> dict:
         """Apply the review decisions made in the console; then per linked person and field: changed
         in the member database, in CC, in both, or not."""
@@ -130,21 +130,21 @@ with DAG(
 
         return job.leased(run_id, steps.compare, members, contacts, window, run_id=run_id)
 
-    @task(multiple_outputs=False, show_return_value_in_logs=False)
+    @job.step(show_return_value_in_logs=False)
     def link(compared: dict, run_id: str | None = None) -> dict:
         """Link new people by name + email; send near matches and shared emails to review."""
         from cc_sync.sync import steps
 
         return job.leased(run_id, steps.link, compared)
 
-    @task(multiple_outputs=False, show_return_value_in_logs=False)
+    @job.step(show_return_value_in_logs=False)
     def resolve(linked: dict, run_id: str | None = None) -> dict:
         """Merge field by field into the plan: what to write on each side, and why."""
         from cc_sync.sync import steps
 
         return job.leased(run_id, steps.resolve, linked)
 
-    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    @job.short_circuit_step(ignore_downstream_trigger_rules=False)
     def guard(plan: dict, params: dict, run_id: str | None = None) -> bool:
         """Stop a mass change before any write; on a dry run, keep the plan and write nothing."""
         from cc_sync.sync import steps
@@ -160,7 +160,7 @@ with DAG(
         )
         return not params["dry_run"]
 
-    @task(multiple_outputs=False, show_return_value_in_logs=False)
+    @job.step(show_return_value_in_logs=False)
     def record(
         plan: dict, window: dict, linked: dict, cc_result: dict, member_result: dict, run_id=None
     ) -> dict:
@@ -179,7 +179,7 @@ with DAG(
         )
 
     # Runs after the load, or after a dry run's guard (which skips the load): it plans either way.
-    @task(multiple_outputs=False, trigger_rule="none_failed")
+    @job.step(trigger_rule="none_failed")
     def list_rules(params: dict, run_id: str | None = None) -> dict:
         """Keep each list the mapping binds to a segment equal to it (adds and removes in bulk)."""
         from cc_sync.list_rules import steps
@@ -194,12 +194,7 @@ with DAG(
         )
 
     # none_failed: after load.record, and on a dry run (load skipped) too, to plan and report only.
-    @task(
-        multiple_outputs=False,
-        show_return_value_in_logs=False,
-        pool=settings.CC_POOL,
-        trigger_rule="none_failed",
-    )
+    @job.step(show_return_value_in_logs=False, pool=settings.CC_POOL, trigger_rule="none_failed")
     def tags(contacts, counts: dict | None, params: dict, run_id: str | None = None) -> dict:
         """Keep the mapping's tag columns as CC tags (bulk tagging activities); a two-way column
         takes a tag changed in CC back. Never subscribes or unsubscribes anyone."""
@@ -207,7 +202,7 @@ with DAG(
 
         return job.leased(run_id, step.sync_tags, contacts, run_id=run_id, dry_run=params["dry_run"])
 
-    @task(outlets=[CONTACTS_SYNCED])
+    @job.step(outlets=[CONTACTS_SYNCED])
     def publish(counts: dict) -> None:
         """Tell downstream DAGs that contacts changed (skipped, emitting nothing, when none did)."""
         from airflow.sdk.exceptions import AirflowSkipException

@@ -23,7 +23,7 @@ itself be undone.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, Param, TaskGroup, task
+from airflow.sdk import DAG, Param, TaskGroup
 
 from cc_sync import job, settings
 from cc_sync.operators.constant_contact import API_CALLS_KEY, ConstantContactLoadOperator
@@ -94,7 +94,7 @@ with DAG(
 ) as dag:
     waited = job.wait_for_lease("Wait until no sync, send or other undo is running.")
 
-    @task(multiple_outputs=False)
+    @job.step()
     def open_undo(params: dict, run_id: str | None = None) -> dict:
         """Check the run to undo and start the undo's own run record."""
         from cc_sync.undo import steps as undo
@@ -108,7 +108,7 @@ with DAG(
             dry_run=params["dry_run"],
         )
 
-    @task(multiple_outputs=False, show_return_value_in_logs=False)
+    @job.step(show_return_value_in_logs=False)
     def plan(opened: dict, params: dict, run_id: str | None = None) -> dict:
         """Read the run's change log and both sides now; restore only what still holds the run's value."""
         from cc_sync.undo import steps as undo
@@ -122,7 +122,7 @@ with DAG(
             remove_created_from_lists=params["remove_created_from_lists"],
         )
 
-    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    @job.short_circuit_step(ignore_downstream_trigger_rules=False)
     def guard(planned: dict, params: dict, run_id: str | None = None) -> bool:
         """Stop a mass change; on a dry run keep the plan and write nothing."""
         from cc_sync.undo import steps as undo
@@ -139,14 +139,14 @@ with DAG(
         )
         return not params["dry_run"]
 
-    @task(pool=settings.CC_POOL, multiple_outputs=False)
+    @job.step(pool=settings.CC_POOL)
     def list_memberships(planned: dict, run_id: str | None = None) -> dict:
         """Take the contacts a send added to its list off it again (never an unsubscribe)."""
         from cc_sync.undo import steps as undo
 
         return job.leased(run_id, undo.remove_from_lists, planned, run_id=run_id)
 
-    @task(multiple_outputs=False, show_return_value_in_logs=False)
+    @job.step(show_return_value_in_logs=False)
     def record(
         planned: dict, cc_result: dict, lists_result: dict, member_result: dict, params: dict, run_id=None
     ) -> dict:

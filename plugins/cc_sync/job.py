@@ -25,10 +25,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow.providers.standard.decorators.python import _PythonDecoratedOperator
+from airflow.providers.standard.decorators.short_circuit import _ShortCircuitDecoratedOperator
 from airflow.sdk import Param, task, teardown
+from airflow.sdk.bases.decorator import TaskDecorator, task_decorator_factory
 
 from cc_sync import settings
 from cc_sync.summary import FINISH_TASK_ID
+from cc_sync.withheld import WithholdsFields
 
 if TYPE_CHECKING:
     from cc_sync.account import AccountSummary
@@ -44,6 +48,31 @@ def resources() -> SyncResources:
     from cc_sync.sync.resources import SyncResources
 
     return SyncResources(settings.CC_CONN_ID, settings.MEMBER_DB_CONN_ID, settings.mapping_path())
+
+
+class StepOperator(WithholdsFields, _PythonDecoratedOperator):
+    """A job's step: a ``@task`` whose arguments (the run's frames) Airflow stores only as their
+    shape (:mod:`cc_sync.withheld`)."""
+
+    withheld_fields = ("op_args", "op_kwargs")
+
+
+class ShortCircuitStepOperator(WithholdsFields, _ShortCircuitDecoratedOperator):
+    """A job's ``@task.short_circuit`` step, its arguments withheld like :class:`StepOperator`'s."""
+
+    withheld_fields = ("op_args", "op_kwargs")
+
+
+def step(**kwargs: Any) -> Callable[[Callable[..., Any]], TaskDecorator]:
+    """``@task(...)`` for a job's steps: one XCom value (``multiple_outputs=False`` unless given),
+    and the arguments never stored in Airflow's rendered fields."""
+    kwargs.setdefault("multiple_outputs", False)
+    return task_decorator_factory(decorated_operator_class=StepOperator, **kwargs)
+
+
+def short_circuit_step(**kwargs: Any) -> Callable[[Callable[..., Any]], TaskDecorator]:
+    """``@task.short_circuit(...)`` for a job's steps, its arguments withheld like :func:`step`'s."""
+    return task_decorator_factory(decorated_operator_class=ShortCircuitStepOperator, **kwargs)
 
 
 def leased(run_id: str, step: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -123,7 +152,7 @@ def finish(
     """
 
     @teardown
-    @task(task_id=FINISH_TASK_ID, multiple_outputs=False)
+    @step(task_id=FINISH_TASK_ID)
     def finish_run(
         params: dict, ti: Any = None, run_id: str | None = None, dag_run: Any = None
     ) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Personal data at rest (cc_sync.xcom_retention): once a sync has finished and its record is
 closed, no XCom object of the run holds an email address; ``CC_SYNC_XCOM_RETENTION=keep`` keeps
-them. Real dag.test() runs, the object-storage XCom backend on this session's local folder."""
+them. Nor do the rendered template fields Airflow keeps for ever (cc_sync.withheld). Real
+dag.test() runs, the object-storage XCom backend on this session's local folder."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import pytest
 from tests.dags.conftest import DAG_ID, SyncWorld
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+# The start of an address, or an id (the sample members' and the contacts' ids are UUIDs).
+PERSONAL = re.compile(r"[\w.+-]+@[\w-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-")
 
 
 def run_xcom_files(run_id: str) -> list[Path]:
@@ -98,3 +101,35 @@ def test_an_unknown_retention_is_refused_with_the_choices(monkeypatch: pytest.Mo
     monkeypatch.setenv("CC_SYNC_XCOM_RETENTION", "forever")
     with pytest.raises(ValueError, match="'forever' is not one of: delete, keep"):
         settings.xcom_retention()
+
+
+def rendered_fields(run_id: str) -> dict[str, dict[str, Any]]:
+    """What Airflow stored of each task's rendered template fields (the UI's "Rendered Template")."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rendered
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(Rendered.task_id, Rendered.rendered_fields).where(
+                Rendered.dag_id == DAG_ID, Rendered.run_id == run_id
+            )
+        )
+        return {task_id: fields for task_id, fields in rows}
+
+
+def test_airflow_keeps_no_email_in_the_rendered_template_fields(world: SyncWorld) -> None:
+    run = world.sync()
+
+    assert run["state"] == "success", run["tasks"]
+    stored = rendered_fields(run["run_id"])
+    # The steps that receive the run's frames, and the loads that receive the plan.
+    for task_id in ("compare", "link", "resolve", "guard", "load.constant_contact", "load.member_database"):
+        assert task_id in stored, sorted(stored)
+    # Neither a member's or contact's id nor even a cut address ("anne.smith@exampl...": a frame's
+    # text is cut to fit) is kept.
+    found = {task: PERSONAL.findall(json.dumps(fields)) for task, fields in stored.items()}
+    assert not {task: values for task, values in found.items() if values}
+    # What the UI shows instead: each frame's shape.
+    assert re.search(r"<DataFrame: [\d,]+ rows × \d+ columns>", str(stored["compare"]["op_args"])), stored
+    assert "<DataFrame" in str(stored["load.constant_contact"]["plan"]), stored

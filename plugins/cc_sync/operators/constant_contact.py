@@ -136,6 +136,7 @@ class ConstantContactLoadOperator(LeasedOperator):
     """
 
     template_fields: Sequence[str] = ("conn_id", "member_db_conn_id", "mapping_path", "plan", "journal_key")
+    withheld_fields: Sequence[str] = ("plan",)
     ui_color = "#1856ed"
     ui_fgcolor = "#ffffff"
 

@@ -8,16 +8,20 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from cc_sync import settings
+from cc_sync.withheld import WithholdsFields
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class LeasedOperator(BaseOperator):
+class LeasedOperator(WithholdsFields, BaseOperator):
     """Runs :meth:`work` holding ``lease`` of the sync's bookkeeping (renewed while it works;
     ``cc_sync.sync.lease``), found through ``member_db_conn_id`` and ``mapping_path``.
 
     :param lease: the lease to hold; None (in your own DAGs): no lease.
+
+    ``withheld_fields``: template fields holding the run's data (a plan), which Airflow stores only
+    as their shape (:mod:`cc_sync.withheld`).
     """
 
     def __init__(

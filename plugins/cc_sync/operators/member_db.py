@@ -87,6 +87,7 @@ class MemberDatabaseLoadOperator(LeasedOperator):
     """
 
     template_fields: Sequence[str] = ("member_db_conn_id", "mapping_path", "plan", "journal_key")
+    withheld_fields: Sequence[str] = ("plan",)
     ui_color = "#e8f1e4"
 
     def __init__(
