@@ -7,7 +7,7 @@ arguments are the run's frames (members, contacts, the plan): their text holds n
 addresses (and building it costs about a second per sync run). So once rendered, those fields are
 wrapped in :class:`Withheld`, whose text is their shape (``<DataFrame: 1,204 rows × 16 columns>``),
 and unwrapped by ``pre_execute``, which Airflow calls after storing the rendered fields and just
-before ``execute``.
+before ``execute`` (and wrapped again by ``post_execute``).
 
 Imported when the DAG files are parsed: nothing here imports pandas.
 """
@@ -71,3 +71,9 @@ class WithholdsFields:
             if isinstance(value, Withheld):
                 setattr(self, name, value.value)
         return super().pre_execute(context)  # type: ignore[misc]
+
+    def post_execute(self, context: Any, result: Any = None) -> Any:
+        # Withheld again: dag.test() serialises the executed task, rendered fields and all.
+        for name in self.withheld_fields:
+            setattr(self, name, Withheld(getattr(self, name)))
+        return super().post_execute(context, result)  # type: ignore[misc]

@@ -7,6 +7,7 @@ read a few rows of the bookkeeping with SQLAlchemy alone: a parse must stay ligh
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -120,8 +121,12 @@ def _id(name: str, nullable: bool = False, **kw: Any) -> sa.Column[Any]:
     return sa.Column(name, sa.String(ID_LENGTH), nullable=nullable, **kw)
 
 
+@functools.cache
 def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
-    """The bookkeeping tables under ``prefix``; the migrations create exactly these."""
+    """The bookkeeping tables under ``prefix``; the migrations create exactly these.
+
+    Built once per prefix and process (read only afterwards): a task opens several
+    :class:`~cc_sync.member_db.bookkeeping.Bookkeeping`, and building the tables costs ~15 ms each."""
     md = sa.MetaData()
     sa.Table(
         f"{prefix}links",
