@@ -22,9 +22,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def near(world_factory: Any, sqlite_url: str) -> SyncWorld:
-    world = world_factory(sqlite_url, renamed_share=0.2)
-    assert world.sync()["state"] == "success"
-    return world
+    return world_factory(sqlite_url, synced=True, renamed_share=0.2)
 
 
 @pytest.fixture

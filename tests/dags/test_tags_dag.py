@@ -64,7 +64,6 @@ def _tagging_calls(world: SyncWorld) -> int:
     return sum(n for name, n in endpoints.items() if "contacts_taggings" in name or "contact_tags" in name)
 
 
-@pytest.mark.all_dialects
 def test_tags_follow_the_membership_type_and_a_rerun_writes_nothing(tagged: SyncWorld) -> None:
     world, admin = tagged, tagged.emulator.admin
     people = _in_scope_linked(world)

@@ -31,7 +31,6 @@ def undo_dag(dag_bag: Any) -> Any:
     return dag_bag.get_dag(UNDO_DAG_ID)
 
 
-@pytest.mark.all_dialects
 def test_fields_edited_since_are_queued_for_review_and_a_decision_settles_them(
     world: SyncWorld, undo_dag: Any
 ) -> None:
@@ -89,7 +88,6 @@ def test_without_asking_nothing_is_queued(world: SyncWorld, undo_dag: Any) -> No
     assert world.reviews(EDITED_SINCE_REVIEW).empty
 
 
-@pytest.mark.all_dialects
 def test_contacts_the_run_created_come_off_its_list_only_when_asked(world: SyncWorld, undo_dag: Any) -> None:
     first = world.sync()
     assert first["state"] == "success", first["tasks"]
