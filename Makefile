@@ -13,8 +13,10 @@ MEMBERS ?= 1000
 # pytest-xdist workers for the test targets (this machine has 2 cores); 0 runs in one process.
 # worksteal: an idle worker takes queued tests from a busy one (the suite's tests range from ms to minutes).
 PYTEST_WORKERS ?= 2
-# make test-quick: engine, hooks, emulator, member DB and every DAG scenario on SQLite only.
-QUICK_ARGS := -m "not postgres and not mariadb and not contract" --ignore=tests/test_demo.py --ignore=tests/test_airflow_ui.py \
+# make test-quick: engine, hooks, emulator, member DB and every DAG scenario on SQLite only (no
+# end-to-end run of airflow standalone, the browser or the demo).
+QUICK_ARGS := -m "not postgres and not mariadb and not contract and not browser" --ignore=tests/test_demo.py \
+	--ignore=tests/test_airflow_ui.py \
 	--ignore=tests/dags/test_cli.py --ignore=tests/test_ci_honesty.py
 
 .PHONY: help venv browser test test-browser test-contract test-quick test-all-dialects lint format demo emulator airflow bench migrate sample-data clean
