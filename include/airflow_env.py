@@ -47,7 +47,10 @@ def airflow_env(project_root: Path = PROJECT_ROOT, airflow_home: Path | None = N
         # with several machines points this at s3://conn_id@bucket/path or gs://... instead.
         "AIRFLOW__CORE__XCOM_BACKEND": "airflow.providers.common.io.xcom.backend.XComObjectStorageBackend",
         "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_THRESHOLD": "4096",
-        "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_COMPRESSION": "gzip",
+        # No compression: a DataFrame's XCom is parquet (already compressed) written as hex, and
+        # gzip at its default level 9 spent ~28 s of CPU of a 100,000-member first install (issue
+        # 15) to get back the hex's doubling; the files live only until the run finishes.
+        "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_COMPRESSION": "",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         # The connection form's Test button (off by default): ours names the Constant Contact account.
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",

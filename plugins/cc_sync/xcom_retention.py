@@ -2,9 +2,10 @@
 
 The sync's and the send-list's XComs carry member and contact rows with full email addresses (the
 extracts, the plan, the load results), written by the common-io object-storage backend under
-``<xcom_objectstorage_path>/<dag_id>/<run_id>/<task_id>/<uuid>.json.gz``. Once a run has finished
-and :func:`cc_sync.job.close` has written what the console and the undo need into the bookkeeping
-(the run record, change log, base history, links), nothing reads them again: the undo plans from the
+``<xcom_objectstorage_path>/<dag_id>/<run_id>/<task_id>/<uuid>.json`` (``.json.gz`` and so on when
+a deployment compresses them). Once a run has finished and :func:`cc_sync.job.close` has written
+what the console and the undo need into the bookkeeping (the run record, change log, base history,
+links), nothing reads them again: the undo plans from the
 change log and the members and contacts as they are now, never from an old run's XCom. So
 ``finish`` deletes them.
 

@@ -98,27 +98,52 @@ def upsert(
     # One statement may not touch the same key twice (PostgreSQL refuses): the last row wins.
     rows = list({tuple(r[k] for k in key_columns): r for r in rows}.values())
     dialect = conn.dialect.name
-    for start in range(0, len(rows), UPSERT_BATCH):
-        batch = list(rows[start : start + UPSERT_BATCH])
-        constants = {name: schema.timestamp_literal(value) for name, value in (timestamps or {}).items()}
-        if dialect in ("postgresql", "sqlite"):
-            module = postgresql if dialect == "postgresql" else sqlite
-            stmt = module.insert(table).values(**constants)
-            if update_columns:
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=list(key_columns),
-                    set_={c: stmt.excluded[c] for c in update_columns},
-                )
-            else:
-                stmt = stmt.on_conflict_do_nothing(index_elements=list(key_columns))
-        elif dialect in ("mysql", "mariadb"):
-            stmt = mysql.insert(table).values(**constants)
-            # With nothing to update, re-assigning the key is MySQL's no-op "do nothing".
-            cols = update_columns or [key_columns[0]]
-            stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in cols})
+    constants = {name: schema.timestamp_literal(value) for name, value in (timestamps or {}).items()}
+    if dialect in ("postgresql", "sqlite"):
+        module = postgresql if dialect == "postgresql" else sqlite
+        stmt = module.insert(table).values(**constants)
+        if update_columns:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(key_columns),
+                set_={c: stmt.excluded[c] for c in update_columns},
+            )
         else:
-            raise NotImplementedError(f"upsert is not implemented for the {dialect} dialect")
-        conn.execute(stmt, batch)
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(key_columns))
+    elif dialect in ("mysql", "mariadb"):
+        stmt = mysql.insert(table).values(**constants)
+        # With nothing to update, re-assigning the key is MySQL's no-op "do nothing".
+        cols = update_columns or [key_columns[0]]
+        stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in cols})
+    else:
+        raise NotImplementedError(f"upsert is not implemented for the {dialect} dialect")
+    _execute_many(conn, table, stmt, rows)
+
+
+def _execute_many(
+    conn: sa.Connection, table: sa.Table, stmt: sa.Executable, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """``stmt`` (an INSERT of ``table``) once per row, in batches of ``UPSERT_BATCH``, through the
+    driver's ``executemany``: compiled once, each value through its column type's bind processor.
+
+    ``conn.execute(stmt, rows)`` builds and processes a parameter dictionary per row: half the CPU
+    of a SQLite insert (2.6 vs 1.4 s per 200,000 change-log rows; PostgreSQL 4.1 vs 3.4 s), and
+    ~9 s of a 100,000-member first install's change log (issue 15)."""
+    keys = list(rows[0])
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
+    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+    if not set(names) <= set(keys) or compiled.escaped_bind_names:  # let SQLAlchemy fill them
+        for start in range(0, len(rows), UPSERT_BATCH):
+            conn.execute(stmt, list(rows[start : start + UPSERT_BATCH]))
+        return
+    processors = [(name, table.c[name].type.bind_processor(conn.dialect)) for name in names]
+    for start in range(0, len(rows), UPSERT_BATCH):
+        batch = rows[start : start + UPSERT_BATCH]
+        params: list[Any]
+        if compiled.positional:
+            params = [tuple(proc(r[n]) if proc else r[n] for n, proc in processors) for r in batch]
+        else:
+            params = [{n: proc(r[n]) if proc else r[n] for n, proc in processors} for r in batch]
+        conn.exec_driver_sql(compiled.string, params)
 
 
 def _records(frame: pd.DataFrame, columns: Iterable[str]) -> list[dict[str, Any]]:
