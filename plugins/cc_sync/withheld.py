@@ -62,8 +62,7 @@ class WithholdsFields:
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         super().render_template_fields(context, jinja_env)  # type: ignore[misc]
-        for name in self.withheld_fields:
-            setattr(self, name, Withheld(getattr(self, name)))
+        self._withhold()
 
     def pre_execute(self, context: Any) -> Any:
         for name in self.withheld_fields:
@@ -74,6 +73,11 @@ class WithholdsFields:
 
     def post_execute(self, context: Any, result: Any = None) -> Any:
         # Withheld again: dag.test() serialises the executed task, rendered fields and all.
-        for name in self.withheld_fields:
-            setattr(self, name, Withheld(getattr(self, name)))
+        self._withhold()
         return super().post_execute(context, result)  # type: ignore[misc]
+
+    def _withhold(self) -> None:
+        for name in self.withheld_fields:
+            value = getattr(self, name)
+            if not isinstance(value, Withheld):  # once only: pre_execute unwraps one layer
+                setattr(self, name, Withheld(value))

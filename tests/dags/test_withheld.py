@@ -53,3 +53,18 @@ def test_every_step_and_load_of_the_dags_withholds_the_runs_data(dag_bag: Any) -
                 assert "plan" in task.withheld_fields, (dag_id, task.task_id)
                 checked += 1
     assert checked >= 10
+
+
+def test_fields_are_withheld_once_and_whole_again_for_the_run() -> None:
+    from cc_sync.operators.member_db import MemberDatabaseLoadOperator
+
+    load = MemberDatabaseLoadOperator(task_id="load", plan={"member_updates": FRAME})
+    context: dict[str, Any] = {"run_id": "manual__withheld"}
+    load.render_template_fields(context)
+    load.render_template_fields(context)  # rendered again: still one layer
+    assert str(load.plan) == "{'member_updates': <DataFrame: 2 rows × 2 columns>}"
+    load.pre_execute(context)
+    assert load.plan["member_updates"] is FRAME
+    load.post_execute(context)
+    assert isinstance(load.plan, Withheld)
+    assert load.plan.value["member_updates"] is FRAME
