@@ -24,7 +24,7 @@ QUICK_ARGS := -m "not postgres and not mariadb and not contract and not browser"
 help:
 	@echo "make demo         set everything up and run the two-way sync on SQLite + the emulator"
 	@echo "make test         set up and run ruff and the test suite"
-	@echo "make test-quick   the quick subset: engine, hooks, and every DAG scenario on SQLite (<= 4 min)"
+	@echo "make test-quick   the quick subset: engine, hooks, and every DAG scenario on SQLite"
 	@echo "make test-contract  the contract suite: schemathesis runs the official spec against the emulator"
 	@echo "make test-all-dialects  every DAG scenario on SQLite, PostgreSQL and MariaDB"
 	@echo "make airflow      start the Airflow UI (airflow standalone) with the project's DAGs on"

@@ -50,17 +50,19 @@ def resources() -> SyncResources:
     return SyncResources(settings.CC_CONN_ID, settings.MEMBER_DB_CONN_ID, settings.mapping_path())
 
 
-class StepOperator(WithholdsFields, _PythonDecoratedOperator):
-    """A job's step: a ``@task`` whose arguments (the run's frames) Airflow stores only as their
-    shape (:mod:`cc_sync.withheld`)."""
+class WithholdsArguments(WithholdsFields):
+    """A ``@task``'s arguments (the run's frames) stored by Airflow only as their shape
+    (:mod:`cc_sync.withheld`)."""
 
     withheld_fields = ("op_args", "op_kwargs")
 
 
-class ShortCircuitStepOperator(WithholdsFields, _ShortCircuitDecoratedOperator):
-    """A job's ``@task.short_circuit`` step, its arguments withheld like :class:`StepOperator`'s."""
+class StepOperator(WithholdsArguments, _PythonDecoratedOperator):
+    """A job's step: a ``@task`` whose arguments are withheld."""
 
-    withheld_fields = ("op_args", "op_kwargs")
+
+class ShortCircuitStepOperator(WithholdsArguments, _ShortCircuitDecoratedOperator):
+    """A job's ``@task.short_circuit`` step, its arguments withheld."""
 
 
 def step(**kwargs: Any) -> Callable[[Callable[..., Any]], TaskDecorator]:

@@ -86,6 +86,9 @@ def test_keep_keeps_the_runs_xcom_objects(world: SyncWorld, monkeypatch: pytest.
     files = run_xcom_files(run["run_id"])
     # The extracts and the plan: member and contact rows with their full addresses.
     assert any(emails_in(path) for path in files), files
+    # Written as they are (include/airflow_env.py turns compression off: gzip cost seconds of CPU).
+    assert not [path for path in files if path.suffix in {".gz", ".zst", ".bz2"}], files
+    assert all(path.read_bytes()[:2] != b"\x1f\x8b" for path in files)
 
 
 def test_a_dry_run_is_cleaned_too(world: SyncWorld) -> None:

@@ -165,6 +165,44 @@ def test_change_log_is_idempotent(books: Bookkeeping) -> None:
     assert log["old_value"].isna().tolist() == [False, True]
 
 
+def test_a_dry_runs_plan_is_kept_and_a_rerun_replaces_it(books: Bookkeeping) -> None:
+    plan = pd.DataFrame(
+        {"direction": ["to_cc", "to_member_db"], "member_id": ["1", "2"], "contact_id": ["c-1", None],
+         "field": ["city", "job_title"], "old_value": pd.Series([None, 3], dtype=object),
+         "new_value": ["Lyon", "Chair"],
+         "reason": ["member side changed", "cc side changed"]}
+    )  # fmt: skip
+    assert books.save_planned_changes(RUN, plan) == 2
+    assert books.save_planned_changes("manual__other", plan.iloc[:1]) == 1
+    kept = books.get_planned_changes(RUN)
+    assert kept[["member_id", "field", "new_value"]].values.tolist() == [
+        ["1", "city", "Lyon"],
+        ["2", "job_title", "Chair"],
+    ]
+    assert kept["old_value"].isna().tolist() == [True, False]
+    assert kept["old_value"].iloc[1] == "3"  # values are kept as text
+    assert kept["contact_id"].isna().tolist() == [False, True]
+    assert books.save_planned_changes(RUN, plan.iloc[1:]) == 1
+    assert books.get_planned_changes(RUN)["member_id"].tolist() == ["2"]
+    assert books.save_planned_changes(RUN, plan.iloc[:0]) == 0
+    assert books.get_planned_changes(RUN).empty
+    assert len(books.get_planned_changes("manual__other")) == 1
+
+
+def test_a_bulk_insert_refuses_a_bound_constant(sqlite_url: str) -> None:
+    """Constants go in as SQL literals: a bind the rows do not fill is a mistake, said loudly."""
+    from cc_sync.member_db.bookkeeping import _execute_many
+
+    engine = sa.create_engine(sqlite_url)
+    migrate.upgrade(engine)
+    books = Bookkeeping(engine)
+    stmt = books.planned_changes.insert().values(planned_at=sa.bindparam("when"))
+    row = {"run_id": RUN, "direction": "to_cc", "field": "city"}
+    with engine.begin() as conn, pytest.raises(ValueError, match=r"binds \['when'\]"):
+        _execute_many(conn, books.planned_changes, stmt, [row])
+    engine.dispose()
+
+
 @pytest.mark.parametrize(
     "stamp",
     [
@@ -190,13 +228,15 @@ def test_a_bulk_timestamp_written_as_a_literal_reads_back_the_same_instant(
         link = {"member_id": ["1"], "contact_id": ["c-1"], "rule": "r", "run_id": RUN}
         books.upsert_links(pd.DataFrame(link))
         books.upsert_directory(pd.DataFrame({"contact_id": ["c-1"], "email": ["a@example.org"]}))
+        books.save_planned_changes(RUN, changes)
     with books.engine.connect() as conn:
         written = [
             conn.execute(sa.select(books.changes.c.changed_at)).scalar_one(),
             conn.execute(sa.select(books.links.c.linked_at)).scalar_one(),
             conn.execute(sa.select(books.cc_directory.c.seen_at)).scalar_one(),
+            conn.execute(sa.select(books.planned_changes.c.planned_at)).scalar_one(),
         ]
-    assert written == [stamp] * 3
+    assert written == [stamp] * 4
     assert all(value.tzinfo == UTC for value in written)
 
 

@@ -131,10 +131,14 @@ def _execute_many(
     keys = list(rows[0])
     compiled = stmt.compile(dialect=conn.dialect, column_keys=keys)
     names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
-    if not set(names) <= set(keys) or compiled.escaped_bind_names:  # let SQLAlchemy fill them
-        for start in range(0, len(rows), UPSERT_BATCH):
-            conn.execute(stmt, list(rows[start : start + UPSERT_BATCH]))
-        return
+    unfilled = sorted(set(names) - set(keys))
+    if unfilled or compiled.escaped_bind_names:
+        # Constants belong in the statement as SQL literals; a bind the rows do not fill (or a
+        # column name the driver needs escaped) is a caller's mistake, not something to guess at.
+        raise ValueError(
+            f"cannot insert into {table.name}: binds {unfilled or sorted(compiled.escaped_bind_names)}"
+            " are not plain columns of the rows"
+        )
     processors = [(name, table.c[name].type.bind_processor(conn.dialect)) for name in names]
     for start in range(0, len(rows), UPSERT_BATCH):
         batch = rows[start : start + UPSERT_BATCH]
@@ -533,12 +537,14 @@ class Bookkeeping:
         for col in ("old_value", "new_value"):
             data[col] = data[col].map(lambda v: None if _is_missing(v) else str(v))
         data["run_id"] = run_id
-        data["planned_at"] = utcnow()
         rows = _records(data, data.columns)
+        insert = self.planned_changes.insert().values(
+            planned_at=schema.timestamp_literal(utcnow())
+        )
         with self.engine.begin() as conn:
             conn.execute(self.planned_changes.delete().where(self.planned_changes.c.run_id == run_id))
-            for start in range(0, len(rows), UPSERT_BATCH):
-                conn.execute(self.planned_changes.insert(), rows[start : start + UPSERT_BATCH])
+            if rows:
+                _execute_many(conn, self.planned_changes, insert, rows)
         return len(rows)
 
     def get_planned_changes(self, run_id: str) -> pd.DataFrame:
