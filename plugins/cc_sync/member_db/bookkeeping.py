@@ -538,9 +538,7 @@ class Bookkeeping:
             data[col] = data[col].map(lambda v: None if _is_missing(v) else str(v))
         data["run_id"] = run_id
         rows = _records(data, data.columns)
-        insert = self.planned_changes.insert().values(
-            planned_at=schema.timestamp_literal(utcnow())
-        )
+        insert = self.planned_changes.insert().values(planned_at=schema.timestamp_literal(utcnow()))
         with self.engine.begin() as conn:
             conn.execute(self.planned_changes.delete().where(self.planned_changes.c.run_id == run_id))
             if rows:
