@@ -177,13 +177,15 @@ def test_new_link_to_a_contact_not_extracted_asks_for_hydration() -> None:
     world.add_contact("c1", first_name="Anne", last_name="Smith", email="anne@example.org", city="Bath")
     world.last_sync = world.now()
     world.add_member("m1", first_name="Anne", last_name="Smith", email="anne@example.org")
-    plan = world.plan(changed_only=True)
+    plan = world.plan(changed_only=True, hydrate=False)
     assert plan.new_links["contact_id"].tolist() == ["c1"]
     assert plan.hydrate["contact_id"].tolist() == ["c1"]
     assert plan.member_updates.empty  # merged only once the contact is fetched
-    hydrated = world.plan(changed_only=False)
+    assert plan.new_base.empty  # so the link cannot be stored yet (sync/recording.py)
+    hydrated = world.plan(changed_only=True)  # the contact read, the run planned again
     assert hydrated.hydrate.empty
     assert hydrated.member_updates["city"].tolist() == ["Bath"]
+    assert hydrated.new_base["member_id"].tolist() == ["m1"]
 
 
 def test_link_survives_an_email_change_on_the_next_run() -> None:

@@ -188,6 +188,16 @@ def _changed(value: Any, base: Any) -> bool:
         Step("sync", 0, "city", 0, False),
     ]
 )
+# An incremental sync links a changed member to a contact it did not extract (names now agree):
+# the contact is read and the run planned again, so the link is stored with its base.
+@example(
+    history=[
+        Step("cc", 1, "first_name", 1, False),
+        Step("sync", 0, "city", 0, True),
+        Step("member", 1, "first_name", 1, False),
+        Step("sync", 0, "city", 0, True),
+    ]
+)
 def test_sends_syncs_and_edits_in_any_order_lose_no_edit(
     bookkeeping: Bookkeeping, history: list[Step]
 ) -> None:

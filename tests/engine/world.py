@@ -19,6 +19,9 @@ from cc_sync.engine import SyncPlan, plan_sync
 from cc_sync.engine.normalise import normalise_email
 from cc_sync.policy import FieldPolicy, SyncDirection
 
+# sync/planning.py's MAX_HYDRATE_ROUNDS (not imported: that module brings the hooks and Airflow).
+HYDRATE_ROUNDS = 2
+
 FIELDS = ("email", "first_name", "last_name", "city", "phone_home")
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
 
@@ -147,6 +150,7 @@ class World:
         policies: dict[str, FieldPolicy] | None = None,
         direction: SyncDirection = SyncDirection.TWO_WAY,
         candidates: bool = False,
+        hydrate: bool = True,
     ) -> SyncPlan:
         contacts = self.contact_frame(changed_only=changed_only)
         self.read_unsubscribed = set(
@@ -157,16 +161,26 @@ class World:
             keys = set(normalise_email(contacts["email"]).dropna())
             all_members = self.member_frame()
             member_candidates = all_members[normalise_email(all_members["email"]).isin(keys).to_numpy()]
-        return plan_sync(
-            self.member_frame(changed_only=changed_only),
-            contacts,
-            self.link_frame(),
-            self.base_frame(),
-            self.directory_frame(),
-            policies=policies or {f: FieldPolicy() for f in self.fields},
-            direction=direction,
-            member_candidates=member_candidates,
-        )
+        members = self.member_frame(changed_only=changed_only)
+        # As sync/planning.py does: contacts linked this run but not extracted are read (GET) and
+        # the run planned again, so that each new link is merged, and stored, with its base.
+        for _ in range(HYDRATE_ROUNDS + 1):
+            plan = plan_sync(
+                members,
+                contacts,
+                self.link_frame(),
+                self.base_frame(),
+                self.directory_frame(),
+                policies=policies or {f: FieldPolicy() for f in self.fields},
+                direction=direction,
+                member_candidates=member_candidates,
+            )
+            if plan.hydrate.empty or not hydrate:
+                break
+            fetched = self.contact_frame().set_index("contact_id").loc[plan.hydrate["contact_id"]]
+            contacts = pd.concat([contacts, fetched.reset_index()], ignore_index=True)
+            self.read_unsubscribed |= set(fetched.index[fetched["opted_out"].fillna(False).astype(bool)])
+        return plan
 
     def sync(self, **kwargs: Any) -> SyncPlan:
         plan = self.plan(**kwargs)
