@@ -296,6 +296,14 @@ def _conflict_winner(
     return ~recency.cc_later, reason.astype(np.int8)
 
 
+def _side_or_base(side: pa.Array, present: np.ndarray, base: pa.Array) -> pa.Array:
+    """A side's values, and the base's where the pair has no row on that side."""
+    if base.null_count == len(base) and side.type == base.type:
+        # No base (a first sync): the side's absent rows are already null, as the base's are.
+        return side
+    return pc.if_else(pa.array(present), side, base)
+
+
 def _resolve_field(
     aligned: AlignedPairs,
     name: str,
@@ -306,10 +314,10 @@ def _resolve_field(
     base = aligned.aligned("base", name)
     member = base
     if name in aligned.members.columns:
-        member = pc.if_else(pa.array(aligned.has_member), aligned.aligned("member", name), base)
+        member = _side_or_base(aligned.aligned("member", name), aligned.has_member, base)
     cc = base
     if name in aligned.contacts.columns:
-        cc = pc.if_else(pa.array(aligned.has_contact), aligned.aligned("contact", name), base)
+        cc = _side_or_base(aligned.aligned("contact", name), aligned.has_contact, base)
     raw_base, raw_member, raw_cc = base, member, cc
     b_blank, m_blank, c_blank = _blank(base), _blank(member), _blank(cc)
     if name == EMAIL:
