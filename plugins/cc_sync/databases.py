@@ -2,9 +2,10 @@
 
 Every engine the project makes comes from :func:`create_engine`, so each database gets the same
 treatment wherever it is opened (the hooks, the migrations, the demo, the UI check, the sample
-data): on SQLite a busy timeout and transactions that SQLAlchemy begins itself (pysqlite's own
-begin is lazy and only before DML, so a read at the start of a write transaction would not be
-protected; the recipe is SQLAlchemy's documented one), elsewhere pre-pinged pooled connections.
+data): on SQLite a busy timeout, a larger page cache and transactions that SQLAlchemy begins
+itself (pysqlite's own begin is lazy and only before DML, so a read at the start of a write
+transaction would not be protected; the recipe is SQLAlchemy's documented one), elsewhere
+pre-pinged pooled connections.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
+# SQLite's page cache per connection (its default is 2 MiB). The bookkeeping's inserts land at
+# random places of five indexes (the change log of a first install holds hundreds of thousands of
+# rows): with the default cache each insert re-reads pages from the OS, which cost a quarter of
+# the insert's CPU (300,000 change rows: 8.6 -> 6.3 CPU s, the system time 2.5 -> 0.7 s). Pages
+# are only taken as they are read, up to this size.
+SQLITE_CACHE_KIB = 65_536
 SqliteBegin = Literal["DEFERRED", "IMMEDIATE", "EXCLUSIVE"]
 
 
@@ -37,8 +44,9 @@ def create_engine(url: str | sa.URL, *, sqlite_begin: SqliteBegin = "DEFERRED", 
 
 def _sqlite_begin_modes(engine: sa.Engine, default: SqliteBegin) -> None:
     @sa.event.listens_for(engine, "connect")
-    def _disable_pysqlite_begin(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite's own BEGIN off
+        dbapi_connection.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
 
     @sa.event.listens_for(engine, "begin")
     def _emit_begin(conn: sa.Connection) -> None:
