@@ -47,6 +47,7 @@ import requests
 from include import airflow_env
 from include.airflow_env import PROJECT_ROOT, VAR_DIR
 from include.airflow_ui import (
+    CHECKS_DONE,
     SEND_LIST_DAG_ID,
     SYNC_DAG_ID,
     AirflowApi,
@@ -372,6 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check", action="store_true", help="run the sync, a backfill and a send list, then stop"
     )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="with --check: keep the stack up after the checks, to look at their runs in the UI",
+    )
     parser.add_argument("--emulator-port", type=int, default=local_setup.DEFAULT_EMULATOR_PORT)
     parser.add_argument(
         "--executor",
@@ -380,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         help="local: the same stack on the scheduler's LocalExecutor, no Celery worker (for bench_celery)",
     )
     args = parser.parse_args(argv)
+    if args.keep_running and not args.check:
+        parser.error("--keep-running goes with --check")
     metadata_db = os.environ.get("CC_SYNC_CELERY_METADATA_DB") or DEFAULT_METADATA_DB
     queue = os.environ.get("CC_SYNC_CELERY_QUEUE") or DEFAULT_QUEUE
     if args.executor == "local":
@@ -394,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"An Airflow already answers on {api.base_url}; stop it first.", file=sys.stderr)
         return 1
     components: list[Component] = []
+    checked: int | None = None  # the checks' exit code, once they ran
     with signals_stop(), emulator_running(args.emulator_port) as emulator_url:
         try:
             print(f"Constant Contact emulator on {emulator_url}")
@@ -416,14 +425,19 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"Figures: {json.dumps(figures, default=str)}")
                 for problem in problems:
                     print(f"PROBLEM: {problem}", file=sys.stderr)
-                return 1 if problems else 0
+                checked = 1 if problems else 0
+                if not args.keep_running:
+                    return checked
+                print(f"{CHECKS_DONE}; the stack keeps running: Ctrl-C stops it.", flush=True)
             while all(component.process.poll() is None for component in components):
                 time.sleep(2)
             print("A component exited; stopping the others.", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print("\nStopping Airflow and the emulator ...")
-            return 130 if args.check else 0
+            if args.check:
+                return 130 if checked is None else checked
+            return 0
         except AirflowUiError as error:
             print(f"{error}", file=sys.stderr)
             return 1

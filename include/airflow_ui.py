@@ -48,6 +48,8 @@ ADMIN_USER = "admin"
 STARTUP_TIMEOUT_SECONDS = 240.0
 RUN_TIMEOUT_SECONDS = 600.0
 STOP_TIMEOUT_SECONDS = 30.0
+# Printed once the checks of ``--check --keep-running`` are done (tests wait for it).
+CHECKS_DONE = "Checks done"
 TEST_CONNECTION_TIMEOUT_SECONDS = 180.0
 # Tries of an API call the metadata DB was too busy to take (standalone runs on SQLite), 3 s apart.
 DATABASE_BUSY_TRIES = 10
@@ -562,9 +564,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the sync, a send list and the activity DAG through the REST API, then stop",
     )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="with --check: keep Airflow up after the checks, to look at their runs in the UI",
+    )
     parser.add_argument("--verbose", action="store_true", help="show airflow standalone's output here")
     parser.add_argument("--emulator-port", type=int, default=local_setup.DEFAULT_EMULATOR_PORT)
     args = parser.parse_args(argv)
+    if args.keep_running and not args.check:
+        parser.error("--keep-running goes with --check")
     # A service manager, `timeout` or CI stops with SIGTERM: stop Airflow's process tree and the
     # emulator as Ctrl-C does, instead of leaving a scheduler and its workers behind.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -575,6 +584,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"An Airflow already answers on {url}; stop it first.", file=sys.stderr)
         return 1
 
+    checked: int | None = None  # the checks' exit code, once they ran
     with emulator_running(args.emulator_port) as emulator_url:
         print(f"Constant Contact emulator on {emulator_url} (4 requests/s, 10,000 a day); account in "
               f"{local_setup.EMULATOR_STATE_FILE}")  # fmt: skip
@@ -597,12 +607,15 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  summary: {json.dumps(run.summary, default=str)}")
                 for problem in problems:
                     print(f"PROBLEM: {problem}", file=sys.stderr)
-                return 1 if problems else 0
+                checked = 1 if problems else 0
+                if not args.keep_running:
+                    return checked
+                print(f"{CHECKS_DONE}; Airflow keeps running: Ctrl-C stops it.", flush=True)
             standalone.wait()
         except KeyboardInterrupt:
             print("\nStopping Airflow and the emulator ...")
             if args.check:
-                return 130
+                return 130 if checked is None else checked
         except AirflowUiError as error:
             print(f"{error}", file=sys.stderr)
             return 1
@@ -611,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             stop_standalone(standalone)
-    return 0
+    return checked or 0
 
 
 if __name__ == "__main__":

@@ -120,8 +120,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 # tests/scheduling.py spreads them, each whole, over the xdist workers' first blocks, longest
 # first, so that they overlap each other and the rest.
 LONG_TEST_FILES: dict[str, float] = {
-    "tests/test_airflow_ui.py": 9.0,
-    "tests/test_airflow_celery.py": 4.0,  # the Celery stack: three syncs (two a backfill), a send
+    "tests/test_airflow_ui.py": 6.0,  # one standalone: the trigger-form checks, then SIGTERM
+    "tests/test_airflow_celery.py": 4.0,  # one Celery stack: three syncs (two a backfill), a send, SIGTERM
     "tests/browser/": 11.0,  # one shared `airflow standalone` (tests/browser/conftest.py)
     "tests/contract/test_emulator_contract.py": 5.0,
     "tests/dags/test_cli.py": 3.0,

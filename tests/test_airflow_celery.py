@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from include.airflow_celery import DEFAULT_BROKER, REQUESTS_PER_SECOND, WORKERS
 from include.airflow_env import PROJECT_ROOT
+from include.airflow_ui import CHECKS_DONE
 from include.cc_emulator.testing import free_port
 from tests.ci import skip_or_fail
 from tests.conftest import POSTGRES_ADMIN_URL, _server_answers
@@ -54,11 +55,11 @@ def redis_broker() -> None:
         skip_or_fail(f"Redis does not answer at {DEFAULT_BROKER}: {error}")
 
 
-@pytest.mark.timeout(1800)
-@pytest.mark.usefixtures("redis_broker")
-def test_sync_backfill_and_send_list_run_on_two_celery_workers(tmp_path: Path, metadata_db: str) -> None:
+def _stack_env(tmp_path: Path, metadata_db: str) -> dict[str, str]:
+    """A user's environment (none of the tests' settings), with the stack's own folders, ports,
+    metadata database and Celery queue."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "CC_SYNC"))}
-    env |= {
+    return env | {
         "CC_SYNC_VAR_DIR": str(tmp_path / "var"),
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
         "CC_SYNC_AIRFLOW_PORT": str(free_port()),
@@ -67,35 +68,10 @@ def test_sync_backfill_and_send_list_run_on_two_celery_workers(tmp_path: Path, m
         "CC_SYNC_CELERY_QUEUE": f"cc_sync_test_{uuid.uuid4().hex[:8]}",
         # A failure shows at once instead of after two retries 2 minutes apart.
         "CC_SYNC_TASK_RETRIES": "0",
+        "PYTHONUNBUFFERED": "1",
     }
-    command = [sys.executable, "-m", "include.airflow_env", "python", "-m", "include.airflow_celery",
-               "--check", "--emulator-port", str(free_port())]  # fmt: skip
-
-    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1700)
-
-    logs = tmp_path / "var" / "airflow-celery"
-    tails = (
-        "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(logs.glob("*.log")))
-        if logs.exists()
-        else ""
-    )
-    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}\n{tails}"
-    assert "PROBLEM" not in result.stderr
-    (line,) = [line for line in result.stdout.splitlines() if line.startswith("Figures: ")]
-    figures = json.loads(line.removeprefix("Figures: "))
-    # What --check checked, as figures: both workers ran tasks, the limit held across them, the
-    # emulator's day count is the hook's, and only the first sync run wrote anything.
-    assert set(WORKERS) <= set(figures["task_instances_per_worker"])
-    assert figures["busiest_second"] <= REQUESTS_PER_SECOND
-    assert figures["emulator_day_count"] == figures["recorded_calls_today"]
-    writes = sorted(rows for _, rows in figures["sync_runs"].values())
-    assert len(writes) >= 2
-    assert writes[-1] > 0
-    assert writes[:-1] == [0] * (len(writes) - 1)
 
 
-@pytest.mark.timeout(600)
-@pytest.mark.usefixtures("redis_broker")
 def _command_line(proc: psutil.Process) -> str:
     """A process's command line; "" for a short-lived helper that ended (or is a zombie) meanwhile."""
     try:
@@ -111,40 +87,58 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-def test_sigterm_stops_every_component_and_the_emulator(tmp_path: Path, metadata_db: str) -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRFLOW", "CC_SYNC"))}
-    env |= {
-        "CC_SYNC_VAR_DIR": str(tmp_path / "var"),
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "CC_SYNC_AIRFLOW_PORT": str(free_port()),
-        "CC_SYNC_LOG_SERVER_PORT": str(free_port()),
-        "CC_SYNC_CELERY_METADATA_DB": metadata_db,
-        "CC_SYNC_CELERY_QUEUE": f"cc_sync_test_{uuid.uuid4().hex[:8]}",
-    }
+@pytest.mark.timeout(1800)
+@pytest.mark.usefixtures("redis_broker")
+def test_sync_backfill_and_send_list_on_two_celery_workers_then_sigterm_stops_everything(
+    tmp_path: Path, metadata_db: str
+) -> None:
+    """One stack (starting one costs minutes here): the checks of ``--check``, then, kept running,
+    a SIGTERM must stop every component and the emulator."""
     command = [sys.executable, "-m", "include.airflow_env", "python", "-m", "include.airflow_celery",
-               "--emulator-port", str(free_port())]  # fmt: skip
+               "--check", "--keep-running", "--emulator-port", str(free_port())]  # fmt: skip
     process = subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+        command, cwd=PROJECT_ROOT, env=_stack_env(tmp_path, metadata_db), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
     try:
         output = []
         for line in process.stdout or []:
             output.append(line)
-            if line.startswith("Airflow (CeleryExecutor"):
+            if line.startswith(CHECKS_DONE):
                 break
-        assert any(line.startswith("Airflow (CeleryExecutor") for line in output), "".join(output)
+        checked = "".join(output)
+        logs = tmp_path / "var" / "airflow-celery"
+        tails = (
+            "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(logs.glob("*.log")))
+            if logs.exists()
+            else ""
+        )
+        assert any(line.startswith(CHECKS_DONE) for line in output), f"{checked[-6000:]}\n{tails}"
+        assert "PROBLEM" not in checked, checked[-6000:]
+        (line,) = [line for line in output if line.startswith("Figures: ")]
+        figures = json.loads(line.removeprefix("Figures: "))
         tree = psutil.Process(process.pid).children(recursive=True)
         names = " ".join(_command_line(proc) for proc in tree)
-        # The emulator, the API server, the scheduler, the DAG processor and both workers.
-        assert "cc_emulator" in names
-        assert all(f"--celery-hostname {worker}@" in names for worker in WORKERS), names
 
         process.send_signal(signal.SIGTERM)
         rest = process.communicate(timeout=240)[0]
     finally:
         if process.poll() is None:
             process.kill()
+    # What --check checked, as figures: both workers ran tasks, the limit held across them, the
+    # emulator's day count is the hook's, and only the first sync run wrote anything.
+    assert set(WORKERS) <= set(figures["task_instances_per_worker"])
+    assert figures["busiest_second"] <= REQUESTS_PER_SECOND
+    assert figures["emulator_day_count"] == figures["recorded_calls_today"]
+    writes = sorted(rows for _, rows in figures["sync_runs"].values())
+    assert len(writes) >= 2
+    assert writes[-1] > 0
+    assert writes[:-1] == [0] * (len(writes) - 1)
+    # The emulator, the API server, the scheduler, the DAG processor and both workers, then none.
+    assert "cc_emulator" in names
+    assert all(f"--celery-hostname {worker}@" in names for worker in WORKERS), names
     assert "Stopping Airflow and the emulator" in rest, rest[-3000:]
+    assert process.returncode == 0, rest[-3000:]
     time.sleep(1)
     left = [proc for proc in tree if _alive(proc)]
     assert left == []

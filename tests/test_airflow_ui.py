@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from include.airflow_env import PROJECT_ROOT
-from include.airflow_ui import ACTIVITY_DAG_ID, SEND_LIST_DAG_ID, SYNC_DAG_ID
+from include.airflow_ui import ACTIVITY_DAG_ID, CHECKS_DONE, SEND_LIST_DAG_ID, SYNC_DAG_ID
 from include.cc_emulator.testing import free_port
 
 pytestmark = pytest.mark.slow
@@ -39,34 +39,28 @@ def _command(*args: str) -> list[str]:
 
 
 @pytest.mark.timeout(1500)
-def test_the_three_dags_run_from_the_trigger_form_under_the_scheduler(tmp_path: Path) -> None:
-    result = subprocess.run(
-        _command("--check"), cwd=PROJECT_ROOT, env=_isolated_env(tmp_path), capture_output=True, text=True,
-        timeout=1400,
-    )  # fmt: skip
-
-    log = tmp_path / "var" / "airflow-standalone.log"
-    tail = log.read_text()[-3000:] if log.exists() else "(no standalone log)"
-    assert result.returncode == 0, f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}\n{tail}"
-    for dag_id in (SYNC_DAG_ID, SEND_LIST_DAG_ID, ACTIVITY_DAG_ID):
-        (line,) = [line for line in result.stdout.splitlines() if line.startswith(f"Check run of {dag_id} ")]
-        assert line.endswith(": success")
-    assert "PROBLEM" not in result.stderr
-
-
-@pytest.mark.timeout(600)
-def test_sigterm_stops_airflow_and_the_emulator_and_leaves_no_process(tmp_path: Path) -> None:
+def test_the_three_dags_run_from_the_trigger_form_and_sigterm_then_stops_everything(tmp_path: Path) -> None:
+    """One airflow standalone (starting one costs minutes here): the checks of ``--check``, then,
+    kept running, a SIGTERM (a service manager's stop) must stop Airflow's tree and the emulator."""
+    env = _isolated_env(tmp_path) | {"PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        _command(), cwd=PROJECT_ROOT, env=_isolated_env(tmp_path), stdout=subprocess.PIPE,
+        _command("--check", "--keep-running"), cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         output = []
         for line in process.stdout or []:
             output.append(line)
-            if line.startswith("Airflow is up"):
+            if line.startswith(CHECKS_DONE):
                 break
-        assert any(line.startswith("Airflow is up") for line in output), "".join(output)
+        checked = "".join(output)
+        log = tmp_path / "var" / "airflow-standalone.log"
+        tail = log.read_text()[-3000:] if log.exists() else "(no standalone log)"
+        assert any(line.startswith(CHECKS_DONE) for line in output), f"{checked[-6000:]}\n{tail}"
+        assert "PROBLEM" not in checked, checked[-6000:]
+        for dag_id in (SYNC_DAG_ID, SEND_LIST_DAG_ID, ACTIVITY_DAG_ID):
+            (line,) = [line for line in output if line.startswith(f"Check run of {dag_id} ")]
+            assert line.rstrip().endswith(": success"), line
         tree = psutil.Process(process.pid).children(recursive=True)
         assert len(tree) >= 4  # the emulator, airflow standalone and its components
 
@@ -77,7 +71,16 @@ def test_sigterm_stops_airflow_and_the_emulator_and_leaves_no_process(tmp_path: 
         if process.poll() is None:
             process.kill()
     assert "Stopping Airflow and the emulator" in rest, rest[-3000:]
-    assert process.returncode == 0
+    assert process.returncode == 0, rest[-3000:]
     time.sleep(1)
     left = [proc for proc in tree if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE]
     assert left == [], f"still running {time.monotonic() - started:.0f} s after SIGTERM: {left}"
+
+
+def test_keep_running_goes_with_check() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "include.airflow_ui", "--keep-running"], cwd=PROJECT_ROOT, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--keep-running goes with --check" in result.stderr
