@@ -10,6 +10,8 @@ pre-pinged pooled connections.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -40,6 +42,23 @@ def create_engine(url: str | sa.URL, *, sqlite_begin: SqliteBegin = "DEFERRED", 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return sa.create_engine(url, **kwargs)
+
+
+@contextmanager
+def begin_writing(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """``engine.begin()`` for a transaction that writes: on SQLite it takes the write lock at its
+    BEGIN (IMMEDIATE), so a read before its first write cannot deadlock with another writer.
+
+    A DEFERRED transaction that has read holds a shared lock; its first write then needs the
+    reserved lock, and if another connection holds that, SQLite answers "database is locked" at
+    once, without the busy timeout (waiting could deadlock: the other writer's commit waits for the
+    shared lock to go). An IMMEDIATE BEGIN waits its turn in the busy timeout instead. Elsewhere
+    this is ``engine.begin()``: the option means nothing to other dialects.
+    """
+    with engine.connect() as conn:
+        conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
 
 
 def _sqlite_begin_modes(engine: sa.Engine, default: SqliteBegin) -> None:

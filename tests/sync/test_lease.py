@@ -10,7 +10,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -212,3 +212,30 @@ def test_two_runs_racing_for_a_stale_lease_get_it_once(database_url: str, books:
         engine.dispose()
     assert len(won) == 1
     assert lease.holder(books) == won[0]
+
+
+def test_a_renewal_waits_for_another_writer_instead_of_failing(database_url: str, books: Bookkeeping) -> None:
+    """The renewal reads before it writes. While another connection writes (a waiting run's
+    poke, the task's own bookkeeping), it must wait its turn: on SQLite a transaction that has read
+    and then meets another writer is refused at once ("database is locked"), which failed a Celery
+    run's task in CI."""
+    assert lease.acquire(books, DEAD)
+    other = create_member_engine(database_url)
+    outcome: list[BaseException | None] = []
+    with other.begin() as writer:
+        writer.execute(books.lease.update().where(books.lease.c.name == "another lease").values(holder=NEXT))
+        renewal = threading.Thread(target=lambda: outcome.append(_raised(lease.renew, books, DEAD)))
+        renewal.start()
+        time.sleep(0.5)  # the renewal has read and reached its write by now
+    renewal.join(timeout=30)
+    other.dispose()
+    assert outcome == [None]
+    assert lease.holder(books) == DEAD
+
+
+def _raised(function: Callable[..., object], *args: object) -> BaseException | None:
+    try:
+        function(*args)
+    except BaseException as error:  # handed to the test's thread to assert on
+        return error
+    return None

@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from cc_sync.constant_contact.events import Event
+from cc_sync.databases import begin_writing
 from cc_sync.fields import MEMBER_ID
 from cc_sync.member_db.mapping import EventAttendance, MappingError
 from cc_sync.member_db.schema import IN_CHUNK
@@ -87,7 +88,7 @@ def write_attendance(
         rows[row[setting.registration_id_column]] = row
     compared = [setting.member_id_column, *setting.columns]
     inserted = updated = 0
-    with engine.begin() as conn:
+    with begin_writing(engine) as conn:
         ids = list(rows)
         stored: dict[str, tuple[str, ...]] = {}
         for start in range(0, len(ids), IN_CHUNK):

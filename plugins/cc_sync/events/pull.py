@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from cc_sync.activity.pull import linked_members
 from cc_sync.constant_contact.events import EVENT_STATUSES_WITH_REGISTRATIONS, Event, Registration
 from cc_sync.constant_contact.hook import ConstantContactHook
+from cc_sync.databases import begin_writing
 from cc_sync.engine.normalise import normalise_email
 from cc_sync.events import DEFAULT_SETTLE
 from cc_sync.events.attendance import attendance_table, write_attendance
@@ -268,7 +269,7 @@ def store_page(bookkeeping: Bookkeeping, registrations: pd.DataFrame, run_id: st
         {**row, "first_run_id": run_id, "run_id": run_id, "updated_at": now}
         for row in rows.to_dict(orient="records")
     ]
-    with bookkeeping.engine.begin() as conn:
+    with begin_writing(bookkeeping.engine) as conn:
         before = _stored(conn, table, ids)
         known = set(before["registration_id"].astype(str))
         added = len(set(ids) - known)

@@ -32,6 +32,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from cc_sync.databases import begin_writing
 from cc_sync.fields import CONTACT_ID, MEMBER_ID, OPTED_OUT
 
 if TYPE_CHECKING:
@@ -254,7 +255,7 @@ class Bookkeeping:
         """
         if frame.empty:
             return 0
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             return self._upsert_links(conn, frame)
 
     def link_with_base(self, links: pd.DataFrame, base: pd.DataFrame, run_id: str | None = None) -> int:
@@ -271,7 +272,7 @@ class Bookkeeping:
         missing = sorted(set(links[MEMBER_ID].astype(str)) - base_ids)
         if missing:
             raise ValueError(f"{len(missing)} link(s) without a base, e.g. member {missing[0]}")
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             count = self._upsert_links(conn, links.assign(run_id=run_id) if "run_id" not in links else links)
             self._save_base(conn, base, run_id)
         return count
@@ -312,7 +313,7 @@ class Bookkeeping:
         ids = [str(c) for c in contact_ids]
         if not ids:
             return 0
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             found = []
             for start in range(0, len(ids), IN_CHUNK):
                 chunk = ids[start : start + IN_CHUNK]
@@ -352,7 +353,7 @@ class Bookkeeping:
         """
         if frame.empty:
             return 0
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             return self._save_base(conn, frame, run_id)
 
     def _save_base(self, conn: sa.Connection, frame: pd.DataFrame, run_id: str | None) -> int:
@@ -432,7 +433,7 @@ class Bookkeeping:
 
     def keep_replaced_base(self, member_ids: Iterable[str], run_id: str) -> None:
         """File the current base of ``member_ids`` as replaced by ``run_id`` (before an unlink)."""
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             self._keep_replaced_base(conn, [str(m) for m in member_ids], run_id)
 
     def load_base_history(self, run_id: str, member_ids: Iterable[str] | None = None) -> pd.DataFrame:
@@ -501,7 +502,7 @@ class Bookkeeping:
             raise ValueError(f"watermarks for {naive} are naive datetimes; they must be timezone-aware (UTC)")
         now = utcnow()
         rows = [{"stream": s, "watermark": w, "updated_at": now} for s, w in marks.items()]
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             upsert(conn, self.watermarks, rows, ["stream"], ["watermark", "updated_at"])
 
     # ---- change log ----------------------------------------------------------------------------
@@ -513,7 +514,7 @@ class Bookkeeping:
         """
         if frame.empty:
             return 0
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             return self._append_changes(conn, frame)
 
     def _append_changes(self, conn: sa.Connection, frame: pd.DataFrame) -> int:
@@ -539,7 +540,7 @@ class Bookkeeping:
         data["run_id"] = run_id
         rows = _records(data, data.columns)
         insert = self.planned_changes.insert().values(planned_at=schema.timestamp_literal(utcnow()))
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             conn.execute(self.planned_changes.delete().where(self.planned_changes.c.run_id == run_id))
             if rows:
                 _execute_many(conn, self.planned_changes, insert, rows)
@@ -587,7 +588,7 @@ class Bookkeeping:
         data = data.drop_duplicates("open_key")
         rows = _records(data, data.columns)
         keys = data["open_key"].tolist()
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             already = sum(
                 conn.execute(
                     sa.select(sa.func.count())
@@ -607,7 +608,7 @@ class Bookkeeping:
             return pd.read_sql(query.order_by(self.reviews.c.id), conn)
 
     def close_reviews(self, ids: Iterable[int], status: ReviewStatus = ReviewStatus.RESOLVED) -> int:
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             result = conn.execute(
                 self.reviews.update()
                 .where(self.reviews.c.id.in_([int(i) for i in ids]))
@@ -633,7 +634,7 @@ class Bookkeeping:
         ]
         data["recorded_at"] = utcnow()
         rows = _records(data, data.columns)
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             upsert(conn, self.consent, rows, ["consent_key"])
         return len(rows)
 
@@ -657,7 +658,7 @@ class Bookkeeping:
             for row in data[key_cols].itertuples(index=False, name=None)
         ]
         rows = _records(data, data.columns)
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             upsert(conn, self.activity, rows, ["event_key"])
         return len(rows)
 
@@ -678,7 +679,7 @@ class Bookkeeping:
             "counts": None,
             "api_calls": 0,
         }
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             upsert(
                 conn, self.runs, [row], ["run_id"], ["dag_id", "kind", "status", "started_at", "finished_at"]
             )
@@ -686,7 +687,7 @@ class Bookkeeping:
     def finish_run(
         self, run_id: str, status: RunStatus | str, counts: Mapping[str, int], api_calls: int = 0
     ) -> None:
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             result = conn.execute(
                 self.runs.update()
                 .where(self.runs.c.run_id == run_id)
@@ -702,7 +703,7 @@ class Bookkeeping:
 
     def set_run_counts(self, run_id: str, counts: Mapping[str, int]) -> None:
         """The counts of a run still going (a dry run's plan, before ``finish_run``)."""
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             conn.execute(
                 self.runs.update()
                 .where(self.runs.c.run_id == run_id)
@@ -744,7 +745,7 @@ class Bookkeeping:
             pd.to_datetime(contacts["updated_at"], utc=True).to_numpy() if "updated_at" in contacts else None
         )
         rows = _records(data, data.columns)
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             upsert(
                 conn,
                 self.cc_directory,
@@ -824,7 +825,7 @@ class Bookkeeping:
         if not details:
             return
         rows = [{"run_id": run_id, "step": step, "detail": detail} for step, detail in details.items()]
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             key, updated = ["run_id", "step"], ["detail", "done_at"]
             upsert(conn, self.load_steps, rows, key, updated, timestamps={"done_at": utcnow()})
 
@@ -1099,7 +1100,7 @@ class Bookkeeping:
             "status": DecisionStatus.PENDING.value,
         }
         d = self.decisions.c
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             if review_id is not None:
                 conn.execute(
                     self.decisions.delete().where(
@@ -1141,7 +1142,7 @@ class Bookkeeping:
     def finish_decision(
         self, decision_id: int, status: DecisionStatus, *, run_id: str | None, outcome: str
     ) -> None:
-        with self.engine.begin() as conn:
+        with begin_writing(self.engine) as conn:
             conn.execute(
                 self.decisions.update()
                 .where(self.decisions.c.id == int(decision_id))

@@ -47,6 +47,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from cc_sync import settings
+from cc_sync.databases import begin_writing
 from cc_sync.errors import NotRetryableError
 from cc_sync.member_db.bookkeeping import Bookkeeping, upsert
 from cc_sync.sync.resources import DEFAULT_MAPPING_PATH, SyncResources
@@ -124,7 +125,7 @@ def acquire(
     logged here is the takeover that happened, even when another run raced for the same lease.
     """
     table = bookkeeping.lease
-    with bookkeeping.engine.begin() as conn:
+    with begin_writing(bookkeeping.engine) as conn:
         upsert(
             conn, table, [{"name": name, "holder": None, "acquired_at": None, "expires_at": None}], ["name"]
         )
@@ -142,7 +143,7 @@ def acquire(
     else:
         # Released or stale: swap only if nobody renewed or took it since it was read.
         condition = sa.and_(c.holder == before.holder, c.expires_at < now)
-    with bookkeeping.engine.begin() as conn:
+    with begin_writing(bookkeeping.engine) as conn:
         taken = conn.execute(
             table.update()
             .where(c.name == name, condition)
@@ -170,7 +171,7 @@ def renew(
     has it (or had it since this run last did): what this run planned may be out of date."""
     now = utcnow()
     c = bookkeeping.lease.c
-    with bookkeeping.engine.begin() as conn:
+    with begin_writing(bookkeeping.engine) as conn:
         previous = conn.execute(
             sa.select(c.acquired_at, c.expires_at).where(c.name == name, c.holder == run_id)
         ).one_or_none()
@@ -199,7 +200,7 @@ def release(bookkeeping: Bookkeeping, run_id: str, *, name: str = LEASE_NAME) ->
     """Give the lease back if this run holds it; False (and a warning) when another run does."""
     now = utcnow()
     c = bookkeeping.lease.c
-    with bookkeeping.engine.begin() as conn:
+    with begin_writing(bookkeeping.engine) as conn:
         released = conn.execute(
             bookkeeping.lease.update()
             .where(c.name == name, c.holder == run_id, c.acquired_at.is_not(None))

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from cc_sync.constant_contact.errors import ConstantContactError
 from cc_sync.constant_contact.hook import TAGGINGS_ADD_PATH, TAGGINGS_REMOVE_PATH
 from cc_sync.constant_contact.models import ActivityRequest
+from cc_sync.databases import begin_writing
 from cc_sync.fields import CONTACT_ID, MEMBER_ID, TAG_IDS
 from cc_sync.member_db.bookkeeping import Bookkeeping, upsert
 from cc_sync.member_db.schema import ChangeDirection, ReviewKind, utcnow
@@ -148,7 +149,7 @@ def write_member_columns(res: SyncResources, plan: TagPlan) -> set[tuple[str, st
     last_modified = table.c[mapping.last_modified_column] if mapping.last_modified_column else None
     now = utcnow()
     stale: set[tuple[str, str]] = set()
-    with hook.get_engine().begin() as conn:
+    with begin_writing(hook.get_engine()) as conn:
         for member_id, column, old, new in zip(
             writes[MEMBER_ID], writes[TAG_COLUMN], writes[OLD_VALUE], writes[NEW_VALUE], strict=True
         ):
@@ -201,7 +202,7 @@ def record_tags(
         )
     ]
     changes = _change_log(plan, run_id, stale)
-    with bookkeeping.engine.begin() as conn:
+    with begin_writing(bookkeeping.engine) as conn:
         if rows:
             upsert(
                 conn,
