@@ -5,7 +5,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cc_sync.engine import LinkRule, RejectReason, ReviewKind, plan_sync
+from cc_sync.engine import (
+    MAX_HYDRATE_ROUNDS,
+    LinkRule,
+    RejectReason,
+    ReviewKind,
+    SyncPlan,
+    plan_hydrated,
+    plan_sync,
+)
 from cc_sync.policy import FieldPolicy, SyncDirection
 from tests.engine.world import World
 
@@ -186,6 +194,36 @@ def test_new_link_to_a_contact_not_extracted_asks_for_hydration() -> None:
     assert hydrated.hydrate.empty
     assert hydrated.member_updates["city"].tolist() == ["Bath"]
     assert hydrated.new_base["member_id"].tolist() == ["m1"]
+
+
+def test_hydration_gives_up_after_its_rounds_when_a_contact_cannot_be_read() -> None:
+    """A linked contact that vanished before it could be read: planned again a bounded number of
+    times, then the plan still lists it (the link is not stored without its base)."""
+    world = World()
+    world.add_contact("c1", first_name="Anne", last_name="Smith", email="anne@example.org")
+    world.last_sync = world.now()
+    world.add_member("m1", first_name="Anne", last_name="Smith", email="anne@example.org")
+    members, contacts = world.member_frame(changed_only=True), world.contact_frame(changed_only=True)
+    plans: list[int] = []
+    reads: list[list[str]] = []
+
+    def plan(contacts: pd.DataFrame) -> SyncPlan:
+        plans.append(len(contacts))
+        return plan_sync(
+            members, contacts, world.link_frame(), world.base_frame(), world.directory_frame(),
+            policies={f: FieldPolicy() for f in world.fields},
+        )  # fmt: skip
+
+    def read_nothing(ids: list[str]) -> pd.DataFrame:
+        reads.append(ids)
+        return contacts.iloc[0:0]
+
+    planned, used = plan_hydrated(plan, contacts, read_nothing)
+    assert reads == [["c1"]] * MAX_HYDRATE_ROUNDS
+    assert len(plans) == MAX_HYDRATE_ROUNDS + 1
+    assert planned.hydrate["contact_id"].tolist() == ["c1"]
+    assert planned.new_base.empty
+    assert used.empty
 
 
 def test_link_survives_an_email_change_on_the_next_run() -> None:

@@ -15,12 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from cc_sync.engine import SyncPlan, plan_sync
+from cc_sync.engine import SyncPlan, plan_hydrated, plan_sync
 from cc_sync.engine.normalise import normalise_email
 from cc_sync.policy import FieldPolicy, SyncDirection
-
-# sync/planning.py's MAX_HYDRATE_ROUNDS (not imported: that module brings the hooks and Airflow).
-HYDRATE_ROUNDS = 2
 
 FIELDS = ("email", "first_name", "last_name", "city", "phone_home")
 T0 = pd.Timestamp("2026-01-01", tz="UTC")
@@ -153,9 +150,6 @@ class World:
         hydrate: bool = True,
     ) -> SyncPlan:
         contacts = self.contact_frame(changed_only=changed_only)
-        self.read_unsubscribed = set(
-            contacts.loc[contacts["opted_out"].fillna(False).astype(bool), "contact_id"]
-        )
         member_candidates = None
         if candidates:
             keys = set(normalise_email(contacts["email"]).dropna())
@@ -164,8 +158,8 @@ class World:
         members = self.member_frame(changed_only=changed_only)
         # As sync/planning.py does: contacts linked this run but not extracted are read (GET) and
         # the run planned again, so that each new link is merged, and stored, with its base.
-        for _ in range(HYDRATE_ROUNDS + 1):
-            plan = plan_sync(
+        plan, contacts = plan_hydrated(
+            lambda contacts: plan_sync(
                 members,
                 contacts,
                 self.link_frame(),
@@ -174,13 +168,18 @@ class World:
                 policies=policies or {f: FieldPolicy() for f in self.fields},
                 direction=direction,
                 member_candidates=member_candidates,
-            )
-            if plan.hydrate.empty or not hydrate:
-                break
-            fetched = self.contact_frame().set_index("contact_id").loc[plan.hydrate["contact_id"]]
-            contacts = pd.concat([contacts, fetched.reset_index()], ignore_index=True)
-            self.read_unsubscribed |= set(fetched.index[fetched["opted_out"].fillna(False).astype(bool)])
+            ),
+            contacts,
+            self._read_contacts if hydrate else None,
+        )
+        self.read_unsubscribed = set(
+            contacts.loc[contacts["opted_out"].fillna(False).astype(bool), "contact_id"]
+        )
         return plan
+
+    def _read_contacts(self, ids: list[str]) -> pd.DataFrame:
+        """GET /contacts/{id} for each id: the world's current contacts."""
+        return self.contact_frame().set_index("contact_id").loc[ids].reset_index()
 
     def sync(self, **kwargs: Any) -> SyncPlan:
         plan = self.plan(**kwargs)

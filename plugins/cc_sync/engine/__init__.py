@@ -36,7 +36,8 @@ Inputs (column names from ``cc_sync.fields``; ids are strings, other types are c
     owner and blank rule. ``direction`` is the sync's overall ``SyncDirection``.
 
 If ``plan.hydrate`` lists contacts, members were linked to contacts not extracted this run: fetch
-those contacts, add them to ``contacts`` and plan again so the new links are merged field by field.
+those contacts, add them to ``contacts`` and plan again so the new links are merged field by field
+(``plan_hydrated`` does this with a callback that reads contacts).
 
 A link with no base row is merged as a first merge (both sides count as changed from empty, so
 values fill blanks and conflicts go by recency), exactly like a link made in this run. So a DAG may
@@ -63,9 +64,10 @@ from cc_sync.engine.model import (
     WriteDirection,
 )
 from cc_sync.engine.normalise import normalise_email, normalise_name
-from cc_sync.engine.plan import default_policies, plan_sync
+from cc_sync.engine.plan import MAX_HYDRATE_ROUNDS, default_policies, plan_hydrated, plan_sync
 
 __all__ = [
+    "MAX_HYDRATE_ROUNDS",
     "ChangeReason",
     "LinkRule",
     "RejectReason",
@@ -78,5 +80,6 @@ __all__ = [
     "default_policies",
     "normalise_email",
     "normalise_name",
+    "plan_hydrated",
     "plan_sync",
 ]

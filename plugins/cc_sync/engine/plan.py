@@ -7,6 +7,8 @@ what the loader must write, and why, so a dry run is simply a plan that is not l
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -42,6 +44,9 @@ from cc_sync.fields import DELETED, OPTED_OUT, field_max_length, is_known_field
 from cc_sync.policy import FieldPolicy, SyncDirection
 
 EMAIL = "email"
+# Rounds of "read the contacts linked this run but not extracted, plan again": one is enough in
+# practice (a contact read can link a member on to another contact not read, in theory only).
+MAX_HYDRATE_ROUNDS = 2
 _POOL_COLUMNS = (CONTACT_ID, EMAIL, "first_name", "last_name", OPTED_OUT, DELETED)
 
 
@@ -356,3 +361,29 @@ def plan_sync(
         hydrate=pd.DataFrame({CONTACT_ID: hydrate.to_numpy()}),
         pairs_compared=len(aligned.pairs),
     )
+
+
+def plan_hydrated(
+    plan: Callable[[pd.DataFrame], SyncPlan],
+    contacts: pd.DataFrame,
+    read_contacts: Callable[[list[str]], pd.DataFrame] | None,
+) -> tuple[SyncPlan, pd.DataFrame]:
+    """``plan(contacts)``, then, while the plan links members to contacts not in ``contacts``
+    (``plan.hydrate``): ``read_contacts(ids)`` and plan again, so each new link is merged, and
+    stored, with a base (up to ``MAX_HYDRATE_ROUNDS`` reads). Without ``read_contacts`` the first
+    plan is the answer.
+
+    :return: the plan, and the contacts it was made from (``contacts`` plus those read).
+    """
+    planned = plan(contacts)
+    for _ in range(MAX_HYDRATE_ROUNDS):
+        if planned.hydrate.empty or read_contacts is None:
+            break
+        read = read_contacts(planned.hydrate[CONTACT_ID].tolist())
+        contacts = (
+            pd.concat([contacts, read], ignore_index=True)
+            .drop_duplicates(CONTACT_ID, keep="last")
+            .reset_index(drop=True)
+        )
+        planned = plan(contacts)
+    return planned, contacts

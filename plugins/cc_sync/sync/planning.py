@@ -17,20 +17,17 @@ import sqlalchemy as sa
 
 from cc_sync.constant_contact.convert import contacts_to_frame
 from cc_sync.constant_contact.hook import ConstantContactHook
-from cc_sync.engine import SyncPlan, normalise_email, plan_sync
+from cc_sync.engine import SyncPlan, normalise_email, plan_hydrated, plan_sync
 from cc_sync.engine.normalise import clean_frame_text
 from cc_sync.fields import CONTACT_ID, MEMBER_ID
 from cc_sync.member_db.bookkeeping import Bookkeeping
 from cc_sync.member_db.hook import MemberDatabaseHook
 from cc_sync.member_db.mapping import MemberMapping
 from cc_sync.member_db.validate import mask_name_placeholder
-from cc_sync.operators.constant_contact import latest_per_contact
 
 log = logging.getLogger(__name__)
 
 EMAIL = "email"
-# Rounds of "link, fetch the newly linked contacts, plan again"; one is enough in practice.
-MAX_HYDRATE_ROUNDS = 2
 # Ids per IN (...) list: under every dialect's cap on the values one statement may bind.
 ID_CHUNK = 5_000
 
@@ -138,8 +135,6 @@ def make_plan(
     :return: the plan, and the contacts it was made from (the extract plus those fetched).
     """
     mapping = member_hook.mapping
-    contacts = inputs.contacts
-    custom_fields: dict[str, str] | None = None
     members, base = clean_frame_text(inputs.members), clean_frame_text(inputs.base)
     candidates = None if inputs.member_candidates is None else clean_frame_text(inputs.member_candidates)
     directory = None if inputs.directory is None else as_compared(inputs.directory, mapping)
@@ -151,8 +146,10 @@ def make_plan(
             else ()
         )
     )
-    for _ in range(MAX_HYDRATE_ROUNDS + 1):
-        plan = plan_sync(
+    custom_fields: dict[str, str] = {}
+
+    def plan(contacts: pd.DataFrame) -> SyncPlan:
+        return plan_sync(
             members,
             as_compared(contacts, mapping),
             inputs.links,
@@ -163,14 +160,15 @@ def make_plan(
             member_candidates=candidates,
             kept_apart=kept_apart,
         )
-        if plan.hydrate.empty or cc_hook is None:
-            return plan, contacts
-        ids = plan.hydrate[CONTACT_ID].tolist()
+
+    def read_contacts(ids: list[str]) -> pd.DataFrame:
+        assert cc_hook is not None  # only passed with a hook
         log.info("Reading %d contact(s) linked this run to merge them field by field", len(ids))
-        custom_fields = custom_fields if custom_fields is not None else cc_hook.custom_field_names()
-        fetched = contacts_to_frame((cc_hook.get_contact(cid) for cid in ids), custom_fields)
-        contacts = latest_per_contact(pd.concat([contacts, fetched], ignore_index=True))
-    return plan, contacts
+        if not custom_fields:
+            custom_fields.update(cc_hook.custom_field_names())
+        return contacts_to_frame((cc_hook.get_contact(cid) for cid in ids), custom_fields)
+
+    return plan_hydrated(plan, inputs.contacts, read_contacts if cc_hook is not None else None)
 
 
 def as_compared(contacts: pd.DataFrame, mapping: MemberMapping) -> pd.DataFrame:
