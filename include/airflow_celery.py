@@ -47,17 +47,19 @@ import requests
 from include import airflow_env
 from include.airflow_env import PROJECT_ROOT, VAR_DIR
 from include.airflow_ui import (
-    CHECKS_DONE,
     SEND_LIST_DAG_ID,
     SYNC_DAG_ID,
     AirflowApi,
     AirflowUiError,
     CheckedRun,
     RunState,
+    add_check_options,
     admin_password,
     check_segment,
+    checks_outcome,
     emulator_running,
     failed_task_log,
+    parse_check_options,
     password_file,
     prepare_member_database,
     send_list_conf,
@@ -370,14 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m include.airflow_celery", description=__doc__.split("\n")[0]
     )
-    parser.add_argument(
-        "--check", action="store_true", help="run the sync, a backfill and a send list, then stop"
-    )
-    parser.add_argument(
-        "--keep-running",
-        action="store_true",
-        help="with --check: keep the stack up after the checks, to look at their runs in the UI",
-    )
+    add_check_options(parser, checks="the sync, a backfill and a send list")
     parser.add_argument("--emulator-port", type=int, default=local_setup.DEFAULT_EMULATOR_PORT)
     parser.add_argument(
         "--executor",
@@ -385,9 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         default="celery",
         help="local: the same stack on the scheduler's LocalExecutor, no Celery worker (for bench_celery)",
     )
-    args = parser.parse_args(argv)
-    if args.keep_running and not args.check:
-        parser.error("--keep-running goes with --check")
+    args = parse_check_options(parser, argv)
     metadata_db = os.environ.get("CC_SYNC_CELERY_METADATA_DB") or DEFAULT_METADATA_DB
     queue = os.environ.get("CC_SYNC_CELERY_QUEUE") or DEFAULT_QUEUE
     if args.executor == "local":
@@ -423,12 +416,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.check:
                 _runs, problems, figures = run_checks(api, emulator_url)
                 print(f"Figures: {json.dumps(figures, default=str)}")
-                for problem in problems:
-                    print(f"PROBLEM: {problem}", file=sys.stderr)
-                checked = 1 if problems else 0
+                checked = checks_outcome(problems, keep_running=args.keep_running)
                 if not args.keep_running:
                     return checked
-                print(f"{CHECKS_DONE}; the stack keeps running: Ctrl-C stops it.", flush=True)
             while all(component.process.poll() is None for component in components):
                 time.sleep(2)
             print("A component exited; stopping the others.", file=sys.stderr)

@@ -555,25 +555,41 @@ def _login_help(url: str) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    from include import local_setup
-
-    parser = argparse.ArgumentParser(prog="python -m include.airflow_ui", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="run the sync, a send list and the activity DAG through the REST API, then stop",
-    )
+def add_check_options(parser: argparse.ArgumentParser, *, checks: str) -> None:
+    """``--check`` (run ``checks`` through the REST API, then stop) and ``--keep-running``."""
+    parser.add_argument("--check", action="store_true", help=f"run {checks} through the REST API, then stop")
     parser.add_argument(
         "--keep-running",
         action="store_true",
         help="with --check: keep Airflow up after the checks, to look at their runs in the UI",
     )
-    parser.add_argument("--verbose", action="store_true", help="show airflow standalone's output here")
-    parser.add_argument("--emulator-port", type=int, default=local_setup.DEFAULT_EMULATOR_PORT)
+
+
+def parse_check_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.keep_running and not args.check:
         parser.error("--keep-running goes with --check")
+    return args
+
+
+def checks_outcome(problems: list[str], *, keep_running: bool) -> int:
+    """Print the checks' problems; the exit code they make. With ``keep_running``, announce that
+    Airflow stays up (``CHECKS_DONE`` first: tests wait for that line)."""
+    for problem in problems:
+        print(f"PROBLEM: {problem}", file=sys.stderr)
+    if keep_running:
+        print(f"{CHECKS_DONE}; Airflow keeps running: Ctrl-C stops it.", flush=True)
+    return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from include import local_setup
+
+    parser = argparse.ArgumentParser(prog="python -m include.airflow_ui", description=__doc__.split("\n")[0])
+    add_check_options(parser, checks="the sync, a send list and the activity DAG")
+    parser.add_argument("--verbose", action="store_true", help="show airflow standalone's output here")
+    parser.add_argument("--emulator-port", type=int, default=local_setup.DEFAULT_EMULATOR_PORT)
+    args = parse_check_options(parser, argv)
     # A service manager, `timeout` or CI stops with SIGTERM: stop Airflow's process tree and the
     # emulator as Ctrl-C does, instead of leaving a scheduler and its workers behind.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -605,12 +621,9 @@ def main(argv: list[str] | None = None) -> int:
                         # A retried task is no failure, but it should be rare: say so.
                         print(f"  {task_id}: {task_state}" + (f" (after {tries} tries)" if tries > 1 else ""))
                     print(f"  summary: {json.dumps(run.summary, default=str)}")
-                for problem in problems:
-                    print(f"PROBLEM: {problem}", file=sys.stderr)
-                checked = 1 if problems else 0
+                checked = checks_outcome(problems, keep_running=args.keep_running)
                 if not args.keep_running:
                     return checked
-                print(f"{CHECKS_DONE}; Airflow keeps running: Ctrl-C stops it.", flush=True)
             standalone.wait()
         except KeyboardInterrupt:
             print("\nStopping Airflow and the emulator ...")

@@ -6,24 +6,19 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 import sqlalchemy as sa
 
 from include.airflow_celery import DEFAULT_BROKER, REQUESTS_PER_SECOND, WORKERS
-from include.airflow_env import PROJECT_ROOT
-from include.airflow_ui import CHECKS_DONE
 from include.cc_emulator.testing import free_port
 from tests.ci import skip_or_fail
 from tests.conftest import POSTGRES_ADMIN_URL, _server_answers
+from tests.stack import check_then_sigterm, log_tails
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -68,23 +63,7 @@ def _stack_env(tmp_path: Path, metadata_db: str) -> dict[str, str]:
         "CC_SYNC_CELERY_QUEUE": f"cc_sync_test_{uuid.uuid4().hex[:8]}",
         # A failure shows at once instead of after two retries 2 minutes apart.
         "CC_SYNC_TASK_RETRIES": "0",
-        "PYTHONUNBUFFERED": "1",
     }
-
-
-def _command_line(proc: psutil.Process) -> str:
-    """A process's command line; "" for a short-lived helper that ended (or is a zombie) meanwhile."""
-    try:
-        return " ".join(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-        return ""
-
-
-def _alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return False
 
 
 @pytest.mark.timeout(1800)
@@ -96,35 +75,16 @@ def test_sync_backfill_and_send_list_on_two_celery_workers_then_sigterm_stops_ev
     a SIGTERM must stop every component and the emulator."""
     command = [sys.executable, "-m", "include.airflow_env", "python", "-m", "include.airflow_celery",
                "--check", "--keep-running", "--emulator-port", str(free_port())]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env=_stack_env(tmp_path, metadata_db), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        output = []
-        for line in process.stdout or []:
-            output.append(line)
-            if line.startswith(CHECKS_DONE):
-                break
-        checked = "".join(output)
-        logs = tmp_path / "var" / "airflow-celery"
-        tails = (
-            "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(logs.glob("*.log")))
-            if logs.exists()
-            else ""
-        )
-        assert any(line.startswith(CHECKS_DONE) for line in output), f"{checked[-6000:]}\n{tails}"
-        assert "PROBLEM" not in checked, checked[-6000:]
-        (line,) = [line for line in output if line.startswith("Figures: ")]
-        figures = json.loads(line.removeprefix("Figures: "))
-        tree = psutil.Process(process.pid).children(recursive=True)
-        names = " ".join(_command_line(proc) for proc in tree)
-
-        process.send_signal(signal.SIGTERM)
-        rest = process.communicate(timeout=240)[0]
-    finally:
-        if process.poll() is None:
-            process.kill()
+    logs = tmp_path / "var" / "airflow-celery"
+    stack = check_then_sigterm(
+        command,
+        _stack_env(tmp_path, metadata_db),
+        logs=lambda: log_tails(sorted(logs.glob("*.log")), 1500),
+        stop_timeout=240,
+    )
+    stack.assert_checks_passed()
+    (line,) = [line for line in stack.checks if line.startswith("Figures: ")]
+    figures = json.loads(line.removeprefix("Figures: "))
     # What --check checked, as figures: both workers ran tasks, the limit held across them, the
     # emulator's day count is the hook's, and only the first sync run wrote anything.
     assert set(WORKERS) <= set(figures["task_instances_per_worker"])
@@ -135,10 +95,8 @@ def test_sync_backfill_and_send_list_on_two_celery_workers_then_sigterm_stops_ev
     assert writes[-1] > 0
     assert writes[:-1] == [0] * (len(writes) - 1)
     # The emulator, the API server, the scheduler, the DAG processor and both workers, then none.
-    assert "cc_emulator" in names
-    assert all(f"--celery-hostname {worker}@" in names for worker in WORKERS), names
-    assert "Stopping Airflow and the emulator" in rest, rest[-3000:]
-    assert process.returncode == 0, rest[-3000:]
-    time.sleep(1)
-    left = [proc for proc in tree if _alive(proc)]
-    assert left == []
+    assert "cc_emulator" in stack.command_lines
+    assert all(f"--celery-hostname {worker}@" in stack.command_lines for worker in WORKERS), (
+        stack.command_lines
+    )
+    stack.assert_stopped_everything()

@@ -6,18 +6,16 @@ It runs in its own folders and ports, so it never touches the developer's var/ o
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from include.airflow_env import PROJECT_ROOT
-from include.airflow_ui import ACTIVITY_DAG_ID, CHECKS_DONE, SEND_LIST_DAG_ID, SYNC_DAG_ID
+from include.airflow_ui import ACTIVITY_DAG_ID, SEND_LIST_DAG_ID, SYNC_DAG_ID
 from include.cc_emulator.testing import free_port
+from tests.stack import check_then_sigterm, log_tails
 
 pytestmark = pytest.mark.slow
 
@@ -42,39 +40,18 @@ def _command(*args: str) -> list[str]:
 def test_the_three_dags_run_from_the_trigger_form_and_sigterm_then_stops_everything(tmp_path: Path) -> None:
     """One airflow standalone (starting one costs minutes here): the checks of ``--check``, then,
     kept running, a SIGTERM (a service manager's stop) must stop Airflow's tree and the emulator."""
-    env = _isolated_env(tmp_path) | {"PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        _command("--check", "--keep-running"), cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        output = []
-        for line in process.stdout or []:
-            output.append(line)
-            if line.startswith(CHECKS_DONE):
-                break
-        checked = "".join(output)
-        log = tmp_path / "var" / "airflow-standalone.log"
-        tail = log.read_text()[-3000:] if log.exists() else "(no standalone log)"
-        assert any(line.startswith(CHECKS_DONE) for line in output), f"{checked[-6000:]}\n{tail}"
-        assert "PROBLEM" not in checked, checked[-6000:]
-        for dag_id in (SYNC_DAG_ID, SEND_LIST_DAG_ID, ACTIVITY_DAG_ID):
-            (line,) = [line for line in output if line.startswith(f"Check run of {dag_id} ")]
-            assert line.rstrip().endswith(": success"), line
-        tree = psutil.Process(process.pid).children(recursive=True)
-        assert len(tree) >= 4  # the emulator, airflow standalone and its components
-
-        started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        rest = process.communicate(timeout=180)[0]
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert "Stopping Airflow and the emulator" in rest, rest[-3000:]
-    assert process.returncode == 0, rest[-3000:]
-    time.sleep(1)
-    left = [proc for proc in tree if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE]
-    assert left == [], f"still running {time.monotonic() - started:.0f} s after SIGTERM: {left}"
+    stack = check_then_sigterm(
+        _command("--check", "--keep-running"),
+        _isolated_env(tmp_path),
+        logs=lambda: log_tails([tmp_path / "var" / "airflow-standalone.log"], 3000),
+        stop_timeout=180,
+    )
+    stack.assert_checks_passed()
+    for dag_id in (SYNC_DAG_ID, SEND_LIST_DAG_ID, ACTIVITY_DAG_ID):
+        (line,) = [line for line in stack.checks if line.startswith(f"Check run of {dag_id} ")]
+        assert line.rstrip().endswith(": success"), line
+    assert len(stack.tree) >= 4  # the emulator, airflow standalone and its components
+    stack.assert_stopped_everything()
 
 
 def test_keep_running_goes_with_check() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager as ContextManager
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from cc_sync.databases import SQLITE_BUSY_TIMEOUT_SECONDS, SQLITE_CACHE_KIB, begin_writing, create_engine
@@ -32,13 +33,8 @@ def test_a_sqlite_transaction_begins_as_the_connection_asks(tmp_path: Path) -> N
         holder.exec_driver_sql("SELECT count(*) FROM t").scalar()
         with second.connect() as other:
             other.execution_options(sqlite_begin="IMMEDIATE")
-            try:
+            with pytest.raises(sa.exc.OperationalError, match="locked"):
                 other.begin()
-                raised = None
-            except sa.exc.OperationalError as error:
-                raised = str(error)
-    assert raised is not None
-    assert "locked" in raised
     first.dispose()
     second.dispose()
 
