@@ -10,12 +10,12 @@ EMULATOR_PORT ?= 8765
 AIRFLOW_PORT ?= 8080
 LOG_SERVER_PORT ?= 8793
 MEMBERS ?= 1000
-# pytest-xdist workers for the test targets (this machine has 2 cores); 0 runs in one process.
-# worksteal: an idle worker takes queued tests from a busy one (the suite's tests range from ms to minutes).
-PYTEST_WORKERS ?= 2
-# make test-quick on three: its tests wait on the emulator, SQLite and dag.test()'s own threads, and
-# two workers left ~29% of the two cores idle (13 min 18 s on two, 10 min 24 s on three, the same CPU).
-QUICK_WORKERS ?= 3
+# pytest-xdist workers for the test targets; 0 runs in one process. Three on this 2-core machine:
+# the tests wait on the emulator, the databases, Airflow's stacks and dag.test()'s own threads, and
+# two workers left ~22-29% of the cores idle (make test-quick 13 min 18 s on two, 10 min 24 s on
+# three, the same CPU). worksteal: an idle worker takes queued tests from a busy one (the suite's
+# tests range from ms to minutes).
+PYTEST_WORKERS ?= 3
 # make test-quick: engine, hooks, emulator, member DB and every DAG scenario on SQLite only (no
 # end-to-end run of airflow standalone, the browser or the demo).
 QUICK_ARGS := -m "not postgres and not mariadb and not contract and not browser" --ignore=tests/test_demo.py \
@@ -71,7 +71,7 @@ test-contract: venv
 	$(PY) -m pytest -n 0 -m contract tests/contract $(PYTEST_ARGS)
 
 test-quick: venv
-	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-quick} $(PY) -m pytest -n $(QUICK_WORKERS) --dist worksteal $(QUICK_ARGS) $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-quick} $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(QUICK_ARGS) $(PYTEST_ARGS)
 
 test-all-dialects: venv lint
 	CC_SYNC_TEST_ALL_DIALECTS=1 $(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)

@@ -1,7 +1,7 @@
 """The order the suite's tests are collected in, so that pytest-xdist's `worksteal` finishes early.
 
 `worksteal` first gives each worker one contiguous block of the collection (the first half to the
-first of two workers, the rest to the second), then lets an idle worker steal the tail of the
+first of two workers, the rest to the second, and so on), then lets an idle worker steal the tail of the
 longest queue. Minutes-long end-to-end tests (a real `airflow standalone`, the demo, the contract
 suite) are never stolen once a worker holds them at the head of its block, so they must be spread
 over the blocks from the start: all of them in the first block ran one after another on one
