@@ -69,7 +69,6 @@ def _seed_bookkeeping(url: str, members: int) -> dict[str, Any]:
     sync_runs = [r["run_id"] for r in runs if r["dag_id"] == "constant_contact_sync"]
     changes = [
         {
-            "change_key": natural_key("bench", i),
             "run_id": sync_runs[i % len(sync_runs)],
             "direction": DIRECTIONS[i % 3],
             "member_id": str(1 + (i * 7919) % members),

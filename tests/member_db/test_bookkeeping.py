@@ -18,8 +18,6 @@ from cc_sync.member_db.bookkeeping import (
     ReviewKind,
     RunStatus,
     build_metadata,
-    natural_key,
-    natural_keys,
 )
 
 RUN = "scheduled__2026-11-22T00:00:00+00:00"
@@ -163,6 +161,57 @@ def test_change_log_is_idempotent(books: Bookkeeping) -> None:
     assert len(log) == 2
     assert log["new_value"].tolist() == ["Anne", "Chair"]
     assert log["old_value"].isna().tolist() == [False, True]
+    # A rerun logging one change again and one more, a change without a contact (twice in one
+    # frame), and the same change in another run: each logged once.
+    more = pd.concat(
+        [
+            changes.iloc[1:],
+            changes.iloc[:1].assign(field="city", new_value="Bath"),
+            changes.iloc[:1].assign(contact_id=None, field="email", new_value="x"),
+            changes.iloc[:1].assign(contact_id=None, field="email", new_value="y"),
+        ],
+        ignore_index=True,
+    )
+    assert books.append_changes(more) == 3
+    books.append_changes(more)
+    books.append_changes(changes.assign(run_id="manual__other"))
+    log = books.get_changes(RUN)
+    assert log["field"].tolist() == ["first_name", "job_title", "city", "email"]
+    assert log["new_value"].tolist() == ["Anne", "Chair", "Bath", "y"]
+    assert len(books.get_changes("manual__other")) == 2
+
+
+def test_the_change_log_keeps_its_rows_through_migration_0009_and_a_rerun_adds_none(
+    engine: sa.Engine,
+) -> None:
+    """0009 drops the hashed key: the rows stay, and a run that logged under 0008 and reruns after
+    the upgrade logs nothing twice."""
+    migrate.upgrade(engine, "0008")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO ccsync_changes (change_key, run_id, direction, member_id, contact_id, field, "
+                "old_value, new_value, reason, changed_at) VALUES ('k1', :run, 'to_cc', '1', 'c-1', "
+                "'first_name', 'Ann', 'Anne', 'member side changed', :at)"
+            ),
+            {"run": RUN, "at": datetime(2026, 11, 22, tzinfo=UTC).replace(tzinfo=None)},
+        )
+    migrate.upgrade(engine)
+    books = Bookkeeping(engine)
+    assert books.schema_is_current()
+    changes = pd.DataFrame(
+        {"run_id": RUN, "direction": ["to_cc"], "member_id": ["1"], "contact_id": ["c-1"],
+         "field": ["first_name"], "old_value": ["Ann"], "new_value": ["Anne"],
+         "reason": ["member side changed"]}
+    )  # fmt: skip
+    books.append_changes(changes)
+    log = books.get_changes(RUN)
+    assert log[["member_id", "field", "new_value"]].values.tolist() == [["1", "first_name", "Anne"]]
+    assert "change_key" not in log.columns
+    migrate.downgrade(engine, "0008")
+    with engine.connect() as conn:
+        keys = conn.execute(sa.text("SELECT change_key FROM ccsync_changes")).scalars().all()
+    assert len(keys) == 1
 
 
 def test_a_dry_runs_plan_is_kept_and_a_rerun_replaces_it(books: Bookkeeping) -> None:
@@ -359,26 +408,3 @@ def test_links_of_more_people_than_one_statement_may_bind(sqlite_url: str) -> No
     assert links.is_unique
     assert bookkeeping.unlink([f"c{i}" for i in range(2, n)], "cc_deleted", run_id="r") == n - 2
     assert len(bookkeeping.get_links()) == 2
-
-
-def test_natural_keys_of_a_frame_are_the_keys_of_each_row() -> None:
-    """The change log's keys, made column-wise for a whole frame, are the ones each row's values
-    give (the stored key format: a rerun must find the rows an earlier version logged)."""
-    frame = pd.DataFrame(
-        {
-            "run_id": ["r1", "r1", "r1", "r1"],
-            "member_id": pd.array(["1", None, "3", "4"], dtype="string[pyarrow]"),
-            "contact_id": [None, "c2", float("nan"), pd.NA],
-            "month": pd.array([5, None, 12, 1], dtype="Int64"),
-            "at": [
-                pd.Timestamp("2026-01-01", tz="UTC"),
-                pd.NaT,
-                pd.NaT,
-                pd.Timestamp("2026-02-03", tz="UTC"),
-            ],
-        }
-    )
-    expected = [natural_key(*row) for row in frame.itertuples(index=False, name=None)]
-    assert natural_keys(frame) == expected
-    assert len(set(expected)) == 4
-    assert natural_key("r1", "1", None, 5, "2026-01-01 00:00:00+00:00") == expected[0]

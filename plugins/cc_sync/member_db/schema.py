@@ -162,7 +162,6 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
         ),
-        sa.Column("change_key", sa.String(KEY_LENGTH), nullable=False),
         sa.Column("run_id", sa.String(RUN_ID_LENGTH), nullable=False),
         sa.Column("direction", sa.String(20), nullable=False),
         _id("member_id", nullable=True),
@@ -172,7 +171,6 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Column("new_value", sa.Text()),
         sa.Column("reason", sa.String(255)),
         sa.Column("changed_at", UtcDateTime(), nullable=False),
-        sa.Index(f"{prefix}ix_changes_key", "change_key", unique=True),
         sa.Index(f"{prefix}ix_changes_run", "run_id"),
         sa.Index(f"{prefix}ix_changes_member", "member_id"),
         sa.Index(f"{prefix}ix_changes_contact", "contact_id"),
