@@ -514,17 +514,21 @@ class Bookkeeping:
     def _append_changes(self, conn: sa.Connection, frame: pd.DataFrame) -> int:
         """The rows of ``frame`` not yet logged, inserted; how many ``frame`` held (each once).
 
-        A change's identity is its run, direction, member, contact and field. Only a run that
-        logged before (a retried task, a second append in the run) is looked up, and only its own
-        rows: no unique index over the whole log, whose random keys cost ~40% of a first install's
-        change-log insert (772,016 rows: 7.9 -> 4.7 CPU s on SQLite)."""
+        A change's identity is its run, direction, member, contact and field. Only the rows the
+        same run logged for the same fields are looked up (a retried task, an earlier step of the
+        run): no unique index over the whole log, whose random keys cost ~40% of a first
+        install's change-log insert (772,016 rows: 7.9 -> 4.7 CPU s on SQLite)."""
         data = frame.copy()
         for col in ("old_value", "new_value"):
             if col in data:
                 data[col] = _texts(data[col])
         data = data.reindex(columns=[*CHANGE_IDENTITY, "old_value", "new_value", "reason"])
         data = data[~data.duplicated(subset=list(CHANGE_IDENTITY), keep="last").to_numpy()]
-        logged = self._logged_changes(conn, [str(r) for r in data["run_id"].dropna().unique()])
+        logged = self._logged_changes(
+            conn,
+            [str(r) for r in data["run_id"].dropna().unique()],
+            [str(f) for f in data["field"].dropna().unique()],
+        )
         if logged:
             identities = zip(*(_texts(data[c]).fillna("") for c in CHANGE_IDENTITY), strict=True)
             rows = _records(data[[key not in logged for key in identities]], data.columns)
@@ -535,16 +539,19 @@ class Bookkeeping:
             _execute_many(conn, self.changes, insert, rows)
         return len(data)
 
-    def _logged_changes(self, conn: sa.Connection, run_ids: list[str]) -> set[tuple[str, ...]]:
-        """The identities of the changes these runs logged already; empty (one indexed probe) for
-        runs that logged nothing, the usual case."""
+    def _logged_changes(
+        self, conn: sa.Connection, run_ids: list[str], fields: list[str]
+    ) -> set[tuple[str, ...]]:
+        """The identities of the changes to ``fields`` these runs logged already: for a run that
+        logged none of them (the usual case), one empty range of ``ix_changes_run_field``."""
         c = self.changes.c
         found: set[tuple[str, ...]] = set()
         for run_id in run_ids:
-            if conn.execute(sa.select(c.id).where(c.run_id == run_id).limit(1)).first() is None:
-                continue
-            rows = conn.execute(sa.select(*(c[name] for name in CHANGE_IDENTITY)).where(c.run_id == run_id))
-            found.update(tuple("" if v is None else str(v) for v in row) for row in rows)
+            for start in range(0, len(fields), IN_CHUNK):
+                query = sa.select(*(c[name] for name in CHANGE_IDENTITY)).where(
+                    c.run_id == run_id, c.field.in_(fields[start : start + IN_CHUNK])
+                )
+                found.update(tuple("" if v is None else str(v) for v in row) for row in conn.execute(query))
         return found
 
     def save_planned_changes(self, run_id: str, frame: pd.DataFrame) -> int:

@@ -171,7 +171,8 @@ def build_metadata(prefix: str = DEFAULT_PREFIX) -> sa.MetaData:
         sa.Column("new_value", sa.Text()),
         sa.Column("reason", sa.String(255)),
         sa.Column("changed_at", UtcDateTime(), nullable=False),
-        sa.Index(f"{prefix}ix_changes_run", "run_id"),
+        # A run's changes, by field: how a rerun finds what it logged (member_db.bookkeeping).
+        sa.Index(f"{prefix}ix_changes_run_field", "run_id", "field"),
         sa.Index(f"{prefix}ix_changes_member", "member_id"),
         sa.Index(f"{prefix}ix_changes_contact", "contact_id"),
     )
