@@ -222,11 +222,18 @@ def test_a_renewal_waits_for_another_writer_instead_of_failing(database_url: str
     assert lease.acquire(books, DEAD)
     other = create_member_engine(database_url)
     outcome: list[BaseException | None] = []
+    started = threading.Event()
+
+    def renew() -> None:
+        started.set()
+        outcome.append(_raised(lease.renew, books, DEAD))
+
     with other.begin() as writer:
         writer.execute(books.lease.update().where(books.lease.c.name == "another lease").values(holder=NEXT))
-        renewal = threading.Thread(target=lambda: outcome.append(_raised(lease.renew, books, DEAD)))
+        renewal = threading.Thread(target=renew)
         renewal.start()
-        time.sleep(0.5)  # the renewal has read and reached its write by now
+        started.wait(10)
+        time.sleep(0.5)  # the renewal has reached its write (or its BEGIN) by now
     renewal.join(timeout=30)
     other.dispose()
     assert outcome == [None]

@@ -546,12 +546,11 @@ class Bookkeeping:
         logged none of them (the usual case), one empty range of ``ix_changes_run_field``."""
         c = self.changes.c
         found: set[tuple[str, ...]] = set()
-        for run_id in run_ids:
-            for start in range(0, len(fields), IN_CHUNK):
-                query = sa.select(*(c[name] for name in CHANGE_IDENTITY)).where(
-                    c.run_id == run_id, c.field.in_(fields[start : start + IN_CHUNK])
-                )
-                found.update(tuple("" if v is None else str(v) for v in row) for row in conn.execute(query))
+        for run_id in run_ids:  # a frame's fields are a few dozen names at most: one IN list
+            query = sa.select(*(c[name] for name in CHANGE_IDENTITY)).where(
+                c.run_id == run_id, c.field.in_(fields)
+            )
+            found.update(tuple("" if v is None else str(v) for v in row) for row in conn.execute(query))
         return found
 
     def save_planned_changes(self, run_id: str, frame: pd.DataFrame) -> int:

@@ -32,6 +32,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
 
+from cc_sync.databases import begin_writing
 from cc_sync.engine.normalise import normalise_email, normalise_name
 from cc_sync.fields import MEMBER_ID, OPTED_OUT, UPDATED_AT
 from cc_sync.member_db.canonical import (
@@ -499,42 +500,40 @@ class MemberDatabaseHook(BaseHook):
         m, t = self.mapping, self.table
         pk = t.c[m.member_id_column]
         ids = self._pk_values(batch[MEMBER_ID])
-        with self._engine.connect() as conn:
-            conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                current_rows = conn.execute(self._select().where(pk.in_(ids)).with_for_update()).all()
-                current = self._to_canonical(
-                    pd.DataFrame(
-                        [tuple(r) for r in current_rows],
-                        columns=list(self._select().selected_columns.keys()),
-                        dtype=object,
-                    )
-                ).set_index(MEMBER_ID)
-                versions = batch[MEMBER_ID].map(current[ROW_VERSION])
-                fresh = (
-                    (versions.astype("string") == batch[ROW_VERSION].astype("string"))
-                    .fillna(False)
-                    .to_numpy(bool)
+        with begin_writing(self._engine) as conn:
+            current_rows = conn.execute(self._select().where(pk.in_(ids)).with_for_update()).all()
+            current = self._to_canonical(
+                pd.DataFrame(
+                    [tuple(r) for r in current_rows],
+                    columns=list(self._select().selected_columns.keys()),
+                    dtype=object,
                 )
-                result.skipped.extend(batch.loc[~fresh, MEMBER_ID].tolist())
-                todo = batch.loc[fresh]
-                if todo.empty:
-                    return
-                assignments = self._assignments(todo, value_cols, current)
-                lm = m.last_modified_column
-                stamp = {"_now": self._bind_time(datetime.now(UTC), t.c[lm])} if lm else {}
-                groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-                for member_id, values in assignments:
-                    if values:  # nothing to set: leave the row (and its last-modified time) alone
-                        groups.setdefault(tuple(sorted(values)), []).append({"_pk": member_id, **values})
-                for columns, params in groups.items():
-                    set_: dict[str, Any] = {c: sa.bindparam(f"v_{c}", type_=t.c[c].type) for c in columns}
-                    if lm:
-                        set_[lm] = sa.bindparam("_now", type_=t.c[lm].type)
-                    stmt = sa.update(t).where(pk == sa.bindparam("_pk", type_=pk.type)).values(set_)
-                    rows = [{"_pk": p["_pk"], **stamp, **{f"v_{c}": p[c] for c in columns}} for p in params]
-                    conn.execute(stmt, rows)
-                result.updated.extend(str(p["_pk"]) for params in groups.values() for p in params)
+            ).set_index(MEMBER_ID)
+            versions = batch[MEMBER_ID].map(current[ROW_VERSION])
+            fresh = (
+                (versions.astype("string") == batch[ROW_VERSION].astype("string"))
+                .fillna(False)
+                .to_numpy(bool)
+            )
+            result.skipped.extend(batch.loc[~fresh, MEMBER_ID].tolist())
+            todo = batch.loc[fresh]
+            if todo.empty:
+                return
+            assignments = self._assignments(todo, value_cols, current)
+            lm = m.last_modified_column
+            stamp = {"_now": self._bind_time(datetime.now(UTC), t.c[lm])} if lm else {}
+            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for member_id, values in assignments:
+                if values:  # nothing to set: leave the row (and its last-modified time) alone
+                    groups.setdefault(tuple(sorted(values)), []).append({"_pk": member_id, **values})
+            for columns, params in groups.items():
+                set_: dict[str, Any] = {c: sa.bindparam(f"v_{c}", type_=t.c[c].type) for c in columns}
+                if lm:
+                    set_[lm] = sa.bindparam("_now", type_=t.c[lm].type)
+                stmt = sa.update(t).where(pk == sa.bindparam("_pk", type_=pk.type)).values(set_)
+                rows = [{"_pk": p["_pk"], **stamp, **{f"v_{c}": p[c] for c in columns}} for p in params]
+                conn.execute(stmt, rows)
+            result.updated.extend(str(p["_pk"]) for params in groups.values() for p in params)
 
     def _assignments(
         self, todo: pd.DataFrame, value_cols: list[str], current: pd.DataFrame

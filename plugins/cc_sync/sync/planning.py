@@ -8,7 +8,7 @@ changes cost the same among 10,000 members as among 1,000,000.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,7 +146,6 @@ def make_plan(
             else ()
         )
     )
-    custom_fields: dict[str, str] = {}
 
     def plan(contacts: pd.DataFrame) -> SyncPlan:
         return plan_sync(
@@ -161,14 +160,22 @@ def make_plan(
             kept_apart=kept_apart,
         )
 
-    def read_contacts(ids: list[str]) -> pd.DataFrame:
-        assert cc_hook is not None  # only passed with a hook
+    return plan_hydrated(plan, inputs.contacts, None if cc_hook is None else _contact_reader(cc_hook))
+
+
+def _contact_reader(cc_hook: ConstantContactHook) -> Callable[[list[str]], pd.DataFrame]:
+    """GET each contact linked this run but not extracted; the custom fields' names are read once,
+    on the first use (an account without custom fields is not asked again)."""
+    custom_fields: dict[str, str] | None = None
+
+    def read(ids: list[str]) -> pd.DataFrame:
+        nonlocal custom_fields
         log.info("Reading %d contact(s) linked this run to merge them field by field", len(ids))
-        if not custom_fields:
-            custom_fields.update(cc_hook.custom_field_names())
+        if custom_fields is None:
+            custom_fields = cc_hook.custom_field_names()
         return contacts_to_frame((cc_hook.get_contact(cid) for cid in ids), custom_fields)
 
-    return plan_hydrated(plan, inputs.contacts, read_contacts if cc_hook is not None else None)
+    return read
 
 
 def as_compared(contacts: pd.DataFrame, mapping: MemberMapping) -> pd.DataFrame:
