@@ -57,6 +57,7 @@ from include.airflow_ui import (
     admin_password,
     check_segment,
     checks_outcome,
+    create_backfill,
     emulator_running,
     failed_task_log,
     parse_check_options,
@@ -301,7 +302,7 @@ def run_checks(api: AirflowApi, emulator_url: str) -> tuple[list[CheckedRun], li
         "max_active_runs": 1,
         "dag_run_conf": {},
     }
-    backfill = api.call(token, "POST", "/backfills", body)
+    backfill = create_backfill(api, token, body)
     print(f"Backfill {backfill['id']} of {SYNC_DAG_ID} created while {holder['dag_run_id']} holds the lease")
     sync_runs = wait_for_runs(api, token, SYNC_DAG_ID, 2)
     run_ids = [run["dag_run_id"] for run in sync_runs]

@@ -53,6 +53,7 @@ CHECKS_DONE = "Checks done"
 TEST_CONNECTION_TIMEOUT_SECONDS = 180.0
 # Tries of an API call the metadata DB was too busy to take (standalone runs on SQLite), 3 s apart.
 DATABASE_BUSY_TRIES = 10
+DATABASE_BUSY_PAUSE_SECONDS = 3.0
 STANDALONE_LOG = VAR_DIR / "airflow-standalone.log"
 EMULATOR_LOG = VAR_DIR / "emulator.log"
 CC_STATE_DB = VAR_DIR / "cc_api_state.db"
@@ -67,6 +68,11 @@ class RunState(StrEnum):
 
 class AirflowUiError(RuntimeError):
     """Airflow or the emulator did not come up, or the check run did not succeed."""
+
+    def __init__(self, message: str, status_code: int | None = None, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.attempts = attempts
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,7 @@ class AirflowApi:
         return answer.json()["access_token"]
 
     def call(self, token: str, method: str, path: str, body: dict | None = None) -> dict:
-        for attempt in range(DATABASE_BUSY_TRIES):
+        for attempts in range(1, DATABASE_BUSY_TRIES + 1):
             answer = requests.request(
                 method,
                 f"{self.base_url}/api/v2{path}",
@@ -109,14 +115,18 @@ class AirflowApi:
                 timeout=self.timeout,
             )
             # On standalone's SQLite metadata DB the API refuses a write while the scheduler holds
-            # the database ("Database is locked" 503, or a 500 "Database error" from the insert,
-            # rolled back); it passes a moment later.
+            # the database ("Database is locked" 503, or a 500 "Database error"); it passes a moment
+            # later. A write that committed part of its work before failing: see create_backfill.
             busy = answer.status_code in (500, 503) and "database" in answer.text.lower()
-            if not busy or attempt == DATABASE_BUSY_TRIES - 1:
+            if not busy or attempts == DATABASE_BUSY_TRIES:
                 break
-            time.sleep(3)
+            time.sleep(DATABASE_BUSY_PAUSE_SECONDS)
         if not answer.ok:
-            raise AirflowUiError(f"{method} /api/v2{path} -> {answer.status_code}: {answer.text[:500]}")
+            raise AirflowUiError(
+                f"{method} /api/v2{path} -> {answer.status_code}: {answer.text[:500]}",
+                status_code=answer.status_code,
+                attempts=attempts,
+            )
         return answer.json()
 
 
@@ -335,6 +345,22 @@ def stored_events(campaign_activity_id: str) -> int:
     return int((events["campaign_activity_id"] == campaign_activity_id).sum())
 
 
+def create_backfill(api: AirflowApi, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a backfill; returns it. On standalone's SQLite metadata database a creation can commit
+    the backfill and then fail on the locked database while making its runs (a 500), so the retry
+    meets our own backfill as "already running" (409): that backfill, still running, is returned."""
+    try:
+        return api.call(token, "POST", "/backfills", body)
+    except AirflowUiError as error:
+        if error.status_code != 409 or error.attempts == 1:
+            raise  # a conflict at the first attempt is somebody else's backfill
+        listed = api.call(token, "GET", f"/backfills?dag_id={body['dag_id']}&order_by=-id&limit=1")
+        running = [backfill for backfill in listed["backfills"] if not backfill.get("completed_at")]
+        if not running:
+            raise
+        return running[0]
+
+
 def backfill_and_wait(
     api: AirflowApi, token: str, dag_id: str, start: datetime, end: datetime
 ) -> dict[str, str]:
@@ -348,7 +374,7 @@ def backfill_and_wait(
         "max_active_runs": 1,
         "dag_run_conf": {},
     }
-    backfill = api.call(token, "POST", "/backfills", body)
+    backfill = create_backfill(api, token, body)
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     while not backfill.get("completed_at") and time.monotonic() < deadline:
         time.sleep(3)
