@@ -17,6 +17,7 @@ COPY on PostgreSQL and large executemany batches elsewhere.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 import unicodedata
@@ -94,7 +95,10 @@ def _ascii(text: str) -> str:
     return "".join(c for c in decomposed if c.isascii() and (c.isalnum() or c in ".-")).lower()
 
 
-def _pools(seed: int) -> dict[str, list[str]]:
+@functools.lru_cache(maxsize=4)
+def _pools(seed: int) -> dict[str, tuple[str, ...]]:
+    """The values members are drawn from, per seed; cached, as Faker takes most of a small table's
+    generation (0.7 s for the pools; the test worlds all use one seed)."""
     pools: dict[str, list[str]] = {
         k: [] for k in ("first", "last", "street", "city", "company", "job", "phone")
     }
@@ -114,7 +118,7 @@ def _pools(seed: int) -> dict[str, list[str]]:
         fake.state_abbr(include_territories=False, include_freely_associated_states=False) for _ in range(500)
     ]
     pools["postcode"] = [fake.postcode() for _ in range(3000)]
-    return pools
+    return {name: tuple(values) for name, values in pools.items()}
 
 
 def generate_members(n: int, seed: int = 42, now: datetime | None = None) -> pd.DataFrame:
@@ -123,7 +127,7 @@ def generate_members(n: int, seed: int = 42, now: datetime | None = None) -> pd.
     pools = _pools(seed)
     now = (now or datetime(2026, 11, 1, tzinfo=UTC)).astimezone(UTC).replace(tzinfo=None)
 
-    def pick(pool: list[str]) -> np.ndarray:
+    def pick(pool: tuple[str, ...]) -> np.ndarray:
         return np.asarray(pool, dtype=object)[rng.integers(0, len(pool), n)]
 
     ids = np.arange(1, n + 1)
