@@ -55,6 +55,7 @@ from include.airflow_ui import (
     RunState,
     add_check_options,
     admin_password,
+    announce_kept_running,
     check_segment,
     checks_outcome,
     create_backfill,
@@ -417,9 +418,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.check:
                 _runs, problems, figures = run_checks(api, emulator_url)
                 print(f"Figures: {json.dumps(figures, default=str)}")
-                checked = checks_outcome(problems, keep_running=args.keep_running)
+                checked = checks_outcome(problems)
                 if not args.keep_running:
                     return checked
+                announce_kept_running()
             while all(component.process.poll() is None for component in components):
                 time.sleep(2)
             print("A component exited; stopping the others.", file=sys.stderr)

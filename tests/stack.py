@@ -42,7 +42,7 @@ class StoppedStack:
 
     def assert_stopped_everything(self) -> None:
         assert "Stopping Airflow and the emulator" in self.stopping, self.stopping[-3000:]
-        assert self.returncode == 0, self.stopping[-3000:]
+        assert self.returncode == 0, f"exit status {self.returncode}: {self.stopping[-3000:]}"
         time.sleep(1)
         left = [proc for proc in self.tree if alive(proc)]
         assert left == [], f"still running after SIGTERM: {left}"
