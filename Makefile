@@ -10,12 +10,12 @@ EMULATOR_PORT ?= 8765
 AIRFLOW_PORT ?= 8080
 LOG_SERVER_PORT ?= 8793
 MEMBERS ?= 1000
-# pytest-xdist workers for the test targets; 0 runs in one process. Three on this 2-core machine:
-# the tests wait on the emulator, the databases, Airflow's stacks and dag.test()'s own threads, and
-# two workers left ~22-29% of the cores idle (make test-quick 13 min 18 s on two, 10 min 24 s on
-# three, the same CPU). worksteal: an idle worker takes queued tests from a busy one (the suite's
-# tests range from ms to minutes).
-PYTEST_WORKERS ?= 3
+# pytest-xdist workers for the test targets; 0 runs in one process. Four on this 2-core machine:
+# the tests wait on the emulator, the databases, Airflow's stacks and dag.test()'s own threads, so
+# fewer workers leave the cores idle (two: 22-29%, make test-quick 13 min 18 s; three: 15-19%, the
+# full suite 12 min 48 s; four: 7%, 11 min 47 s, the same tests). worksteal: an idle worker takes
+# queued tests from a busy one (the suite's tests range from ms to minutes).
+PYTEST_WORKERS ?= 4
 # make test-quick: engine, hooks, emulator, member DB and every DAG scenario on SQLite only (no
 # end-to-end run of airflow standalone, the browser or the demo).
 QUICK_ARGS := -m "not postgres and not mariadb and not contract and not browser" --ignore=tests/test_demo.py \
