@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -116,7 +116,7 @@ class AirflowApi:
             )
             # On standalone's SQLite metadata DB the API refuses a write while the scheduler holds
             # the database ("Database is locked" 503, or a 500 "Database error"); it passes a moment
-            # later. A write that committed part of its work before failing: see create_backfill.
+            # later. A write that committed part of its work before failing: see create().
             busy = answer.status_code in (500, 503) and "database" in answer.text.lower()
             if not busy or attempts == DATABASE_BUSY_TRIES:
                 break
@@ -128,6 +128,21 @@ class AirflowApi:
                 attempts=attempts,
             )
         return answer.json()
+
+    def create(
+        self, token: str, path: str, body: dict[str, Any], find_own: Callable[[], dict[str, Any] | None]
+    ) -> dict[str, Any]:
+        """POST ``body`` to ``path``, which creates something; returns it. An attempt refused as
+        busy may have committed what it created before failing (Airflow 3.3 commits a backfill,
+        then makes its runs), so a retry can meet it as a conflict (409): ``find_own`` reads that
+        one back. A conflict at the first attempt is somebody else's, and fails."""
+        try:
+            return self.call(token, "POST", path, body)
+        except AirflowUiError as error:
+            found = find_own() if error.status_code == 409 and error.attempts > 1 else None
+            if found is None:
+                raise
+            return found
 
 
 def api_url() -> str:
@@ -258,7 +273,7 @@ def trigger_and_wait(
 ) -> CheckedRun:
     """Trigger ``dag_id`` with ``conf`` as the UI's trigger form does (the same REST call), wait for
     the run, and read ``summary_task``'s return value."""
-    run = api.call(token, "POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+    run = trigger(api, token, dag_id, conf)
     run_path = f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     state = run["state"]
@@ -289,7 +304,7 @@ def form_params(api: AirflowApi, token: str, dag_id: str) -> set[str]:
 def refusal(api: AirflowApi, token: str, dag_id: str, conf: dict[str, Any]) -> str | None:
     """The API's answer to a trigger with ``conf`` the form would refuse, or None if a run was made."""
     try:
-        run = api.call(token, "POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+        run = trigger(api, token, dag_id, conf)
     except AirflowUiError as error:
         return str(error)
     api.call(token, "PATCH", f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}", {"state": "failed"})
@@ -346,19 +361,23 @@ def stored_events(campaign_activity_id: str) -> int:
 
 
 def create_backfill(api: AirflowApi, token: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST a backfill; returns it. On standalone's SQLite metadata database a creation can commit
-    the backfill and then fail on the locked database while making its runs (a 500), so the retry
-    meets our own backfill as "already running" (409): that backfill, still running, is returned."""
-    try:
-        return api.call(token, "POST", "/backfills", body)
-    except AirflowUiError as error:
-        if error.status_code != 409 or error.attempts == 1:
-            raise  # a conflict at the first attempt is somebody else's backfill
+    """POST a backfill; returns it (after a busy retry met it as "already running", the DAG's
+    newest backfill, if still running: a DAG has one running backfill at most)."""
+
+    def running_backfill() -> dict[str, Any] | None:
         listed = api.call(token, "GET", f"/backfills?dag_id={body['dag_id']}&order_by=-id&limit=1")
-        running = [backfill for backfill in listed["backfills"] if not backfill.get("completed_at")]
-        if not running:
-            raise
-        return running[0]
+        return next((backfill for backfill in listed["backfills"] if not backfill.get("completed_at")), None)
+
+    return api.create(token, "/backfills", body, running_backfill)
+
+
+def trigger(api: AirflowApi, token: str, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
+    """Trigger a run of ``dag_id`` as the UI's trigger form does, under a run id of our own, so
+    that a busy retry that meets the run an earlier attempt committed reads it back."""
+    run_id = f"manual__{datetime.now(UTC).isoformat()}"
+    body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+    run_path = f"/dags/{dag_id}/dagRuns"
+    return api.create(token, run_path, body, lambda: api.call(token, "GET", f"{run_path}/{run_id}"))
 
 
 def backfill_and_wait(

@@ -21,8 +21,10 @@ import functools
 import sys
 import time
 import unicodedata
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -96,9 +98,9 @@ def _ascii(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _pools(seed: int) -> dict[str, tuple[str, ...]]:
-    """The values members are drawn from, per seed; cached, as Faker takes most of a small table's
-    generation (0.7 s for the pools; the test worlds all use one seed)."""
+def _pools(seed: int) -> Mapping[str, tuple[str, ...]]:
+    """The values members are drawn from, per seed; cached (read-only), as Faker takes most of a
+    small table's generation (0.7 s for the pools; the test worlds all use one seed)."""
     pools: dict[str, list[str]] = {
         k: [] for k in ("first", "last", "street", "city", "company", "job", "phone")
     }
@@ -118,7 +120,7 @@ def _pools(seed: int) -> dict[str, tuple[str, ...]]:
         fake.state_abbr(include_territories=False, include_freely_associated_states=False) for _ in range(500)
     ]
     pools["postcode"] = [fake.postcode() for _ in range(3000)]
-    return {name: tuple(values) for name, values in pools.items()}
+    return MappingProxyType({name: tuple(values) for name, values in pools.items()})
 
 
 def generate_members(n: int, seed: int = 42, now: datetime | None = None) -> pd.DataFrame:
