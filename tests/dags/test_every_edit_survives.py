@@ -159,21 +159,20 @@ def test_without_a_placeholder_a_refused_row_is_reviewed_and_the_rest_sync(
     assert world.reviews("rejected_required_blank")["member_id"].tolist() == [str(blank)]
 
 
-def test_a_dry_run_keeps_its_plan_and_a_real_run_writes_it(world: SyncWorld) -> None:
-    world.sync()
-    member_id = _unique_email_members(world, "membership_status = 'active' AND deleted_at IS NULL")[0]
+def test_a_dry_run_keeps_its_plan_and_a_real_run_writes_it(synced: SyncWorld) -> None:
+    member_id = _unique_email_members(synced, "membership_status = 'active' AND deleted_at IS NULL")[0]
     member_id = int(member_id["member_id"])
-    old_title = world.contact_of(member_id).get("job_title")
-    world.edit_member(member_id, job_title="Choir Librarian")
+    old_title = synced.contact_of(member_id).get("job_title")
+    synced.edit_member(member_id, job_title="Choir Librarian")
 
-    dry = world.sync(dry_run=True)
+    dry = synced.sync(dry_run=True)
 
     assert dry["state"] == "success", dry["tasks"]
     assert dry["kind"] == "dry_run"
     assert dry["status"] == "dry_run"
     assert dry["counts"]["cc_updates"] == 1
     assert dry["counts"]["planned_changes"] == 1
-    planned = world.bookkeeping.get_planned_changes(dry["run_id"])
+    planned = synced.bookkeeping.get_planned_changes(dry["run_id"])
     assert planned[["direction", "member_id", "field", "old_value", "new_value", "reason"]].to_dict(
         "records"
     ) == [
@@ -186,11 +185,11 @@ def test_a_dry_run_keeps_its_plan_and_a_real_run_writes_it(world: SyncWorld) -> 
             "reason": "member_changed",
         }
     ]
-    assert world.contact_of(member_id).get("job_title") == old_title  # nothing written
+    assert synced.contact_of(member_id).get("job_title") == old_title  # nothing written
 
-    real = world.sync()
-    assert world.contact_of(member_id)["job_title"] == "Choir Librarian"
-    written = world.bookkeeping.get_changes(real["run_id"])
+    real = synced.sync()
+    assert synced.contact_of(member_id)["job_title"] == "Choir Librarian"
+    written = synced.bookkeeping.get_changes(real["run_id"])
     assert written[["direction", "member_id", "field", "new_value"]].to_dict("records") == planned[
         ["direction", "member_id", "field", "new_value"]
     ].to_dict("records")

@@ -60,11 +60,10 @@ def _retry_the_load_once(world: SyncWorld, monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.parametrize("when", ["before-the-first-poll", "after-it-completed"])
 def test_a_load_killed_after_the_import_was_accepted_sends_it_once(
-    world: SyncWorld, monkeypatch: pytest.MonkeyPatch, when: str
+    synced: SyncWorld, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
-    world.sync()
-    edited = _edit(world, "Steward")
-    _retry_the_load_once(world, monkeypatch)
+    edited = _edit(synced, "Steward")
+    _retry_the_load_once(synced, monkeypatch)
     polled: list[str] = []
     get_activity = ConstantContactHook.get_activity
 
@@ -81,53 +80,52 @@ def test_a_load_killed_after_the_import_was_accepted_sends_it_once(
         return activity
 
     monkeypatch.setattr(ConstantContactHook, "get_activity", killed_once)
-    imports_before = _imports(world)
+    imports_before = _imports(synced)
 
-    run = world.sync()
+    run = synced.sync()
 
     assert run["state"] == "success", run["tasks"]
     assert run["tries"][LOAD] == 2, "the kill did not strike the load"
-    assert _imports(world) - imports_before == 1, "the retry sent the import to Constant Contact again"
+    assert _imports(synced) - imports_before == 1, "the retry sent the import to Constant Contact again"
     # The retry polled the activity the killed try had been accepted, and no other.
     assert len(set(polled)) == 1
     for member_id in edited:
-        assert world.contact_of(member_id)["job_title"] == f"Steward {member_id}"
-    assert world.reviews("write_failed_cc").empty
+        assert synced.contact_of(member_id)["job_title"] == f"Steward {member_id}"
+    assert synced.reviews("write_failed_cc").empty
     # The retry's load spent one call: the poll that found the import done.
     assert run["counts"]["load_api_calls"] == 1
     monkeypatch.setattr(ConstantContactHook, "get_activity", get_activity)
-    settled = world.sync()
+    settled = synced.sync()
     assert settled["counts"]["changes"] == 0
-    assert _imports(world) - imports_before == 1
+    assert _imports(synced) - imports_before == 1
 
 
 def test_an_import_activity_that_fails_once_is_sent_again_by_the_same_task(
-    world: SyncWorld, monkeypatch: pytest.MonkeyPatch
+    synced: SyncWorld, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.sync()
-    world.sync()  # the echo of the first sync's writes, so the next two runs read alike
+    synced.sync()  # the echo of the first sync's writes, so the next two runs read alike
     # Airflow could retry the task; the load must not need it.
-    _retry_the_load_once(world, monkeypatch)
+    _retry_the_load_once(synced, monkeypatch)
 
-    _edit(world, "Warden")
-    calls_before, imports_before = _calls(world), _imports(world)
-    clean = world.sync()
-    clean_calls = _calls(world) - calls_before
+    _edit(synced, "Warden")
+    calls_before, imports_before = _calls(synced), _imports(synced)
+    clean = synced.sync()
+    clean_calls = _calls(synced) - calls_before
     assert clean["state"] == "success", clean["tasks"]
-    assert _imports(world) - imports_before == 1
+    assert _imports(synced) - imports_before == 1
 
-    edited = _edit(world, "Verger", skip=EDITED)
-    world.emulator.admin.set_faults(activity_fail_count=1)
-    calls_before, imports_before = _calls(world), _imports(world)
-    faulted = world.sync()
-    faulted_calls = _calls(world) - calls_before
-    world.emulator.admin.clear_faults()
+    edited = _edit(synced, "Verger", skip=EDITED)
+    synced.emulator.admin.set_faults(activity_fail_count=1)
+    calls_before, imports_before = _calls(synced), _imports(synced)
+    faulted = synced.sync()
+    faulted_calls = _calls(synced) - calls_before
+    synced.emulator.admin.clear_faults()
 
     assert faulted["state"] == "success", faulted["tasks"]
     assert faulted["tries"][LOAD] == 1, "the failed activity cost a task retry"
-    assert _imports(world) - imports_before == 2
+    assert _imports(synced) - imports_before == 2
     for member_id in edited:
-        assert world.contact_of(member_id)["job_title"] == f"Verger {member_id}"
+        assert synced.contact_of(member_id)["job_title"] == f"Verger {member_id}"
     # One failed activity costs its resend and one poll of it: nothing else is done again.
     assert faulted_calls == clean_calls + 2, (clean_calls, faulted_calls)
     print(
@@ -135,4 +133,4 @@ def test_an_import_activity_that_fails_once_is_sent_again_by_the_same_task(
         f"one failed import activity {faulted_calls / EDITED:.2f} ({faulted_calls} calls), "
         f"ratio {faulted_calls / clean_calls:.3f}"
     )
-    assert world.sync()["counts"]["changes"] == 0
+    assert synced.sync()["counts"]["changes"] == 0

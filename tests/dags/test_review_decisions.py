@@ -109,14 +109,13 @@ def test_dismiss_and_retry_close_their_items(near: SyncWorld) -> None:
     assert {d["status"] for d in _decisions(near).values()} == {DecisionStatus.APPLIED}
 
 
-def test_taking_the_member_value_of_a_conflict_writes_it_to_cc(world: SyncWorld) -> None:
-    world.sync()
-    member_id = world.linked_member_ids()[0]
-    contact_id = world.contact_of(member_id)["contact_id"]
+def test_taking_the_member_value_of_a_conflict_writes_it_to_cc(synced: SyncWorld) -> None:
+    member_id = synced.linked_member_ids()[0]
+    contact_id = synced.contact_of(member_id)["contact_id"]
     # A value the sync did not pick up (updated_at untouched): only a decision sends it across.
-    with world.engine.begin() as conn:
+    with synced.engine.begin() as conn:
         conn.execute(sa.text("UPDATE members SET city = 'Vannes' WHERE member_id = :m"), {"m": member_id})
-    world.bookkeeping.add_review_items(
+    synced.bookkeeping.add_review_items(
         pd.DataFrame(
             [
                 {
@@ -128,31 +127,30 @@ def test_taking_the_member_value_of_a_conflict_writes_it_to_cc(world: SyncWorld)
             ]
         )
     )
-    item = world.reviews("email_collision").iloc[0]
-    _decide(world, item, Decision.TAKE_MEMBER, field="city")
+    item = synced.reviews("email_collision").iloc[0]
+    _decide(synced, item, Decision.TAKE_MEMBER, field="city")
 
-    run = world.sync()
+    run = synced.sync()
 
-    assert world.contact_of(member_id)["street_addresses"][0]["city"] == "Vannes"
-    changes = world.bookkeeping.get_changes(run["run_id"])
+    assert synced.contact_of(member_id)["street_addresses"][0]["city"] == "Vannes"
+    changes = synced.bookkeeping.get_changes(run["run_id"])
     written = changes[(changes["field"] == "city") & (changes["direction"] == "to_cc")]
     assert written["new_value"].tolist() == ["Vannes"]
 
 
 @pytest.mark.all_dialects
-def test_taking_cc_value_of_an_email_collision_puts_cc_email_back(world: SyncWorld) -> None:
-    world.sync()
-    mover, other = world.linked_member_ids()[:2]
-    cc_email = world.contact_of(mover)["email_address"]["address"]
-    world.edit_member(mover, email=world.contact_of(other)["email_address"]["address"])
-    world.sync()
-    item = world.reviews("email_collision").iloc[0]
+def test_taking_cc_value_of_an_email_collision_puts_cc_email_back(synced: SyncWorld) -> None:
+    mover, other = synced.linked_member_ids()[:2]
+    cc_email = synced.contact_of(mover)["email_address"]["address"]
+    synced.edit_member(mover, email=synced.contact_of(other)["email_address"]["address"])
+    synced.sync()
+    item = synced.reviews("email_collision").iloc[0]
     assert int(item["member_id"]) == mover
-    _decide(world, item, Decision.TAKE_CC, field="email")
+    _decide(synced, item, Decision.TAKE_CC, field="email")
 
-    run = world.sync()
+    run = synced.sync()
 
-    assert world.member(mover)["email"] == cc_email
-    changes = world.bookkeeping.get_changes(run["run_id"])
+    assert synced.member(mover)["email"] == cc_email
+    changes = synced.bookkeeping.get_changes(run["run_id"])
     assert ((changes["field"] == "email") & (changes["direction"] == "to_member_db")).any()
-    assert str(mover) not in set(world.reviews("email_collision")["member_id"])
+    assert str(mover) not in set(synced.reviews("email_collision")["member_id"])

@@ -107,85 +107,80 @@ def _bad_run(world: SyncWorld, people: list[int]) -> tuple[dict[int, dict[str, A
 
 
 @pytest.mark.all_dialects
-def test_an_undo_puts_both_sides_and_the_bases_back_exactly(world: SyncWorld, undo_dag: Any) -> None:
-    world.sync()
-    people = _subscribed(world, 4)
-    before, run_id = _bad_run(world, people)
-    assert _state(world, people) != before
+def test_an_undo_puts_both_sides_and_the_bases_back_exactly(synced: SyncWorld, undo_dag: Any) -> None:
+    people = _subscribed(synced, 4)
+    before, run_id = _bad_run(synced, people)
+    assert _state(synced, people) != before
 
-    result = undo(world, undo_dag, run_id)
+    result = undo(synced, undo_dag, run_id)
 
     assert result["state"] == "success", result["tasks"]
-    after = _state(world, people)
+    after = _state(synced, people)
     for member_id in people:
         # The edits the run carried over are gone from the side it wrote; the source side keeps
         # its own edit (as before the run), and the base is what it was before the run.
         assert after[member_id] == before[member_id], member_id
-    logged = world.bookkeeping.get_changes(result["run_id"])
+    logged = synced.bookkeeping.get_changes(result["run_id"])
     assert set(logged["reason"]) == {f"undo:{run_id}"}
-    assert len(logged) == len(world.bookkeeping.get_changes(run_id))
+    assert len(logged) == len(synced.bookkeeping.get_changes(run_id))
     # Email changes went by PUT, names in one import: the load path of the sync.
-    assert world.emulator.admin.counters()["resubscribes"] == 0
+    assert synced.emulator.admin.counters()["resubscribes"] == 0
 
 
-def test_a_field_edited_since_is_kept_and_reported(world: SyncWorld, undo_dag: Any) -> None:
-    world.sync()
-    people = _subscribed(world, 2)
-    before, run_id = _bad_run(world, people)
+def test_a_field_edited_since_is_kept_and_reported(synced: SyncWorld, undo_dag: Any) -> None:
+    people = _subscribed(synced, 2)
+    before, run_id = _bad_run(synced, people)
     kept = people[0]  # the run wrote its first name and email to CC; CC edits the first name since
-    world.emulator.admin.edit_contact(world.contact_of(kept)["contact_id"], {"first_name": "EditedSince"})
+    synced.emulator.admin.edit_contact(synced.contact_of(kept)["contact_id"], {"first_name": "EditedSince"})
 
-    result = undo(world, undo_dag, run_id)
+    result = undo(synced, undo_dag, run_id)
 
     assert result["state"] == "success", result["tasks"]
-    after = _state(world, people)
+    after = _state(synced, people)
     assert after[kept]["cc"]["first_name"] == "EditedSince"
     assert after[kept]["cc"]["email"] == before[kept]["cc"]["email"]  # the rest of the person is undone
     assert after[people[1]] == before[people[1]]
     assert result["counts"]["skipped_edited_since"] == 1
 
 
-def test_an_opt_out_made_by_the_run_stays(world: SyncWorld, undo_dag: Any) -> None:
-    world.sync()
-    member_id = _subscribed(world, 1)[0]
-    world.edit_member(member_id, email_opt_out=True, first_name="Leaving")
-    run = world.sync()
-    assert world.contact_of(member_id)["email_address"]["permission_to_send"] == "unsubscribed"
+def test_an_opt_out_made_by_the_run_stays(synced: SyncWorld, undo_dag: Any) -> None:
+    member_id = _subscribed(synced, 1)[0]
+    synced.edit_member(member_id, email_opt_out=True, first_name="Leaving")
+    run = synced.sync()
+    assert synced.contact_of(member_id)["email_address"]["permission_to_send"] == "unsubscribed"
 
-    result = undo(world, undo_dag, run["run_id"])
+    result = undo(synced, undo_dag, run["run_id"])
 
     assert result["state"] == "success", result["tasks"]
-    contact = world.contact_of(member_id)
+    contact = synced.contact_of(member_id)
     assert contact["email_address"]["permission_to_send"] == "unsubscribed"
     assert contact["first_name"] != "Leaving"  # the name it carried over is undone ...
     assert result["counts"]["skipped_opt_out_never_reversed"] >= 1  # ... the opt-out is not
-    assert world.emulator.admin.counters()["resubscribes"] == 0
-    assert str(member_id) in set(world.bookkeeping.get_opt_outs()["member_id"])
+    assert synced.emulator.admin.counters()["resubscribes"] == 0
+    assert str(member_id) in set(synced.bookkeeping.get_opt_outs()["member_id"])
 
 
-def test_undoing_the_undo_restores_the_runs_values(world: SyncWorld, undo_dag: Any) -> None:
-    world.sync()
-    people = _subscribed(world, 4)
-    _, run_id = _bad_run(world, people)
-    after_run = _state(world, people)
-    first = undo(world, undo_dag, run_id)
+def test_undoing_the_undo_restores_the_runs_values(synced: SyncWorld, undo_dag: Any) -> None:
+    people = _subscribed(synced, 4)
+    _, run_id = _bad_run(synced, people)
+    after_run = _state(synced, people)
+    first = undo(synced, undo_dag, run_id)
     assert first["state"] == "success", first["tasks"]
 
-    second = undo(world, undo_dag, first["run_id"])
+    second = undo(synced, undo_dag, first["run_id"])
 
     assert second["state"] == "success", second["tasks"]
-    assert _state(world, people) == after_run
+    assert _state(synced, people) == after_run
     # And the next sync finds nothing to do: both sides and the bases agree.
-    assert world.sync()["counts"]["changes"] == 0
+    assert synced.sync()["counts"]["changes"] == 0
 
 
 @pytest.mark.all_dialects
 def test_a_crashed_undo_resumes_without_writing_twice(
-    world: SyncWorld, undo_dag: Any, monkeypatch: pytest.MonkeyPatch
+    synced: SyncWorld, undo_dag: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    world.sync()
-    people = _subscribed(world, 4)
-    before, run_id = _bad_run(world, people)
+    people = _subscribed(synced, 4)
+    before, run_id = _bad_run(synced, people)
     task = undo_dag.get_task("load.constant_contact")
     monkeypatch.setattr(task, "retries", 1)
     monkeypatch.setattr(task, "retry_delay", timedelta(0))
@@ -199,37 +194,36 @@ def test_a_crashed_undo_resumes_without_writing_twice(
         return get_activity(self, activity_id)
 
     monkeypatch.setattr(ConstantContactHook, "get_activity", killed_once)
-    counters = world.emulator.admin.counters()["endpoints"]
+    counters = synced.emulator.admin.counters()["endpoints"]
     imports, puts = counters.get(IMPORTS, 0), counters.get(PUTS, 0)
 
-    result = undo(world, undo_dag, run_id)
+    result = undo(synced, undo_dag, run_id)
 
     assert result["state"] == "success", result["tasks"]
     assert result["tries"]["load.constant_contact"] == 2
-    counters = world.emulator.admin.counters()["endpoints"]
+    counters = synced.emulator.admin.counters()["endpoints"]
     assert counters.get(IMPORTS, 0) - imports == 1  # the retry polled the accepted import
     assert counters.get(PUTS, 0) - puts == 2  # one PUT per email restored in CC, none twice
-    assert _state(world, people) == before
+    assert _state(synced, people) == before
 
 
-def test_a_dry_run_writes_nothing_and_keeps_its_plan(world: SyncWorld, undo_dag: Any) -> None:
-    world.sync()
-    people = _subscribed(world, 2)
-    _, run_id = _bad_run(world, people)
-    after_run = _state(world, people)
-    calls = world.emulator.admin.counters()["endpoints"]
+def test_a_dry_run_writes_nothing_and_keeps_its_plan(synced: SyncWorld, undo_dag: Any) -> None:
+    people = _subscribed(synced, 2)
+    _, run_id = _bad_run(synced, people)
+    after_run = _state(synced, people)
+    calls = synced.emulator.admin.counters()["endpoints"]
     writes = sum(v for k, v in calls.items() if not k.startswith("GET"))
 
-    result = undo(world, undo_dag, run_id, dry_run=True)
+    result = undo(synced, undo_dag, run_id, dry_run=True)
 
     assert result["state"] == "success", result["tasks"]
     assert result["status"] == "dry_run"
-    assert _state(world, people) == after_run
-    calls = world.emulator.admin.counters()["endpoints"]
+    assert _state(synced, people) == after_run
+    calls = synced.emulator.admin.counters()["endpoints"]
     assert sum(v for k, v in calls.items() if not k.startswith("GET")) == writes
-    assert world.bookkeeping.get_changes(result["run_id"]).empty
-    planned = world.bookkeeping.get_planned_changes(result["run_id"])
-    assert len(planned) == len(world.bookkeeping.get_changes(run_id))
+    assert synced.bookkeeping.get_changes(result["run_id"]).empty
+    planned = synced.bookkeeping.get_planned_changes(result["run_id"])
+    assert len(planned) == len(synced.bookkeeping.get_changes(run_id))
     assert set(planned["reason"]) == {f"undo:{run_id}"}
 
 
@@ -237,54 +231,52 @@ SEND_CONF: dict[str, Any] = {"segment": "runners", "filter": [], "mode": "create
 
 
 def test_undoing_a_send_takes_its_people_off_the_list_restores_names_and_unlinks(
-    world: SyncWorld, undo_dag: Any, dag_bag: Any
+    synced: SyncWorld, undo_dag: Any, dag_bag: Any
 ) -> None:
-    world.sync()
-    world.sync()  # reads back the contacts the first created: the directory (CC's mirror) knows all
-    runners = world.members("favourite_activity = 'running' AND NOT email_opt_out")
-    linked = set(world.linked_member_ids())
+    synced.sync()  # reads back the contacts the first created: the directory (CC's mirror) knows all
+    runners = synced.members("favourite_activity = 'running' AND NOT email_opt_out")
+    linked = set(synced.linked_member_ids())
     renamed = [int(m) for m in runners["member_id"] if int(m) in linked][:2]
     assert renamed, "the seeded world has linked runners"
-    names = {m: world.contact_of(m)["first_name"] for m in renamed}
+    names = {m: synced.contact_of(m)["first_name"] for m in renamed}
     for member_id in renamed:  # the send overwrites CC's first name with these
-        world.edit_member(member_id, first_name=f"Sent{member_id}")
-    links_before = set(world.links()["member_id"])
+        synced.edit_member(member_id, first_name=f"Sent{member_id}")
+    links_before = set(synced.links()["member_id"])
     send = dag_bag.get_dag("constant_contact_send_list").test(run_conf={**SEND_CONF, "list": "Undo test"})
     assert send.state == "success"
-    on_list = world.list_contacts("Undo test")
+    on_list = synced.list_contacts("Undo test")
     assert on_list
-    assert all(world.contact_of(m)["first_name"] == f"Sent{m}" for m in renamed)
-    logged = world.bookkeeping.get_changes(send.run_id)
+    assert all(synced.contact_of(m)["first_name"] == f"Sent{m}" for m in renamed)
+    logged = synced.bookkeeping.get_changes(send.run_id)
     assert set(logged["field"]) >= {"list_membership", "first_name"}
 
-    result = undo(world, undo_dag, send.run_id)
+    result = undo(synced, undo_dag, send.run_id)
 
     assert result["state"] == "success", result["tasks"]
-    assert world.list_contacts("Undo test") == []  # off the list, still contacts, never unsubscribed
+    assert synced.list_contacts("Undo test") == []  # off the list, still contacts, never unsubscribed
     assert {c["contact_id"] for c in on_list} <= {
-        c["contact_id"] for c in world.emulator.admin.all_contacts()
+        c["contact_id"] for c in synced.emulator.admin.all_contacts()
     }
     assert all(
-        world.emulator.admin.get_contact(c["contact_id"])["email_address"]["permission_to_send"]
+        synced.emulator.admin.get_contact(c["contact_id"])["email_address"]["permission_to_send"]
         == c["email_address"]["permission_to_send"]
         for c in on_list
     )
-    assert {m: world.contact_of(m)["first_name"] for m in renamed} == names
-    assert set(world.links()["member_id"]) == links_before  # the send's links are gone
-    assert world.emulator.admin.counters()["resubscribes"] == 0
+    assert {m: synced.contact_of(m)["first_name"] for m in renamed} == names
+    assert set(synced.links()["member_id"]) == links_before  # the send's links are gone
+    assert synced.emulator.admin.counters()["resubscribes"] == 0
 
 
-def test_a_mass_undo_is_refused_unless_allowed(world: SyncWorld, undo_dag: Any) -> None:
-    world.sync()
-    people = _subscribed(world, 4)
-    _, run_id = _bad_run(world, people)
-    after_run = _state(world, people)
+def test_a_mass_undo_is_refused_unless_allowed(synced: SyncWorld, undo_dag: Any) -> None:
+    people = _subscribed(synced, 4)
+    _, run_id = _bad_run(synced, people)
+    after_run = _state(synced, people)
 
-    refused = undo(world, undo_dag, run_id, max_change_share=0.01)
+    refused = undo(synced, undo_dag, run_id, max_change_share=0.01)
 
     assert refused["state"] == "failed"
     assert refused["tasks"]["guard"] == "failed"
-    assert _state(world, people) == after_run  # nothing written
-    allowed = undo(world, undo_dag, run_id, max_change_share=0.01, allow_mass_change=True)
+    assert _state(synced, people) == after_run  # nothing written
+    allowed = undo(synced, undo_dag, run_id, max_change_share=0.01, allow_mass_change=True)
     assert allowed["state"] == "success", allowed["tasks"]
-    assert _state(world, people) != after_run
+    assert _state(synced, people) != after_run

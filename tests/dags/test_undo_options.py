@@ -32,35 +32,34 @@ def undo_dag(dag_bag: Any) -> Any:
 
 
 def test_fields_edited_since_are_queued_for_review_and_a_decision_settles_them(
-    world: SyncWorld, undo_dag: Any
+    synced: SyncWorld, undo_dag: Any
 ) -> None:
-    world.sync()
-    people = _subscribed(world, 2)
-    _, run_id = _bad_run(world, people)
+    people = _subscribed(synced, 2)
+    _, run_id = _bad_run(synced, people)
     # The run wrote people[0]'s first name (and email) to CC; CC's first name changes since.
     kept = people[0]
-    contact_id = world.contact_of(kept)["contact_id"]
-    world.emulator.admin.edit_contact(contact_id, {"first_name": "EditedSince"})
-    member_first = world.member(kept)["first_name"]
+    contact_id = synced.contact_of(kept)["contact_id"]
+    synced.emulator.admin.edit_contact(contact_id, {"first_name": "EditedSince"})
+    member_first = synced.member(kept)["first_name"]
 
-    dry = undo(world, undo_dag, run_id, dry_run=True, review_edited_since=True)
+    dry = undo(synced, undo_dag, run_id, dry_run=True, review_edited_since=True)
     assert dry["state"] == "success", dry["tasks"]
-    assert world.reviews(EDITED_SINCE_REVIEW).empty  # a dry run writes nothing, reviews included
-    result = undo(world, undo_dag, run_id, review_edited_since=True)
+    assert synced.reviews(EDITED_SINCE_REVIEW).empty  # a dry run writes nothing, reviews included
+    result = undo(synced, undo_dag, run_id, review_edited_since=True)
 
     assert result["state"] == "success", result["tasks"]
     assert result["counts"]["skipped_edited_since"] == 1
     assert result["counts"]["reviews_queued"] == 1
-    (item,) = world.reviews(EDITED_SINCE_REVIEW).to_dict("records")
+    (item,) = synced.reviews(EDITED_SINCE_REVIEW).to_dict("records")
     assert (item["member_id"], item["contact_id"]) == (str(kept), contact_id)
     detail = json.loads(item["detail"])
     assert detail["undo_of"] == run_id
     assert detail["fields"] == ["first_name"]
     assert "@" not in item["detail"]  # fields and sides, never values
-    assert world.contact_of(kept)["first_name"] == "EditedSince"  # left alone by the undo
+    assert synced.contact_of(kept)["first_name"] == "EditedSince"  # left alone by the undo
 
     # A person chooses CC's value in the console; the next sync applies it and closes the item.
-    world.bookkeeping.record_decision(
+    synced.bookkeeping.record_decision(
         review_id=int(item["id"]),
         decision=Decision.TAKE_CC,
         member_id=str(kept),
@@ -69,47 +68,46 @@ def test_fields_edited_since_are_queued_for_review_and_a_decision_settles_them(
         why="the CC edit is right",
         field="first_name",
     )
-    assert world.sync()["state"] == "success"
-    assert world.member(kept)["first_name"] == "EditedSince" != member_first
-    assert world.reviews(EDITED_SINCE_REVIEW).empty
+    assert synced.sync()["state"] == "success"
+    assert synced.member(kept)["first_name"] == "EditedSince" != member_first
+    assert synced.reviews(EDITED_SINCE_REVIEW).empty
 
 
-def test_without_asking_nothing_is_queued(world: SyncWorld, undo_dag: Any) -> None:
-    world.sync()
-    people = _subscribed(world, 2)
-    _, run_id = _bad_run(world, people)
-    world.emulator.admin.edit_contact(world.contact_of(people[0])["contact_id"], {"first_name": "Since"})
+def test_without_asking_nothing_is_queued(synced: SyncWorld, undo_dag: Any) -> None:
+    people = _subscribed(synced, 2)
+    _, run_id = _bad_run(synced, people)
+    synced.emulator.admin.edit_contact(synced.contact_of(people[0])["contact_id"], {"first_name": "Since"})
 
-    result = undo(world, undo_dag, run_id)
+    result = undo(synced, undo_dag, run_id)
 
     assert result["state"] == "success", result["tasks"]
     assert result["counts"]["skipped_edited_since"] == 1
     assert result["counts"]["reviews_queued"] == 0
-    assert world.reviews(EDITED_SINCE_REVIEW).empty
+    assert synced.reviews(EDITED_SINCE_REVIEW).empty
 
 
-def test_contacts_the_run_created_come_off_its_list_only_when_asked(world: SyncWorld, undo_dag: Any) -> None:
-    first = world.sync()
+def test_contacts_the_run_created_come_off_its_list_only_when_asked(synced: SyncWorld, undo_dag: Any) -> None:
+    first = synced.runs[0]
     assert first["state"] == "success", first["tasks"]
-    links = world.links()
+    links = synced.links()
     created = links.loc[links["rule"] == "created", "contact_id"].astype(str).tolist()
     matched = links.loc[links["rule"] != "created", "contact_id"].astype(str).tolist()
     assert created
     assert matched
-    main = world.list_id(MAIN_LIST)
-    on_main = {c["contact_id"] for c in world.list_contacts(MAIN_LIST)}
+    main = synced.list_id(MAIN_LIST)
+    on_main = {c["contact_id"] for c in synced.list_contacts(MAIN_LIST)}
     assert set(created) <= on_main
-    before = {c["contact_id"]: c for c in world.emulator.admin.all_contacts()}
+    before = {c["contact_id"]: c for c in synced.emulator.admin.all_contacts()}
     mass = {"allow_mass_change": True, "max_change_share": 1.0}
 
-    plain = undo(world, undo_dag, first["run_id"], dry_run=True, **mass)
-    planned = world.bookkeeping.get_planned_changes(plain["run_id"])
+    plain = undo(synced, undo_dag, first["run_id"], dry_run=True, **mass)
+    planned = synced.bookkeeping.get_planned_changes(plain["run_id"])
     assert "list_membership" not in set(planned["field"])  # not asked: they stay on the list
-    result = undo(world, undo_dag, first["run_id"], remove_created_from_lists=True, **mass)
+    result = undo(synced, undo_dag, first["run_id"], remove_created_from_lists=True, **mass)
 
     assert result["state"] == "success", result["tasks"]
     assert result["counts"]["list_removals"] == len(created)
-    after = {c["contact_id"]: c for c in world.emulator.admin.all_contacts()}
+    after = {c["contact_id"]: c for c in synced.emulator.admin.all_contacts()}
     for contact_id in created:
         contact = after[contact_id]  # never deleted ...
         assert main not in contact.get("list_memberships", [])  # ... off the list the run added it to
@@ -117,10 +115,10 @@ def test_contacts_the_run_created_come_off_its_list_only_when_asked(world: SyncW
             contact["email_address"]["permission_to_send"]
             == before[contact_id]["email_address"]["permission_to_send"]
         )  # ... never unsubscribed
-    assert {c for c in matched if c in on_main} <= {c["contact_id"] for c in world.list_contacts(MAIN_LIST)}
-    assert not set(created) & set(world.links()["contact_id"].astype(str))  # unlinked
-    logged = world.bookkeeping.get_changes(result["run_id"])
+    assert {c for c in matched if c in on_main} <= {c["contact_id"] for c in synced.list_contacts(MAIN_LIST)}
+    assert not set(created) & set(synced.links()["contact_id"].astype(str))  # unlinked
+    logged = synced.bookkeeping.get_changes(result["run_id"])
     removals = logged[logged["field"] == "list_membership"]
     assert set(removals["contact_id"].astype(str)) == set(created)
     assert set(removals["old_value"]) == {main}
-    assert world.emulator.admin.counters()["resubscribes"] == 0
+    assert synced.emulator.admin.counters()["resubscribes"] == 0
