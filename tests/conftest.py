@@ -41,6 +41,7 @@ from hypothesis import HealthCheck, settings
 
 from include import airflow_env
 from tests.ci import in_ci, skip_or_fail
+from tests.fastapi_overrides import build_overridden_dependencies_once
 from tests.scheduling import balanced_order
 from tests.schema_checks import check_each_param_schema_once
 
@@ -59,6 +60,7 @@ airflow_env.apply(airflow_home=_TEST_AIRFLOW_HOME)
 import sqlalchemy as sa  # noqa: E402  (after the Airflow settings, on purpose)
 
 check_each_param_schema_once()
+build_overridden_dependencies_once()
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "CC_SYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
