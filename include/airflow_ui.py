@@ -54,6 +54,8 @@ TEST_CONNECTION_TIMEOUT_SECONDS = 180.0
 # Tries of an API call the metadata DB was too busy to take (standalone runs on SQLite), 3 s apart.
 DATABASE_BUSY_TRIES = 10
 DATABASE_BUSY_PAUSE_SECONDS = 3.0
+# How often backfill_and_wait asks whether its backfill completed.
+BACKFILL_POLL_SECONDS = 3.0
 STANDALONE_LOG = VAR_DIR / "airflow-standalone.log"
 EMULATOR_LOG = VAR_DIR / "emulator.log"
 CC_STATE_DB = VAR_DIR / "cc_api_state.db"
@@ -394,10 +396,21 @@ def backfill_and_wait(
         "dag_run_conf": {},
     }
     backfill = create_backfill(api, token, body)
+    created = 1
     deadline = time.monotonic() + RUN_TIMEOUT_SECONDS
     while not backfill.get("completed_at") and time.monotonic() < deadline:
-        time.sleep(3)
-        backfill = api.call(token, "GET", f"/backfills/{backfill['id']}")
+        time.sleep(BACKFILL_POLL_SECONDS)
+        try:
+            backfill = api.call(token, "GET", f"/backfills/{backfill['id']}")
+        except AirflowUiError as error:
+            # Airflow 3.3 deletes a backfill whose runs a locked database kept it from making
+            # (models/backfill.py, _cleanup_partial_backfill: "so the user can retry") and answers
+            # 503, yet the retry can still meet it as "already running" (CI, 5 December): gone, it is
+            # created again.
+            if error.status_code != 404 or created == DATABASE_BUSY_TRIES:
+                raise
+            created += 1
+            backfill = create_backfill(api, token, body)
     runs = api.call(token, "GET", f"/dags/{dag_id}/dagRuns?limit=100")["dag_runs"]
     # A re-run date keeps its run id (scheduled__..., manual__...) but becomes the backfill's.
     return {run["dag_run_id"]: run["state"] for run in runs if run["run_type"] == "backfill"}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
@@ -18,7 +19,7 @@ from urllib.parse import unquote
 import pytest
 
 from include import airflow_ui
-from include.airflow_ui import AirflowApi, AirflowUiError, create_backfill, trigger
+from include.airflow_ui import AirflowApi, AirflowUiError, backfill_and_wait, create_backfill, trigger
 
 DAG_ID = "constant_contact_activity"
 BACKFILL = {"dag_id": DAG_ID, "from_date": "2026-12-04T20:00:00+00:00"}
@@ -32,11 +33,16 @@ class AirflowStandIn:
     """Each POST answers the next scripted status, having created its object when the script says
     so (a backfill, or a run under the body's ``dag_run_id``); GETs read what was created."""
 
-    def __init__(self, posts: list[tuple[tuple[int, dict], bool]]) -> None:
+    def __init__(
+        self, posts: list[tuple[tuple[int, dict], bool]], removed_once_listed: int | None = None
+    ) -> None:
         self.posts = list(posts)
         self.backfills: list[dict[str, Any]] = []
         self.runs: dict[str, dict[str, Any]] = {}
         self.requests: list[str] = []
+        # A backfill Airflow's cleanup removes right after a listing still showed it.
+        self.removed_once_listed = removed_once_listed
+        self.made_backfills = 0
 
     def answer(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, dict]:
         self.requests.append(f"{method} {path}")
@@ -44,15 +50,29 @@ class AirflowStandIn:
             (status, answer), creates = self.posts.pop(0)
             made = self._create(path, body) if creates else None
             return (200, made) if status == 200 and made else (status, answer)
-        if path.startswith("/api/v2/backfills"):
+        if path.startswith("/api/v2/backfills?"):
             newest_first = sorted(self.backfills, key=lambda backfill: -backfill["id"])
-            return 200, {"backfills": newest_first[:1], "total_entries": len(self.backfills)}
+            listed = {"backfills": newest_first[:1], "total_entries": len(self.backfills)}
+            self.backfills = [b for b in self.backfills if b["id"] != self.removed_once_listed]
+            return 200, listed
+        if path.startswith("/api/v2/backfills/"):
+            backfill_id = int(path.rsplit("/", 1)[1])
+            found = next((b for b in self.backfills if b["id"] == backfill_id), None)
+            if found is None:
+                return 404, {"detail": "Backfill not found"}
+            found["completed_at"] = "2026-12-05T22:35:30Z"  # its runs are done by the first look
+            return 200, found
+        if path.endswith("/dagRuns?limit=100"):
+            return 200, {
+                "dag_runs": [{"dag_run_id": "backfill__1", "state": "success", "run_type": "backfill"}]
+            }
         run_id = unquote(path.rsplit("/", 1)[1])
         return (200, self.runs[run_id]) if run_id in self.runs else (404, {"detail": "not found"})
 
     def _create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if path == "/api/v2/backfills":
-            self.backfills.append({"id": len(self.backfills) + 1, "dag_id": DAG_ID, "completed_at": None})
+            self.made_backfills += 1
+            self.backfills.append({"id": self.made_backfills, "dag_id": DAG_ID, "completed_at": None})
             return self.backfills[-1]
         run = {"dag_run_id": body["dag_run_id"], "state": "queued", "conf": body["conf"]}
         self.runs[run["dag_run_id"]] = run
@@ -62,6 +82,7 @@ class AirflowStandIn:
 @pytest.fixture
 def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[AirflowStandIn], AirflowApi]]:
     monkeypatch.setattr(airflow_ui, "DATABASE_BUSY_PAUSE_SECONDS", 0.0)
+    monkeypatch.setattr(airflow_ui, "BACKFILL_POLL_SECONDS", 0.0)
     servers: list[ThreadingHTTPServer] = []
 
     def start(stand_in: AirflowStandIn) -> AirflowApi:
@@ -142,3 +163,28 @@ def test_a_conflict_at_the_first_attempt_is_somebody_elses_backfill(serve: Any) 
 
     assert raised.value.status_code == 409
     assert stand_in.requests == ["POST /api/v2/backfills"]
+
+
+def test_a_backfill_airflow_removed_after_its_failed_attempt_is_created_again(serve: Any) -> None:
+    # As in CI on 5 December: the backfill committed, its runs refused on the locked database (503,
+    # and Airflow's cleanup removes the backfill), the retry still met it (409) and read it back,
+    # then it was gone (404).
+    stand_in = AirflowStandIn(
+        [(DATABASE_LOCKED, True), (CONFLICT, False), (CREATED, True)], removed_once_listed=1
+    )
+
+    runs = backfill_and_wait(
+        serve(stand_in),
+        "token",
+        DAG_ID,
+        datetime(2026, 12, 4, 20, tzinfo=UTC),
+        datetime(2026, 12, 5, tzinfo=UTC),
+    )
+
+    assert runs == {"backfill__1": "success"}
+    assert [b["id"] for b in stand_in.backfills] == [2]
+    assert stand_in.requests[2:5] == [
+        f"GET /api/v2/backfills?dag_id={DAG_ID}&order_by=-id&limit=1",
+        "GET /api/v2/backfills/1",
+        "POST /api/v2/backfills",
+    ]
