@@ -38,16 +38,22 @@ from datetime import datetime
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, TaskGroup
 
 from cc_sync import job, settings
-from cc_sync.operators.constant_contact import (
-    API_CALLS_KEY,
-    ConstantContactExtractOperator,
-    ConstantContactLoadOperator,
-)
+from cc_sync.operators.constant_contact import ConstantContactExtractOperator, ConstantContactLoadOperator
 from cc_sync.operators.member_db import MemberDatabaseExtractOperator, MemberDatabaseLoadOperator
 
 DAG_ID = "constant_contact_sync"
 CONTACTS_SYNCED = Asset(name="constant_contact_contacts_synced", uri="cc-sync://constant_contact/contacts")
 OPERATOR_ARGS = job.operator_args()
+# The tasks that may call Constant Contact (each leaves its count of calls: job.api_calls).
+CC_TASKS = (
+    "open_window",
+    "extract.contacts",
+    "compare",
+    "link",
+    "load.constant_contact",
+    "list_rules",
+    "tags",
+)
 
 
 def _window(key: str) -> str:
@@ -64,12 +70,7 @@ def _outcome(ti, params: dict) -> job.Outcome:
     if counts is not None:  # (a dry run's counts, tags' included, are in its run record)
         rule_counts = {k: v for k, v in rules.items() if k.startswith("list_rule")}
         counts = None if tagged is None else {**counts, **tagged["counts"], **rule_counts}
-    calls = [
-        ti.xcom_pull(task_ids=t, key=API_CALLS_KEY) for t in ("extract.contacts", "load.constant_contact")
-    ]
-    steps = ("link", "open_window", "list_rules", "tags")
-    calls += [(ti.xcom_pull(task_ids=t) or {}).get("api_calls") for t in steps]
-    return job.Outcome.recorded(counts, dry_run=params["dry_run"], api_calls=sum(int(c or 0) for c in calls))
+    return job.Outcome.recorded(counts, dry_run=params["dry_run"], api_calls=job.api_calls(ti, CC_TASKS))
 
 
 with DAG(

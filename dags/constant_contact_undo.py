@@ -26,21 +26,20 @@ from __future__ import annotations
 from airflow.sdk import DAG, Param, TaskGroup
 
 from cc_sync import job, settings
-from cc_sync.operators.constant_contact import API_CALLS_KEY, ConstantContactLoadOperator
+from cc_sync.operators.constant_contact import ConstantContactLoadOperator
 from cc_sync.operators.member_db import MemberDatabaseLoadOperator
 from cc_sync.undo import choices
 
 DAG_ID = "constant_contact_undo"
 OPERATOR_ARGS = job.operator_args()
+# The tasks that may call Constant Contact (each leaves its count of calls: job.api_calls).
+CC_TASKS = ("plan", "load.constant_contact", "load.list_memberships")
 
 
 def _outcome(ti, params: dict) -> job.Outcome:
     """The undo's counts (from load.record) and its API calls: the plan's and the loads'."""
     counts = ti.xcom_pull(task_ids="load.record")
-    calls = ti.xcom_pull(task_ids="load.constant_contact", key=API_CALLS_KEY) or 0
-    calls += int((ti.xcom_pull(task_ids="load.list_memberships") or {}).get("api_calls") or 0)
-    calls += int((ti.xcom_pull(task_ids="plan") or {}).get("api_calls") or 0)
-    return job.Outcome.recorded(counts, dry_run=params["dry_run"], api_calls=int(calls))
+    return job.Outcome.recorded(counts, dry_run=params["dry_run"], api_calls=job.api_calls(ti, CC_TASKS))
 
 
 with DAG(

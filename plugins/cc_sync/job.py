@@ -14,8 +14,13 @@ A job is a DAG whose tasks are plain functions of a job package (``cc_sync.sync`
    XCom into the note. Last, it deletes the run's other XCom objects
    (:mod:`cc_sync.xcom_retention`: they hold email addresses).
 
+Every task that calls Constant Contact leaves its number of calls as the XCom ``api_calls`` (the
+operators themselves, the steps through :func:`leased`); a job's outcome adds them up with
+:func:`api_calls`, never reading a step's result (the run's frames) for one number.
+
 This module is imported by the DAG files when they are parsed, so it imports only Airflow's SDK
-and :mod:`cc_sync.settings`; pandas, SQLAlchemy and requests come in when a task runs.
+and the package's parse-time modules (:mod:`cc_sync.settings`, the operators); pandas, SQLAlchemy
+and requests come in when a task runs.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from airflow.sdk import Param, task, teardown
 from airflow.sdk.bases.decorator import TaskDecorator, task_decorator_factory
 
 from cc_sync import settings
+from cc_sync.operators.constant_contact import API_CALLS_KEY
 from cc_sync.summary import FINISH_TASK_ID
 from cc_sync.withheld import WithholdsFields
 
@@ -79,15 +85,36 @@ def short_circuit_step(**kwargs: Any) -> Callable[[Callable[..., Any]], TaskDeco
 
 def leased(run_id: str, step: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Run ``step(resources, *args, **kwargs)`` holding the run's lease (renewed while it works;
-    :class:`~cc_sync.sync.lease.LeaseLost` stops it if another run took the lease over)."""
+    :class:`~cc_sync.sync.lease.LeaseLost` stops it if another run took the lease over). A step
+    that called Constant Contact leaves its number of calls under :data:`API_CALLS_KEY`."""
     from cc_sync.sync import lease
 
     res = resources()
     try:
         with lease.kept(res.bookkeeping, run_id):
-            return step(res, *args, **kwargs)
+            result = step(res, *args, **kwargs)
+        _leave_api_calls(res)
+        return result
     finally:
         res.close()
+
+
+def _leave_api_calls(res: SyncResources) -> None:
+    # As the operators do: the finish adds these small values up (api_calls) instead of reading a
+    # step's result for one number (the link and plan steps return the run's frames).
+    hook = res.__dict__.get("cc")  # made only by a step that talked to Constant Contact
+    if hook is None or not hook.api_calls:
+        return
+    from airflow.sdk import get_current_context
+
+    get_current_context()["ti"].xcom_push(key=API_CALLS_KEY, value=hook.api_calls)
+
+
+def api_calls(ti: Any, task_ids: Sequence[str]) -> int:
+    """The Constant Contact calls the run's ``task_ids`` made, as they left them under
+    :data:`API_CALLS_KEY` (the operators, and every step through :func:`leased`; a task that made
+    none left nothing)."""
+    return sum(int(c or 0) for c in ti.xcom_pull(task_ids=list(task_ids), key=API_CALLS_KEY))
 
 
 def start(res: SyncResources, *, run_id: str, dag_id: str, kind: str) -> tuple[AccountSummary, int]:

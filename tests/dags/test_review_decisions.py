@@ -129,6 +129,7 @@ def test_taking_the_member_value_of_a_conflict_writes_it_to_cc(synced: SyncWorld
     )
     item = synced.reviews("email_collision").iloc[0]
     _decide(synced, item, Decision.TAKE_MEMBER, field="city")
+    calls_before = synced.emulator.admin.counters()["api_calls"]
 
     run = synced.sync()
 
@@ -136,6 +137,8 @@ def test_taking_the_member_value_of_a_conflict_writes_it_to_cc(synced: SyncWorld
     changes = synced.bookkeeping.get_changes(run["run_id"])
     written = changes[(changes["field"] == "city") & (changes["direction"] == "to_cc")]
     assert written["new_value"].tolist() == ["Vannes"]
+    # The run counts every call it made, the decision's (made by the compare step) included.
+    assert run["api_calls"] == synced.emulator.admin.counters()["api_calls"] - calls_before
 
 
 @pytest.mark.all_dialects

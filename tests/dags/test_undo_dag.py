@@ -111,10 +111,13 @@ def test_an_undo_puts_both_sides_and_the_bases_back_exactly(synced: SyncWorld, u
     people = _subscribed(synced, 4)
     before, run_id = _bad_run(synced, people)
     assert _state(synced, people) != before
+    calls_before = synced.emulator.admin.counters()["api_calls"]
 
     result = undo(synced, undo_dag, run_id)
 
     assert result["state"] == "success", result["tasks"]
+    # Every call the undo made is counted: the plan's reads and the load's writes.
+    assert result["api_calls"] == synced.emulator.admin.counters()["api_calls"] - calls_before > 0
     after = _state(synced, people)
     for member_id in people:
         # The edits the run carried over are gone from the side it wrote; the source side keeps

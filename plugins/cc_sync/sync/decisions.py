@@ -53,7 +53,6 @@ class AppliedDecisions:
     contact_ids: set[str] = field(default_factory=set)
     applied: int = 0
     failed: int = 0
-    api_calls: int = 0
 
 
 class _Refused(Exception):
@@ -71,7 +70,6 @@ def apply_decisions(resources: SyncResources, run_id: str) -> AppliedDecisions:
     pending = bookkeeping.pending_decisions()
     if not pending:
         return result
-    calls_before = resources.cc.api_calls
     for decision in pending:
         try:
             outcome = _apply_one(resources, decision, run_id)
@@ -93,7 +91,6 @@ def apply_decisions(resources: SyncResources, run_id: str) -> AppliedDecisions:
             bookkeeping.close_reviews([decision["review_id"]], status)
         bookkeeping.finish_decision(decision["id"], DecisionStatus.APPLIED, run_id=run_id, outcome=outcome)
         log.info("Decision %s applied: %s (%s)", decision["id"], decision["decision"], outcome)
-    result.api_calls = resources.cc.api_calls - calls_before
     return result
 
 
@@ -227,9 +224,8 @@ def _log_decision(resources: SyncResources, decision: dict[str, Any], run_id: st
 
 def include_people(
     resources: SyncResources, members: pd.DataFrame, contacts: pd.DataFrame, applied: AppliedDecisions
-) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Add to this run's extracts the people decisions brought in; returns the API calls spent."""
-    calls_before = resources.cc.api_calls
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Add to this run's extracts the people decisions brought in."""
     have_members = set(members[MEMBER_ID].astype(str)) if len(members) else set()
     wanted = sorted(applied.member_ids - have_members)
     if wanted:
@@ -242,4 +238,4 @@ def include_people(
         cc = resources.cc
         fetched = contacts_to_frame((cc.get_contact(cid) for cid in wanted_contacts), cc.custom_field_names())
         contacts = latest_per_contact(pd.concat([contacts, fetched], ignore_index=True))
-    return members, contacts, resources.cc.api_calls - calls_before
+    return members, contacts

@@ -58,9 +58,9 @@ def open_window(
         resources.bookkeeping, now=now, full_reconcile=full_reconcile, reset_watermark_to=reset_watermark_to
     )
     kind = RunKind.DRY_RUN.value if dry_run else window.mode.value
-    _, account_calls = job.start(resources, run_id=run_id, dag_id=dag_id, kind=kind)
+    job.start(resources, run_id=run_id, dag_id=dag_id, kind=kind)
     log.info("Sync window: %s", window.as_dict())
-    return {**window.as_dict(), "dry_run": bool(dry_run), "api_calls": account_calls}
+    return {**window.as_dict(), "dry_run": bool(dry_run)}
 
 
 def window_from_xcom(value: dict[str, Any]) -> SyncWindow:
@@ -90,11 +90,9 @@ def compare(
     First the console's pending decisions are applied (not on a dry run, which writes nothing):
     the people they concern join this run's extracts, so the run merges them now.
     """
-    decision_calls = 0
     if run_id is not None and not window.get("dry_run"):
         applied = apply_decisions(resources, run_id)
-        members, contacts, fetched = include_people(resources, members, contacts, applied)
-        decision_calls = applied.api_calls + fetched
+        members, contacts = include_people(resources, members, contacts, applied)
         if applied.applied or applied.failed:
             log.info("Review decisions: %d applied, %d could not be", applied.applied, applied.failed)
     inputs = gather_inputs(
@@ -126,7 +124,6 @@ def compare(
         **_inputs_to_xcom(inputs),
         "diff": diff,
         LEAVING_SCOPE: leaving,
-        "decision_api_calls": decision_calls,
     }
 
 
@@ -158,17 +155,14 @@ def describe_changes(inputs: PlanningInputs, field_names: list[str]) -> pd.DataF
 def link(resources: SyncResources, compared: dict[str, Any]) -> dict[str, Any]:
     """Link the unlinked; read from CC only the contacts linked this run that were not extracted."""
     inputs = _inputs_from_xcom(compared)
-    calls_before = resources.cc.api_calls
     plan, contacts = make_plan(inputs, member_hook=resources.members, cc_hook=resources.cc)
-    # This step's calls, and those the compare step spent applying decisions.
-    api_calls = resources.cc.api_calls - calls_before + int(compared.get("decision_api_calls") or 0)
     log.info(
         "Linked %d pair(s); %d to review; %d member(s) to create in Constant Contact",
         len(plan.new_links),
         len(plan.reviews),
         len(plan.cc_creates),
     )
-    return {**compared, "contacts": contacts, "new_links": plan.new_links, "api_calls": api_calls}
+    return {**compared, "contacts": contacts, "new_links": plan.new_links}
 
 
 def resolve(resources: SyncResources, linked: dict[str, Any]) -> dict[str, Any]:

@@ -127,7 +127,6 @@ def plan(
     member_ids = sorted(set(changes[MEMBER_ID].dropna().astype(str)) | set(run_links[MEMBER_ID].astype(str)))
     to_cc = changes["direction"] == "to_cc"
     contact_ids = set(changes.loc[to_cc, CONTACT_ID].dropna().astype(str))
-    calls_before = resources.cc.api_calls
     contacts = read_contacts(resources, contact_ids, pd.Timestamp(opened["target_started_at"]))
     frames = [f for f in resources.members.extract_members(member_ids=member_ids) if len(f)]
     members = pd.concat(frames, ignore_index=True) if frames else resources.members.empty_frame()
@@ -154,7 +153,6 @@ def plan(
         **plan_to_xcom(screened),
         **{name: getattr(undo, name).astype("string") for name in _EXTRA},
         "summary": undo.summary(),
-        "api_calls": resources.cc.api_calls - calls_before,
     }
 
 
@@ -184,12 +182,11 @@ def remove_from_lists(resources: SyncResources, value: dict[str, Any], *, run_id
     activity CC accepted instead of sending it again."""
     removals = value.get("list_removals")
     if removals is None or removals.empty:
-        return {"removed": 0, "api_calls": 0}
+        return {"removed": 0}
     journal = Journal(resources.bookkeeping, run_id)
     if journal.done(LISTS_DONE):
-        return {"removed": int((journal.detail(LISTS_DONE) or {}).get("removed") or 0), "api_calls": 0}
+        return {"removed": int((journal.detail(LISTS_DONE) or {}).get("removed") or 0)}
     hook = resources.cc
-    calls_before = hook.api_calls
     for list_id, group in removals.groupby("list_id", sort=True):
         activities = hook.remove_list_memberships(
             group[CONTACT_ID].astype(str).drop_duplicates().tolist(),
@@ -201,7 +198,7 @@ def remove_from_lists(resources: SyncResources, value: dict[str, Any], *, run_id
         _require_success(activities, f"removal from list {list_id}")
     journal.mark(LISTS_DONE, {"removed": len(removals)})
     log.info("Took %d contact(s) off the list(s) the run added them to", len(removals))
-    return {"removed": len(removals), "api_calls": hook.api_calls - calls_before}
+    return {"removed": len(removals)}
 
 
 def guard(
