@@ -28,11 +28,9 @@ DAG_ID = "constant_contact_activity"
 
 
 def _outcome(ti, params: dict) -> job.Outcome:
-    """The pull's counts; its API calls and the account line's."""
+    """The pull's counts."""
     counts = ti.xcom_pull(task_ids="pull_activity")
-    account = ti.xcom_pull(task_ids="account_summary") or {}
-    calls = int((counts or {}).get("api_calls") or 0) + int(account.get("api_calls") or 0)
-    return job.Outcome(succeeded=counts is not None, counts=counts, api_calls=calls)
+    return job.Outcome(succeeded=counts is not None, counts=counts)
 
 
 with DAG(
@@ -66,10 +64,10 @@ with DAG(
 
         res = job.resources()
         try:
-            account, calls = job.start(res, run_id=run_id, dag_id=DAG_ID, kind=pull.RUN_KIND)
+            account = job.start(res, run_id=run_id, dag_id=DAG_ID, kind=pull.RUN_KIND)
         finally:
             res.close()
-        return {**account.__dict__, "api_calls": calls}
+        return account.__dict__
 
     @job.step(pool=settings.CC_POOL)
     def pull_activity(params: dict, dag_run=None, run_id: str | None = None, **context) -> dict:

@@ -47,18 +47,13 @@ _field_schema = {"type": "string", **({"enum": FIELDS} if FIELDS else {})}
 
 
 def _outcome(ti, params: dict) -> job.Outcome:
-    """A dry run's counts are its plan's; a send's, what it wrote (added, updated, linked, skipped).
-    The API calls are both tasks' (job.api_calls)."""
-    calls = job.api_calls(ti, ("plan", "send"))
+    """A dry run's counts are its plan's; a send's, what it wrote (added, updated, linked, skipped)."""
     if params["dry_run"]:
         planned = ti.xcom_pull(task_ids="plan")
         counts = dict(planned["counts"]) if planned else None
-        return job.Outcome(succeeded=planned is not None, counts=counts, dry_run=True, api_calls=calls)
+        return job.Outcome(succeeded=planned is not None, counts=counts, dry_run=True)
     sent = ti.xcom_pull(task_ids="send")
-    counts = dict(sent["counts"]) if sent else None
-    if counts is not None:
-        counts.pop("api_calls", None)  # the send's own figure, the plan's included: the same total
-    return job.Outcome(succeeded=sent is not None, counts=counts, api_calls=calls)
+    return job.Outcome(succeeded=sent is not None, counts=dict(sent["counts"]) if sent else None)
 
 
 with DAG(

@@ -44,16 +44,6 @@ from cc_sync.operators.member_db import MemberDatabaseExtractOperator, MemberDat
 DAG_ID = "constant_contact_sync"
 CONTACTS_SYNCED = Asset(name="constant_contact_contacts_synced", uri="cc-sync://constant_contact/contacts")
 OPERATOR_ARGS = job.operator_args()
-# The tasks that may call Constant Contact (each leaves its count of calls: job.api_calls).
-CC_TASKS = (
-    "open_window",
-    "extract.contacts",
-    "compare",
-    "link",
-    "load.constant_contact",
-    "list_rules",
-    "tags",
-)
 
 
 def _window(key: str) -> str:
@@ -62,15 +52,15 @@ def _window(key: str) -> str:
 
 
 def _outcome(ti, params: dict) -> job.Outcome:
-    """The run's counts (from load.record, then tags) and its API calls, summed over the tasks that
-    call CC. A run whose tags task did not finish has not succeeded."""
+    """The run's counts (from load.record, then tags). A run whose tags task did not finish has not
+    succeeded."""
     counts = ti.xcom_pull(task_ids="load.record")
     rules = ti.xcom_pull(task_ids="list_rules") or {}
     tagged = ti.xcom_pull(task_ids="tags")
     if counts is not None:  # (a dry run's counts, tags' included, are in its run record)
         rule_counts = {k: v for k, v in rules.items() if k.startswith("list_rule")}
         counts = None if tagged is None else {**counts, **tagged["counts"], **rule_counts}
-    return job.Outcome.recorded(counts, dry_run=params["dry_run"], api_calls=job.api_calls(ti, CC_TASKS))
+    return job.Outcome.recorded(counts, dry_run=params["dry_run"])
 
 
 with DAG(

@@ -32,14 +32,11 @@ from cc_sync.undo import choices
 
 DAG_ID = "constant_contact_undo"
 OPERATOR_ARGS = job.operator_args()
-# The tasks that may call Constant Contact (each leaves its count of calls: job.api_calls).
-CC_TASKS = ("plan", "load.constant_contact", "load.list_memberships")
 
 
 def _outcome(ti, params: dict) -> job.Outcome:
-    """The undo's counts (from load.record) and its API calls: the plan's and the loads'."""
-    counts = ti.xcom_pull(task_ids="load.record")
-    return job.Outcome.recorded(counts, dry_run=params["dry_run"], api_calls=job.api_calls(ti, CC_TASKS))
+    """The undo's counts (from load.record)."""
+    return job.Outcome.recorded(ti.xcom_pull(task_ids="load.record"), dry_run=params["dry_run"])
 
 
 with DAG(

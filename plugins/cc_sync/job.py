@@ -14,13 +14,12 @@ A job is a DAG whose tasks are plain functions of a job package (``cc_sync.sync`
    XCom into the note. Last, it deletes the run's other XCom objects
    (:mod:`cc_sync.xcom_retention`: they hold email addresses).
 
-Every task that calls Constant Contact leaves its number of calls as the XCom ``api_calls`` (the
-operators themselves, the steps through :func:`leased`); a job's outcome adds them up with
-:func:`api_calls`, never reading a step's result (the run's frames) for one number.
+A run's API calls are counted where every call is already filed: the Constant Contact hook logs
+each HTTP attempt under its DAG, run and task (the run's API log in the console), and :func:`close`
+counts that run's rows, every task and every try of it; no task hands its count on.
 
 This module is imported by the DAG files when they are parsed, so it imports only Airflow's SDK
-and the package's parse-time modules (:mod:`cc_sync.settings`, the operators); pandas, SQLAlchemy
-and requests come in when a task runs.
+and :mod:`cc_sync.settings`; pandas, SQLAlchemy and requests come in when a task runs.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from airflow.sdk import Param, task, teardown
 from airflow.sdk.bases.decorator import TaskDecorator, task_decorator_factory
 
 from cc_sync import settings
-from cc_sync.operators.constant_contact import API_CALLS_KEY
 from cc_sync.summary import FINISH_TASK_ID
 from cc_sync.withheld import WithholdsFields
 
@@ -85,48 +83,25 @@ def short_circuit_step(**kwargs: Any) -> Callable[[Callable[..., Any]], TaskDeco
 
 def leased(run_id: str, step: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Run ``step(resources, *args, **kwargs)`` holding the run's lease (renewed while it works;
-    :class:`~cc_sync.sync.lease.LeaseLost` stops it if another run took the lease over). A step
-    that called Constant Contact leaves its number of calls under :data:`API_CALLS_KEY`."""
+    :class:`~cc_sync.sync.lease.LeaseLost` stops it if another run took the lease over)."""
     from cc_sync.sync import lease
 
     res = resources()
     try:
         with lease.kept(res.bookkeeping, run_id):
-            result = step(res, *args, **kwargs)
-        _leave_api_calls(res)
-        return result
+            return step(res, *args, **kwargs)
     finally:
         res.close()
 
 
-def _leave_api_calls(res: SyncResources) -> None:
-    # As the operators do: the finish adds these small values up (api_calls) instead of reading a
-    # step's result for one number (the link and plan steps return the run's frames).
-    hook = res.__dict__.get("cc")  # made only by a step that talked to Constant Contact
-    if hook is None or not hook.api_calls:
-        return
-    from airflow.sdk import get_current_context
-
-    get_current_context()["ti"].xcom_push(key=API_CALLS_KEY, value=hook.api_calls)
-
-
-def api_calls(ti: Any, task_ids: Sequence[str]) -> int:
-    """The Constant Contact calls the run's ``task_ids`` made, as they left them under
-    :data:`API_CALLS_KEY` (the operators, and every step through :func:`leased`; a task that made
-    none left nothing)."""
-    return sum(int(c or 0) for c in ti.xcom_pull(task_ids=list(task_ids), key=API_CALLS_KEY))
-
-
-def start(res: SyncResources, *, run_id: str, dag_id: str, kind: str) -> tuple[AccountSummary, int]:
+def start(res: SyncResources, *, run_id: str, dag_id: str, kind: str) -> AccountSummary:
     """Open the run record and log which Constant Contact account the run talks to (as Realm
-    shows it when linking). Returns the account and the API calls that cost (one)."""
+    shows it when linking; one API call). Returns the account."""
     from cc_sync.account import log_account_summary
 
     res.require_current_schema()
     res.bookkeeping.start_run(run_id, dag_id, kind=kind)
-    calls_before = res.cc.api_calls
-    account = log_account_summary(res.cc)
-    return account, res.cc.api_calls - calls_before
+    return log_account_summary(res.cc)
 
 
 def wait_for_lease(doc: str) -> Any:
@@ -157,16 +132,14 @@ class Outcome:
     succeeded: bool
     counts: dict[str, int] | None
     dry_run: bool = False
-    api_calls: int = 0
     # Counts the run record keeps for the summary but that are no "direction" (e.g. skip reasons).
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def recorded(cls, counts: dict[str, int] | None, *, dry_run: bool, api_calls: int) -> Outcome:
+    def recorded(cls, counts: dict[str, int] | None, *, dry_run: bool) -> Outcome:
         """A job whose last step records what it wrote (sync, undo): it succeeded when that step
         returned its counts; a dry run stops before it (:func:`close` reads the plan's counts)."""
-        succeeded = counts is not None or dry_run
-        return cls(succeeded=succeeded, counts=counts, dry_run=dry_run, api_calls=api_calls)
+        return cls(succeeded=counts is not None or dry_run, counts=counts, dry_run=dry_run)
 
 
 def finish(
@@ -254,14 +227,17 @@ def close(
         status = RunStatus.FAILED
         if succeeded:
             status = RunStatus.DRY_RUN if outcome.dry_run else RunStatus.SUCCESS
-        counts = {k: int(v) for k, v in (counts or {}).items()} | {"api_calls": outcome.api_calls}
+        dag_id = getattr(dag_run, "dag_id", None) or (record or {}).get("dag_id")
+        # Every call the run's tasks made, as the hook filed them (a call whose log entry could not
+        # be written, which the task's log warns of, is missing here).
+        api_calls = res.cc.state.call_count(run_id, dag_id)
+        counts = {k: int(v) for k, v in (counts or {}).items()} | {"api_calls": api_calls}
         if record is not None:
-            bookkeeping.finish_run(run_id, status, counts, api_calls=outcome.api_calls)
+            bookkeeping.finish_run(run_id, status, counts, api_calls=api_calls)
         if lease:
             give_back(res, run_id)
         usage = res.cc.quota_usage()
         report = {"status": status.value, "api_calls_today": usage.used, "api_budget": usage.budget, **counts}
-        dag_id = getattr(dag_run, "dag_id", None) or (record or {}).get("dag_id")
         text = summary.render(
             dag_id=dag_id,
             run_id=run_id,

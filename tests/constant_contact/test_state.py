@@ -73,3 +73,25 @@ def test_a_refused_call_takes_no_limiter_slot(state):
     with state.engine.begin() as conn:
         next_free = conn.execute(sa.select(limiter_table.c.next_free_us)).scalar_one()
     assert next_free == round(first * MICROS) + int(MICROS * RATE_SAFETY_MARGIN / 4.0)
+
+
+def test_a_run_s_calls_are_counted_per_dag_as_its_api_log_lists_them(state):
+    # Two DAGs' scheduled runs of the same hour share a run id; each run counts only its own calls.
+    run_id = "scheduled__2026-12-05T20:00:00+00:00"
+    calls = [("constant_contact_sync", "extract.contacts")] * 3 + [("constant_contact_activity", "pull")] * 2
+    for n, (dag_id, task_id) in enumerate(calls):
+        state.log_call(
+            {"run_id": run_id, "dag_id": dag_id, "task_id": task_id, "method": "GET",
+             "path": "/v3/contacts", "status": 200, "duration_ms": 5, "at_us": n}
+        )  # fmt: skip
+    state.log_call(
+        {"run_id": "manual__other", "dag_id": "constant_contact_sync", "task_id": "link", "method": "GET",
+         "path": "/v3/contacts/x", "status": None, "duration_ms": 5, "at_us": 9}
+    )  # fmt: skip
+
+    assert state.call_count(run_id, "constant_contact_sync") == 3
+    assert state.call_count(run_id, "constant_contact_activity") == 2
+    assert state.call_count(run_id) == 5
+    assert [c["task_id"] for c in state.call_log(run_id, "constant_contact_activity")] == ["pull", "pull"]
+    assert state.call_count("manual__other", "constant_contact_sync") == 1
+    assert state.call_count("manual__never", "constant_contact_sync") == 0

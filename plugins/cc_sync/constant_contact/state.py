@@ -329,12 +329,19 @@ class SharedState:
         with self.engine.begin() as conn:
             conn.execute(call_log_table.insert().values(**row))
 
-    def call_log(self, run_id: str) -> list[dict[str, Any]]:
-        """The calls of one run, in the order they were made."""
+    def call_log(self, run_id: str, dag_id: str | None = None) -> list[dict[str, Any]]:
+        """The calls of one run, in the order they were made (of one DAG: two DAGs' scheduled runs
+        of the same hour share a run id)."""
         t = call_log_table.c
-        query = sa.select(call_log_table).where(t.run_id == run_id).order_by(t.at_us, t.id)
+        query = sa.select(call_log_table).where(*_of_run(run_id, dag_id)).order_by(t.at_us, t.id)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
+
+    def call_count(self, run_id: str, dag_id: str | None = None) -> int:
+        """How many calls one run made, every task and every try of it (its API log's rows)."""
+        query = sa.select(sa.func.count()).select_from(call_log_table).where(*_of_run(run_id, dag_id))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     # -- tokens --------------------------------------------------------------------------------
 
@@ -368,3 +375,8 @@ class SharedState:
         delay = slot / MICROS - time.time()
         if delay > 0:
             time.sleep(delay)
+
+
+def _of_run(run_id: str, dag_id: str | None) -> list[sa.ColumnElement[bool]]:
+    t = call_log_table.c
+    return [t.run_id == run_id, *([t.dag_id == dag_id] if dag_id else [])]

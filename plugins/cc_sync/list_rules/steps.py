@@ -152,12 +152,11 @@ def apply_list_rules(
     """Plan every rule, check the guard rail, then write (or, on a dry run, keep the plans).
 
     :return: counts: rules, list_rule_added, list_rule_removed, list_rule_opted_out_not_added,
-        list_rule_not_linked, changes_logged, api_calls.
+        list_rule_not_linked, changes_logged.
     """
     if not resources.mapping.list_rules:
-        return {"list_rules": 0, "api_calls": 0}
+        return {"list_rules": 0}
     hook = resources.cc
-    calls_before = hook.api_calls
     plans = plan_rules(resources, dry_run=dry_run)
     counts = {
         "list_rules": len(plans),
@@ -172,7 +171,7 @@ def apply_list_rules(
             log.warning("A real run would be refused by the guard rail: %s", problem)
         _record_dry_run(resources, plans, run_id=run_id, counts=counts)
         log.info("Dry run: no list changed. List rules' plan: %s", counts)
-        return {**counts, "api_calls": hook.api_calls - calls_before}
+        return counts
     if problems and not allow_mass_change:
         raise MassChangeRefused(
             "refusing to change the lists: " + "; ".join(problems) + ". No list was changed. If this is "
@@ -187,6 +186,5 @@ def apply_list_rules(
         _run_activities(hook, plan)
         logged += resources.bookkeeping.append_changes(plan.change_log_rows().assign(run_id=run_id))
     counts["changes_logged"] = logged
-    counts["api_calls"] = hook.api_calls - calls_before
     log.info("List rules applied: %s", counts)
     return counts

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from cc_sync.constant_contact.hook import ConstantContactHook
 
 
-# The XCom key under which tasks that call Constant Contact leave their call count for the run summary.
+# The XCom key under which the operators leave their own call count, for DAGs of users that want it (the
+# package's jobs count a run's calls from the hook's API log: cc_sync.job.close).
 API_CALLS_KEY = "api_calls"
 
 

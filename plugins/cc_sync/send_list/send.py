@@ -289,7 +289,6 @@ class SendPlan:
     segment_keys: pd.DataFrame
     # The list's members before the send (contact_id, email_key); empty for a new list.
     before: pd.DataFrame
-    api_calls: int = 0
 
     @property
     def to_remove(self) -> pd.DataFrame:
@@ -321,7 +320,6 @@ class SendPlan:
             "skipped": self.skipped,
             "segment_keys": self.segment_keys,
             "before": self.before[[CONTACT_ID, EMAIL_KEY]],
-            "api_calls": self.api_calls,
             "counts": self.counts(),
         }
 
@@ -339,7 +337,6 @@ class SendPlan:
             skipped=value["skipped"],
             segment_keys=value["segment_keys"],
             before=value["before"],
-            api_calls=int(value.get("api_calls") or 0),
         )
 
 
@@ -487,8 +484,6 @@ def plan_send(
         raise SendListError("name the list: an existing list's name or id, or a new name")
     mapping = selection_mapping(resources.mapping, segment, filter_conditions(filter, resources.mapping))
     hook = resources.cc
-    calls_before = hook.api_calls
-
     existing = find_list(hook, list_ref)
     if mode == SendMode.CREATE_NEW and existing is not None:
         raise SendListError(
@@ -526,7 +521,6 @@ def plan_send(
         skipped=skipped,
         segment_keys=segment_keys,
         before=before,
-        api_calls=hook.api_calls - calls_before,
     )
     log.info(
         "Send to list %r (%s, %s): %s",
@@ -601,7 +595,6 @@ def execute_send(resources: SyncResources, plan: SendPlan, *, run_id: str) -> Se
     """
     hook = resources.cc
     bookkeeping = resources.bookkeeping
-    calls_before = hook.api_calls
     started = utcnow()
     counts: dict[str, int] = {}
 
@@ -701,7 +694,6 @@ def execute_send(resources: SyncResources, plan: SendPlan, *, run_id: str) -> Se
     counts["skipped"] = len(skipped)
     counts.update(skip_counts(skipped))
     counts["review_items"] = queue_for_review(bookkeeping, skipped, run_id=run_id)
-    counts["api_calls"] = plan.api_calls + hook.api_calls - calls_before
     log.info("Sent to list %r (%s): %s", contact_list.name, contact_list.list_id, counts)
     if len(refused):
         log_skipped(refused)
@@ -1016,16 +1008,14 @@ def start_and_plan(
     ``choices`` (segment, filter, list, mode); the plan as XCom."""
     from cc_sync import job
 
-    _, account_calls = job.start(resources, run_id=run_id, dag_id=dag_id, kind=RUN_KIND)
-    planned = plan_send(
+    job.start(resources, run_id=run_id, dag_id=dag_id, kind=RUN_KIND)
+    return plan_send(
         resources,
         segment=choices["segment"],
         filter=choices["filter"],
         list_ref=choices["list"],
         mode=choices["mode"],
     ).as_xcom()
-    planned["api_calls"] += account_calls
-    return planned
 
 
 def execute_planned(resources: SyncResources, planned: Mapping[str, Any], *, run_id: str) -> dict[str, Any]:

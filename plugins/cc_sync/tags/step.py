@@ -70,14 +70,13 @@ def read_linked_members(res: SyncResources) -> pd.DataFrame:
 def sync_tags(
     res: SyncResources, contacts: pd.DataFrame | None, *, run_id: str | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Plan and write the tags; returns ``{"counts": ..., "api_calls": n}``. A dry run plans, adds
+    """Plan and write the tags; returns ``{"counts": ...}``. A dry run plans, adds
     the plan's counts to the run record (beside the sync's planned changes) and writes nothing else."""
     rules = res.mapping.tags
     if not rules:
         log.info("The mapping has no tags: nothing to do")
-        return {"counts": {}, "api_calls": 0}
+        return {"counts": {}}
     cc = res.cc
-    calls_before = cc.api_calls
     members = member_values(read_linked_members(res), rules)
     tags_by_name = {tag.name: tag for tag in cc.iter_tags()}
     names = {tag.tag_id: name for name, tag in tags_by_name.items()}
@@ -100,14 +99,14 @@ def sync_tags(
         if run_id is not None:
             record = res.bookkeeping.get_run(run_id) or {}
             res.bookkeeping.set_run_counts(run_id, {**(record.get("counts") or {}), **plan.counts()})
-        return {"counts": plan.counts(), "api_calls": cc.api_calls - calls_before}
+        return {"counts": plan.counts()}
     tags_by_name = cc.get_or_create_tags(plan.tags_needed(), known=tags_by_name)
     write_taggings(res, plan, {name: tag.tag_id for name, tag in tags_by_name.items()})
     stale = write_member_columns(res, plan)
     record_tags(res.bookkeeping, plan, run_id=run_id, stale=stale)
     counts = {**plan.counts(), "member_columns_stale": len(stale)}
     counts["member_columns_written"] -= len(stale)
-    return {"counts": counts, "api_calls": cc.api_calls - calls_before}
+    return {"counts": counts}
 
 
 def write_taggings(res: SyncResources, plan: TagPlan, tag_ids: dict[str, str]) -> None:
